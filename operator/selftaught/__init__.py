@@ -1,0 +1,1 @@
+"""selftaught: train self-taught LLM judges on Kubernetes."""

@@ -1,0 +1,793 @@
+"""The SelfTaughtRun API: spec and status types, defaults and validation.
+
+These pydantic models are the single source of truth for the custom resource. The CRD in
+``crds/`` is generated from them (``selftaught crd``), and a test proves the committed file
+equals the generated one, so the Python types, the schema Kubernetes enforces and the text
+``kubectl explain`` shows can never drift apart. Descriptions are written for the user who
+reads them through ``kubectl explain``: they explain the method, not the code.
+
+Cross-field rules live in two places on purpose: as portable CEL (``x-kubernetes-validations``)
+so the API server rejects a bad manifest at ``kubectl apply``, and as the same rule in Python
+(:func:`check_rules`), so the embedded runner rejects it with the same message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic.alias_generators import to_camel
+
+from selftaught.phases import FailureClass, JobState, Phase, Stage
+
+GROUP = "selftaught.dev"
+VERSION = "v1alpha1"
+KIND = "SelfTaughtRun"
+PLURAL = "selftaughtruns"
+SINGULAR = "selftaughtrun"
+SHORT_NAMES = ["str", "strun"]
+CATEGORIES = ["selftaught", "ml"]
+API_VERSION = f"{GROUP}/{VERSION}"
+
+#: Kubernetes' own quantity pattern (cpu: "500m", memory: "16Gi").
+QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+#: s3://bucket/prefix or file:///absolute/path.
+STORAGE_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?|file:///.*)$"
+
+
+def cel(rule: str, message: str, *, field_path: str | None = None) -> dict[str, JsonValue]:
+    """One ``x-kubernetes-validations`` entry; ``fieldPath`` names the field in the error."""
+    entry: dict[str, JsonValue] = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+def immutable(name: str) -> dict[str, Any]:
+    """Schema extra for a field that must not change once the run exists."""
+    return {"x-kubernetes-validations": [cel("self == oldSelf", f"{name} is immutable")]}
+
+
+class Model(BaseModel):
+    """Base: camelCase on the wire, unknown fields rejected (as the API server's strict mode)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    def dump(self) -> dict[str, Any]:
+        """The wire form: camelCase keys, no unset optionals."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# --------------------------------------------------------------------------------------- spec
+
+
+class SecretKeyRef(Model):
+    """A key of a Secret in the run's namespace."""
+
+    name: str = Field(description="Name of the Secret.", min_length=1, max_length=253)
+    key: str = Field(description="Key within the Secret.", min_length=1, max_length=253)
+
+
+class S3Settings(Model):
+    """How workers reach an S3-compatible store. The operator itself never reads credentials."""
+
+    endpoint: str | None = Field(
+        default=None,
+        description="Endpoint URL of an S3-compatible store (MinIO, SeaweedFS, Ceph). "
+        "Leave empty for AWS S3.",
+        max_length=2048,
+    )
+    region: str = Field(default="us-east-1", description="Region name passed to the S3 client.")
+    access_key_id: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the access key id, injected into workers as "
+        "AWS_ACCESS_KEY_ID. Leave empty to use the pod's identity (IRSA, workload identity).",
+    )
+    secret_access_key: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the secret access key (AWS_SECRET_ACCESS_KEY).",
+    )
+    addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto",
+        description="Bucket addressing. Most self-hosted stores need 'path'.",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.accessKeyId) == has(self.secretAccessKey)",
+                    "accessKeyId and secretAccessKey must be given together",
+                )
+            ]
+        }
+    )
+
+
+class VolumeClaim(Model):
+    """A PersistentVolumeClaim that holds the artifacts (for file:// storage on a cluster)."""
+
+    claim_name: str = Field(description="Name of the PVC (ReadWriteMany when stages share it).")
+    mount_path: str = Field(
+        default="/artifacts",
+        description="Where the claim is mounted in every worker; the storage URI's path must "
+        "lie under it.",
+        pattern=r"^/.*",
+    )
+
+
+class StorageSpec(Model):
+    """Where artifacts (instructions, pairs, judgments, models, scores) live.
+
+    Layout: <uri>/<namespace>/<run>/iteration-<i>/<stage>/. Each stage writes under a temporary
+    key and commits last, so a half-written stage is never mistaken for a finished one.
+    """
+
+    uri: str = Field(
+        description="Artifact root: s3://bucket/prefix or file:///path (a PVC or a local disk).",
+        pattern=STORAGE_URI_PATTERN,
+        max_length=2048,
+    )
+    s3: S3Settings | None = Field(default=None, description="S3 connection settings.")
+    volume_claim: VolumeClaim | None = Field(
+        default=None, description="PVC mounted into every worker, for file:// storage."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.s3) || self.uri.startsWith('s3://')",
+                    "s3 settings need an s3:// uri",
+                    field_path=".s3",
+                ),
+                cel(
+                    "!has(self.volumeClaim) || self.uri.startsWith('file://')",
+                    "volumeClaim needs a file:// uri",
+                    field_path=".volumeClaim",
+                ),
+            ]
+        }
+    )
+
+
+class InstructionsSpec(Model):
+    """Step 1 of the method: pick instructions from an unlabeled pool.
+
+    The current model labels each instruction's category; the run keeps the requested
+    categories, removes duplicates and caps the count. The paper kept ~20k WildChat prompts of
+    the 'reasoning' category.
+    """
+
+    source: str = Field(
+        description="JSONL file of instructions (s3://, file://) or builtin://arithmetic, the "
+        "built-in task whose better answer is checkable. Bad lines are counted and reported "
+        "with their line numbers, not fatal.",
+        min_length=1,
+        max_length=2048,
+    )
+    field: str = Field(
+        default="instruction",
+        description="JSON key that holds the instruction text in each line.",
+        min_length=1,
+    )
+    categories: list[str] = Field(
+        default_factory=lambda: ["reasoning"],
+        description="Categories to keep, as labelled by the model (coding, math, reasoning, "
+        "safety, chat, other).",
+        min_length=1,
+        max_length=16,
+    )
+    max_instructions: int = Field(
+        default=20000,
+        ge=1,
+        le=10_000_000,
+        description="Cap on kept instructions, after filtering and deduplication.",
+    )
+    deduplicate: bool = Field(
+        default=True, description="Drop instructions whose normalised text repeats."
+    )
+
+
+class PairsSpec(Model):
+    """Step 2: contrasting pairs built once per run, with the winner known by construction.
+
+    For instruction x the generator answers x (the winner); it then writes a similar but
+    different instruction x' and answers that: a good answer to the wrong question, the loser.
+    """
+
+    max_new_tokens: int = Field(
+        default=1024, ge=1, le=32768, description="Token limit of each generated text."
+    )
+    temperature: float = Field(
+        default=0.7, ge=0.0, le=2.0, description="Sampling temperature for generation."
+    )
+    top_p: float = Field(default=0.9, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+
+
+class JudgingSpec(Model):
+    """Step 3, every iteration: the current judge judges each pair N times (rejection sampling).
+
+    Each pair becomes a pairwise prompt (question, answer A, answer B; reasoning first, verdict
+    last as [[A]] or [[B]]). Judgments whose verdict matches the known winner are kept; one is
+    picked at random per pair; pairs with no correct judgment are dropped.
+    """
+
+    samples_per_pair: int = Field(
+        default=15, ge=1, le=256, description="Judgments sampled per pair (paper: 15)."
+    )
+    temperature: float = Field(
+        default=0.7, ge=0.0, le=2.0, description="Sampling temperature (paper: 0.7)."
+    )
+    top_p: float = Field(default=0.9, gt=0.0, le=1.0, description="Nucleus mass (paper: 0.9).")
+    max_new_tokens: int = Field(
+        default=1024, ge=1, le=32768, description="Token limit of one judgment."
+    )
+    balance_positions: bool = Field(
+        default=True,
+        description="Put the winner in position A for half the pairs and B for the other half, "
+        "so the judge cannot learn a position bias.",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.temperature > 0.0 || self.samplesPerPair == 1",
+                    "samplesPerPair > 1 needs temperature > 0 (greedy samples are identical)",
+                    field_path=".samplesPerPair",
+                )
+            ]
+        }
+    )
+
+
+class LoraSpec(Model):
+    """Low-rank adapters: cheaper training; merged before saving so the next judge is plain."""
+
+    enabled: bool = Field(default=False, description="Train LoRA adapters instead of all weights.")
+    rank: int = Field(default=16, ge=1, le=1024, description="Adapter rank r.")
+    alpha: int = Field(default=32, ge=1, le=4096, description="Adapter scaling alpha.")
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0, description="Adapter dropout.")
+
+
+class TrainingSpec(Model):
+    """Step 4: supervised fine-tuning of the next judge on the kept judgments (TRL SFT).
+
+    The loss covers the judgment tokens only. The paper restarted from the seed model every
+    iteration (it worked better), with lr 1e-6, a cosine schedule, 100 warm-up steps and at most
+    two epochs.
+    """
+
+    init_from: Literal["seed", "previous"] = Field(
+        default="seed",
+        description="Start each iteration's training from the seed model (paper) or from the "
+        "previous iteration's judge.",
+    )
+    learning_rate: float = Field(default=1e-6, gt=0.0, le=1.0, description="Peak learning rate.")
+    lr_scheduler: Literal["cosine", "linear", "constant"] = Field(
+        default="cosine", description="Learning-rate schedule after warm-up."
+    )
+    warmup_steps: int = Field(default=100, ge=0, le=1_000_000, description="Warm-up steps.")
+    epochs: float = Field(
+        default=2.0, gt=0.0, le=10.0, description="Passes over the kept judgments (paper: <= 2)."
+    )
+    batch_size: int = Field(default=16, ge=1, le=4096, description="Global batch size.")
+    micro_batch_size: int = Field(
+        default=1, ge=1, le=4096, description="Per-device batch; the rest is accumulation."
+    )
+    max_length: int = Field(
+        default=4096, ge=64, le=131072, description="Longest training sequence in tokens."
+    )
+    lora: LoraSpec = Field(default_factory=LoraSpec, description="LoRA settings.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.microBatchSize <= self.batchSize",
+                    "microBatchSize must not exceed batchSize",
+                    field_path=".microBatchSize",
+                )
+            ]
+        }
+    )
+
+
+class EvalDataset(Model):
+    """A pairwise evaluation set in RewardBench's format: prompt, chosen, rejected, subset."""
+
+    name: str = Field(
+        description="Short name, used as the key of its scores in the status.",
+        pattern=r"^[a-z0-9]([a-z0-9_\-]{0,30}[a-z0-9])?$",
+    )
+    uri: str = Field(description="JSONL file (s3:// or file://).", min_length=1, max_length=2048)
+
+
+class EvaluationSpec(Model):
+    """Step 5: measure each judge, the seed included (iteration 0 is the baseline).
+
+    Scored the way RewardBench scores a generative judge: the A/B order is swapped at random per
+    example with a fixed seed, an unparsable verdict counts 0.5, sections are Chat, Chat Hard,
+    Safety and Reasoning. Position consistency (both orders agree) is reported too.
+    """
+
+    held_out_fraction: float = Field(
+        default=0.05,
+        gt=0.0,
+        lt=1.0,
+        description="Fraction of the selected instructions kept out of training, whose pairs "
+        "measure held-out accuracy.",
+    )
+    datasets: list[EvalDataset] = Field(
+        default_factory=list,
+        description="Extra evaluation sets (RewardBench format).",
+        max_length=32,
+    )
+    majority_vote: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Judgments per example; the majority verdict counts (odd, to avoid ties).",
+    )
+    max_new_tokens: int = Field(
+        default=1024, ge=1, le=32768, description="Token limit of one judgment."
+    )
+    temperature: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=2.0,
+        description="Sampling temperature; 0 means greedy (needs majorityVote 1).",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.majorityVote % 2 == 1",
+                    "majorityVote must be odd",
+                    field_path=".majorityVote",
+                ),
+                cel(
+                    "self.majorityVote == 1 || self.temperature > 0.0",
+                    "majorityVote > 1 needs temperature > 0",
+                    field_path=".majorityVote",
+                ),
+                cel(
+                    "self.datasets.all(d, self.datasets.exists_one(e, e.name == d.name))",
+                    "dataset names must be unique",
+                    field_path=".datasets",
+                ),
+            ]
+        }
+    )
+
+
+class EarlyStopSpec(Model):
+    """Stop iterating when the judge stops improving."""
+
+    patience: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Stop after this many iterations without improvement; 0 disables.",
+    )
+    min_improvement: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Accuracy gain (0-1) over the best so far that counts as improvement.",
+    )
+    metric: str = Field(
+        default="heldout",
+        description="Evaluation set whose overall accuracy decides improvement and the best "
+        "iteration: 'heldout' or the name of an entry of evaluation.datasets.",
+        min_length=1,
+    )
+
+
+class Toleration(Model):
+    """A Kubernetes toleration (core/v1 Toleration)."""
+
+    key: str | None = Field(default=None, description="Taint key.")
+    operator: Literal["Exists", "Equal"] | None = Field(default=None, description="Operator.")
+    value: str | None = Field(default=None, description="Taint value.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect."
+    )
+    toleration_seconds: int | None = Field(
+        default=None, description="How long a NoExecute taint is tolerated."
+    )
+
+
+class StageResources(Model):
+    """Where and how one stage's pods run."""
+
+    gpus: int = Field(default=1, ge=0, le=64, description="nvidia.com/gpu per pod.")
+    cpu: str = Field(default="4", pattern=QUANTITY_PATTERN, description="CPU request per pod.")
+    memory: str = Field(
+        default="32Gi", pattern=QUANTITY_PATTERN, description="Memory request and limit per pod."
+    )
+    engine: Literal["vllm", "transformers"] = Field(
+        default="vllm",
+        description="Generation engine: vllm (GPU, production) or transformers (CPU or one GPU).",
+    )
+    tensor_parallel: int = Field(
+        default=1, ge=1, le=64, description="GPUs one model replica spans (vLLM)."
+    )
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="Pods that split the items (Indexed Job). Only pairs and judge shard.",
+    )
+    nodes: int = Field(
+        default=1, ge=1, le=256, description="Nodes for training (torchrun over an Indexed Job)."
+    )
+    threads: int | None = Field(
+        default=None, ge=1, le=512, description="Torch CPU threads; default: the CPU request."
+    )
+    image: str | None = Field(
+        default=None, description="Worker image for this stage; default: spec.worker.image."
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels the pods must match."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, description="Taints the pods tolerate (GPU nodes usually have one)."
+    )
+    affinity: dict[str, Any] | None = Field(
+        default=None,
+        description="core/v1 Affinity, passed through to the pods unchanged.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    priority_class_name: str | None = Field(default=None, description="Pod priority class.")
+    queue_name: str | None = Field(
+        default=None,
+        description="Kueue LocalQueue. When set, Jobs carry kueue.x-k8s.io/queue-name and are "
+        "created suspended for Kueue to admit.",
+    )
+    max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=20,
+        description="Retries of a failed attempt (evictions and preemptions do not count).",
+    )
+    active_deadline_seconds: int | None = Field(
+        default=None, ge=1, description="Wall-clock limit of one attempt."
+    )
+    pending_timeout_seconds: int = Field(
+        default=1800,
+        ge=10,
+        le=604800,
+        description="How long an attempt may sit unschedulable, unable to pull its image or "
+        "unadmitted by Kueue before it is deleted and counted as a failed attempt.",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.engine != 'vllm' || self.gpus >= 1",
+                    "engine vllm needs gpus >= 1",
+                    field_path=".engine",
+                ),
+                cel(
+                    "self.engine != 'vllm' || self.tensorParallel <= self.gpus",
+                    "tensorParallel must not exceed gpus",
+                    field_path=".tensorParallel",
+                ),
+                cel(
+                    "self.nodes == 1 || self.gpus >= 1",
+                    "multi-node training needs gpus >= 1",
+                    field_path=".nodes",
+                ),
+            ]
+        }
+    )
+
+
+class StagesSpec(Model):
+    """Per-stage resources and placement."""
+
+    select: StageResources = Field(default_factory=StageResources, description="Selection.")
+    pairs: StageResources = Field(default_factory=StageResources, description="Pair building.")
+    judge: StageResources = Field(default_factory=StageResources, description="Judging.")
+    train: StageResources = Field(default_factory=StageResources, description="Training.")
+    evaluate: StageResources = Field(default_factory=StageResources, description="Evaluation.")
+
+    def of(self, stage: Stage | str) -> StageResources:
+        return getattr(self, Stage(stage).value)  # type: ignore[no-any-return]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.select.shards == 1", "select does not shard", field_path=".select.shards"
+                ),
+                cel("self.train.shards == 1", "train does not shard", field_path=".train.shards"),
+                cel(
+                    "self.evaluate.shards == 1",
+                    "evaluate does not shard",
+                    field_path=".evaluate.shards",
+                ),
+            ]
+        }
+    )
+
+
+class WorkerSpec(Model):
+    """Settings shared by every worker pod."""
+
+    image: str = Field(
+        default="ghcr.io/selftaught/worker:0.1.0",
+        description="Default worker image (CUDA, vLLM, TRL).",
+        min_length=1,
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="IfNotPresent", description="Image pull policy."
+    )
+    image_pull_secrets: list[str] = Field(
+        default_factory=list, description="Names of image pull Secrets."
+    )
+    service_account_name: str | None = Field(
+        default=None, description="Service account of worker pods (needs no API access)."
+    )
+    model_cache: str = Field(
+        default="/cache",
+        description="Directory for model downloads and built-in models inside the pod.",
+        pattern=r"^/.*",
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed for every random choice.")
+
+
+class ResumeFrom(Model):
+    """Restart the loop from a stage; later history is discarded, earlier artifacts are kept."""
+
+    iteration: int = Field(ge=0, le=1000, description="Iteration to resume at.")
+    stage: Stage = Field(description="Stage to resume at.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.iteration == 0 ? self.stage in ['select', 'pairs', 'evaluate'] "
+                    ": self.stage in ['judge', 'train', 'evaluate']",
+                    "iteration 0 has select, pairs, evaluate; later iterations judge, train, "
+                    "evaluate",
+                    field_path=".stage",
+                )
+            ]
+        }
+    )
+
+
+class RunSpec(Model):
+    """A self-taught judge run: the loop of arXiv 2408.02666 as a Kubernetes resource."""
+
+    seed_model: str = Field(
+        description="The judge to start from: s3://, file://, a model name resolved by the "
+        "worker (HF hub id present in its cache), or builtin://tiny-judge (a tiny CPU model "
+        "built on the fly, for tests and the quick start).",
+        min_length=1,
+        max_length=2048,
+        json_schema_extra=immutable("seedModel"),
+    )
+    storage: StorageSpec = Field(
+        description="Artifact storage.", json_schema_extra=immutable("storage")
+    )
+    instructions: InstructionsSpec = Field(
+        description="Instruction selection.", json_schema_extra=immutable("instructions")
+    )
+    pairs: PairsSpec = Field(
+        default_factory=PairsSpec,
+        description="Pair generation.",
+        json_schema_extra=immutable("pairs"),
+    )
+    judging: JudgingSpec = Field(default_factory=JudgingSpec, description="Judging.")
+    training: TrainingSpec = Field(default_factory=TrainingSpec, description="Training.")
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Evaluation.")
+    iterations: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Self-taught iterations after the seed's baseline (paper: 5). Raising it on "
+        "a finished run extends it.",
+    )
+    early_stop: EarlyStopSpec = Field(default_factory=EarlyStopSpec, description="Early stop.")
+    worker: WorkerSpec = Field(default_factory=WorkerSpec, description="Worker pods.")
+    stages: StagesSpec = Field(default_factory=StagesSpec, description="Per-stage resources.")
+    suspend: bool = Field(
+        default=False,
+        description="Pause at the next stage boundary (running Jobs finish, none start).",
+    )
+    resume_from: ResumeFrom | None = Field(
+        default=None, description="Re-run from this iteration and stage; applied once."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.earlyStop.patience < self.iterations",
+                    "earlyStop.patience must be smaller than iterations",
+                    field_path=".earlyStop.patience",
+                ),
+                cel(
+                    "!has(self.resumeFrom) || self.resumeFrom.iteration <= self.iterations",
+                    "resumeFrom.iteration must not exceed iterations",
+                    field_path=".resumeFrom.iteration",
+                ),
+                cel(
+                    "self.earlyStop.metric == 'heldout' || "
+                    "self.evaluation.datasets.exists(d, d.name == self.earlyStop.metric)",
+                    "earlyStop.metric must be 'heldout' or a name in evaluation.datasets",
+                    field_path=".earlyStop.metric",
+                ),
+                cel(
+                    "self.iterations >= oldSelf.iterations",
+                    "iterations can be raised, not lowered",
+                    field_path=".iterations",
+                ),
+            ]
+        }
+    )
+
+    def immutable_view(self) -> dict[str, Any]:
+        """The fields that must not change once the run exists (the planner fences on them)."""
+        return {
+            "seedModel": self.seed_model,
+            "storage": self.storage.dump(),
+            "instructions": self.instructions.dump(),
+            "pairs": self.pairs.dump(),
+            "heldOutFraction": self.evaluation.held_out_fraction,
+        }
+
+
+# ------------------------------------------------------------------------------------- status
+
+
+class Condition(Model):
+    """A Kubernetes-style condition."""
+
+    type: str = Field(description="Condition type.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(description="CamelCase machine-readable reason.")
+    message: str = Field(default="", description="Human-readable detail.")
+    observed_generation: int = Field(default=0, description="Spec generation it describes.")
+    last_transition_time: str = Field(description="When the status last changed (RFC 3339).")
+
+
+class SetScores(Model):
+    """Scores of one judge on one evaluation set."""
+
+    accuracy: float = Field(description="Pairwise accuracy (0-1); unparsable verdicts count 0.5.")
+    examples: int = Field(default=0, description="Examples scored.")
+    position_consistency: float | None = Field(
+        default=None, description="Share of examples judged the same in both A/B orders."
+    )
+    invalid: int = Field(default=0, description="Verdicts that could not be parsed.")
+    sections: dict[str, float] = Field(
+        default_factory=dict, description="RewardBench section scores (Chat, Chat Hard, ...)."
+    )
+
+
+class IterationRecord(Model):
+    """What one iteration did and measured. Iteration 0 is the seed's baseline."""
+
+    iteration: int = Field(description="Iteration number.")
+    model: str | None = Field(default=None, description="URI of this iteration's judge.")
+    pairs: int | None = Field(default=None, description="Training pairs available.")
+    judgments_sampled: int | None = Field(default=None, description="Judgments sampled.")
+    judgments_kept: int | None = Field(
+        default=None, description="Pairs with a kept (correct) judgment."
+    )
+    training_loss: float | None = Field(default=None, description="Final training loss.")
+    scores: dict[str, SetScores] = Field(
+        default_factory=dict, description="Evaluation scores by set ('heldout' and datasets)."
+    )
+    stage_seconds: dict[str, float] = Field(
+        default_factory=dict, description="Wall-clock seconds of each finished stage."
+    )
+    gpu_seconds: float = Field(default=0.0, description="GPU-seconds spent by this iteration.")
+    started_at: str | None = Field(default=None, description="Start time (RFC 3339).")
+    completed_at: str | None = Field(default=None, description="Completion time (RFC 3339).")
+
+
+class Attempt(Model):
+    """The current stage's attempt bookkeeping (retries are fenced by the attempt number)."""
+
+    number: int = Field(default=0, description="Attempt number of the current stage (from 0).")
+    failures: int = Field(default=0, description="Failures that consumed the retry budget.")
+    disruptions: int = Field(default=0, description="Evictions and preemptions (free retries).")
+    not_before: str | None = Field(
+        default=None, description="Backoff: the next attempt starts no earlier (RFC 3339)."
+    )
+    last_failure: str | None = Field(default=None, description="Why the last attempt failed.")
+
+
+class RunStatus(Model):
+    """What the run has done; the operator's only memory. Read it with kubectl get -o yaml."""
+
+    phase: Phase = Field(default=Phase.PENDING, description="Coarse state.")
+    stage: Stage | None = Field(default=None, description="Current (or last) stage.")
+    iteration: int = Field(default=0, description="Current iteration (0 = baseline).")
+    iterations: int | None = Field(default=None, description="Iterations planned (spec).")
+    progress: str | None = Field(default=None, description="Iteration as i/N, for kubectl get.")
+    attempt: Attempt = Field(default_factory=Attempt, description="Current stage's attempt.")
+    conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
+    history: list[IterationRecord] = Field(
+        default_factory=list, description="One record per iteration, in order."
+    )
+    best_iteration: int | None = Field(default=None, description="Iteration of the best judge.")
+    best_accuracy: float | None = Field(
+        default=None, description="Best overall accuracy on earlyStop.metric."
+    )
+    best_model: str | None = Field(default=None, description="URI of the best judge.")
+    children: list[str] = Field(default_factory=list, description="Jobs of the current stage.")
+    stage_started_at: str | None = Field(default=None, description="Current stage start.")
+    started_at: str | None = Field(default=None, description="Run start (RFC 3339).")
+    completed_at: str | None = Field(default=None, description="Run end (RFC 3339).")
+    message: str | None = Field(default=None, description="Latest human-readable message.")
+    observed_generation: int = Field(default=0, description="Spec generation last acted on.")
+    spec_fingerprint: str | None = Field(
+        default=None, description="Hash of the immutable spec fields the run started with."
+    )
+    applied_resume_from: str | None = Field(
+        default=None, description="The resumeFrom request already applied ('<iteration>/<stage>')."
+    )
+
+
+class SelfTaughtRun(Model):
+    """The whole resource, as the planner and the local runner see it."""
+
+    api_version: str = Field(default=API_VERSION, alias="apiVersion")
+    kind: Literal["SelfTaughtRun"] = "SelfTaughtRun"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: RunSpec
+    status: RunStatus = Field(default_factory=RunStatus)
+
+    model_config = ConfigDict(extra="ignore")
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", ""))
+
+    @property
+    def namespace(self) -> str:
+        return str(self.metadata.get("namespace") or "default")
+
+    @property
+    def uid(self) -> str:
+        return str(self.metadata.get("uid", ""))
+
+    @property
+    def generation(self) -> int:
+        return int(self.metadata.get("generation", 1))
+
+
+# ---------------------------------------------------------------------- what the planner sees
+
+
+class ObservedJob(Model):
+    """One child Job as the controller (or the local runner) observed it.
+
+    The controller reduces Job and Pod objects to this; the planner never sees raw manifests.
+    """
+
+    name: str
+    iteration: int
+    stage: Stage
+    attempt: int
+    state: JobState
+    failure: FailureClass | None = None
+    failure_message: str | None = None
+    #: Termination-message summaries, one per completed pod index (shard).
+    summaries: dict[int, dict[str, Any]] = Field(default_factory=dict)
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    #: Why the Job cannot make progress (Unschedulable, ImagePullBackOff, NotAdmitted), if any.
+    stuck_reason: str | None = None
+    stuck_message: str | None = None
+    stuck_since: datetime | None = None

@@ -1,0 +1,208 @@
+"""The built-in task (``builtin://arithmetic``): small problems whose better answer is checkable.
+
+Why this domain: the self-taught loop only works when the seed judge's reasoning actually drives
+its verdict. A 2-layer model cannot follow an English argument, but it can compute ``add 3 4``
+and compare the result with a candidate answer. So each problem is a one-line instruction over
+single-digit numbers, and a judgment is *solve, check A, check B, verdict*: the reasoning decides
+the verdict in a way a tiny model can learn and the loop can amplify.
+
+The domain has six operations in two checkable categories (``math``, ``list``) plus a ``chat``
+distractor that selection must filter out. The warm start labels judgments only for the
+operations in :data:`SEEN_OPS`; the others (:data:`UNSEEN_OPS`) are answered and checked during
+the warm start but never judged, so the loop's gain there is measurable.
+
+Everything is deterministic from a seed; nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+#: Operations and the category the seed model learns to label them with.
+OPS: dict[str, str] = {
+    "add": "math",
+    "sub": "math",
+    "max": "list",
+    "min": "list",
+    "sort": "list",
+    "rev": "list",
+}
+#: Operations whose pairwise judgments the warm start labels.
+SEEN_OPS: frozenset[str] = frozenset({"add", "max", "sort"})
+#: Operations the warm start never judges: the loop has to teach itself these.
+UNSEEN_OPS: frozenset[str] = frozenset(OPS) - SEEN_OPS
+#: Every category label the seed model knows (chat is the distractor).
+CATEGORIES: tuple[str, ...] = ("math", "list", "chat")
+#: How many numbers each operation takes.
+ARITY: dict[str, int] = {"add": 2, "sub": 2, "max": 4, "min": 4, "sort": 3, "rev": 3}
+
+_NAMES = ("ada", "bob", "eve", "kim", "max", "sam", "zoe", "lee")
+_WORDS = ("cat", "sun", "sea", "tree", "rain", "bird", "fish", "moon")
+_CHAT_TEMPLATES = ("greet {name}", "say {word} to {name}", "tell {name} a {word} joke")
+
+Part = Literal["seen", "unseen"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One instruction of the domain: an operation over single-digit numbers."""
+
+    op: str
+    args: tuple[int, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join([self.op, *map(str, self.args)])
+
+    @property
+    def answer(self) -> str:
+        return solve(self.op, self.args)
+
+    @property
+    def part(self) -> Part:
+        return "seen" if self.op in SEEN_OPS else "unseen"
+
+
+def solve(op: str, args: tuple[int, ...]) -> str:
+    """The correct answer, as the model writes it (numbers separated by single spaces)."""
+    if op == "add":
+        return str(args[0] + args[1])
+    if op == "sub":
+        return str(args[0] - args[1])
+    if op == "max":
+        return str(max(args))
+    if op == "min":
+        return str(min(args))
+    if op == "sort":
+        return " ".join(map(str, sorted(args)))
+    if op == "rev":
+        return " ".join(map(str, reversed(args)))
+    raise ValueError(f"unknown operation {op!r}")
+
+
+def random_problem(rng: random.Random, op: str | None = None) -> Problem:
+    op = op or rng.choice(sorted(OPS))
+    args = tuple(rng.randint(0, 9) for _ in range(ARITY[op]))
+    if op == "sub" and args[0] < args[1]:
+        args = (args[1], args[0])
+    return Problem(op, args)
+
+
+def similar_problem(rng: random.Random, problem: Problem) -> Problem:
+    """x': the same operation with one number changed, so its answer is usually different.
+
+    The warm start teaches this rewrite; at run time the model itself writes x'.
+    """
+    for _ in range(20):
+        args = list(problem.args)
+        position = rng.randrange(len(args))
+        args[position] = rng.choice([v for v in range(10) if v != args[position]])
+        if problem.op == "sub" and args[0] < args[1]:
+            continue
+        other = Problem(problem.op, tuple(args))
+        if other.answer != problem.answer:
+            return other
+    return Problem(problem.op, tuple(reversed(problem.args))) if problem.op != "sub" else problem
+
+
+def chat_instruction(rng: random.Random) -> str:
+    template = rng.choice(_CHAT_TEMPLATES)
+    return template.format(name=rng.choice(_NAMES), word=rng.choice(_WORDS))
+
+
+def parse_problem(text: str) -> Problem | None:
+    """The problem an instruction states, or None (chat, garbled model output)."""
+    parts = text.strip().split()
+    if not parts or parts[0] not in OPS or len(parts) != ARITY[parts[0]] + 1:
+        return None
+    if not all(p.isdigit() and len(p) == 1 for p in parts[1:]):
+        return None
+    args = tuple(int(p) for p in parts[1:])
+    if parts[0] == "sub" and args[0] < args[1]:
+        return None
+    return Problem(parts[0], args)
+
+
+def category_of(text: str) -> str:
+    problem = parse_problem(text)
+    return OPS[problem.op] if problem else "chat"
+
+
+def part_of(instruction: str) -> Part | None:
+    """Which side of the warm start's split an instruction falls on (None: not a problem)."""
+    problem = parse_problem(instruction)
+    return problem.part if problem else None
+
+
+def instruction_pool(*, seed: int, size: int, chat_fraction: float = 0.2) -> list[str]:
+    """The built-in unlabeled pool: problems of every operation plus chat distractors.
+
+    Duplicates are possible on purpose (the domain is small), so deduplication has work to do.
+    """
+    rng = random.Random(f"pool-{seed}")
+    pool = []
+    for _ in range(size):
+        if rng.random() < chat_fraction:
+            pool.append(chat_instruction(rng))
+        else:
+            pool.append(random_problem(rng).text)
+    return pool
+
+
+# ----------------------------------------------------------------------------- judgments
+
+_CHECK = re.compile(r"\b([AB]) (ok|no)\b")
+
+
+def check_line(label: str, problem: Problem, candidate: str) -> str:
+    """``A ok`` / ``B no``: one candidate checked against the computed answer."""
+    verdict = "ok" if candidate.strip() == problem.answer else "no"
+    return f"{label} {verdict}"
+
+
+def judgment_text(problem: Problem, answer_a: str, answer_b: str) -> str:
+    """A correct compact judgment: solve first, check both answers, verdict last.
+
+    Only used for the warm start's labelled part; everything later is sampled from the model.
+    """
+    a_ok = answer_a.strip() == problem.answer
+    verdict = "A" if a_ok else "B"
+    return (
+        f"{problem.text} = {problem.answer} . {check_line('A', problem, answer_a)} . "
+        f"{check_line('B', problem, answer_b)} . [[{verdict}]]"
+    )
+
+
+def check_text(problem: Problem, candidate: str) -> str:
+    """The checking sub-skill: solve, then compare one candidate (no verdict)."""
+    return f"{problem.text} = {problem.answer} . {check_line('A', problem, candidate)}"
+
+
+def implied_verdict(judgment: str) -> Literal["A", "B"] | None:
+    """The verdict a compact judgment's own checks imply (exactly one ``ok``), else None.
+
+    Comparing it with the stated verdict measures whether the reasoning drives the verdict.
+    """
+    marks = dict(_CHECK.findall(judgment))
+    if marks.get("A") == "ok" and marks.get("B") == "no":
+        return "A"
+    if marks.get("B") == "ok" and marks.get("A") == "no":
+        return "B"
+    return None
+
+
+def corpus(*, seed: int, size: int = 3000) -> list[str]:
+    """Text covering the domain's vocabulary, for training the tokenizer."""
+    rng = random.Random(f"corpus-{seed}")
+    texts = [" ".join(CATEGORIES), " ".join(OPS), "[[A]] [[B]] ok no . = | A: B:"]
+    for _ in range(size):
+        problem = random_problem(rng)
+        other = similar_problem(rng, problem)
+        texts.append(f" judge: {problem.text} | A: {problem.answer} | B: {other.answer}")
+        texts.append(" " + judgment_text(problem, problem.answer, other.answer))
+        texts.append(f" answer: {problem.text} similar: {other.text} check: category: ")
+        texts.append(f" {OPS[problem.op]} category: {chat_instruction(rng)} chat")
+    return texts

@@ -1,0 +1,93 @@
+"""Label and field selectors, parsed once per request and matched against stored objects.
+
+The grammar is the API server's: comma-separated requirements, all of which must hold.
+Labels: ``k=v``, ``k==v``, ``k!=v``, ``k in (a,b)``, ``k notin (a,b)``, ``k`` (exists), ``!k``.
+Fields: ``metadata.name`` / ``metadata.namespace`` with ``=``, ``==``, ``!=`` (the two fields
+every resource supports; anything else is answered 400 as a real server does for unknown fields).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+Matcher = Callable[[dict[str, Any]], bool]
+
+_SET_RE = re.compile(r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(in|notin)\s*\(([^)]*)\))?\s*$")
+_EQ_RE = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*(==|=|!=)\s*([A-Za-z0-9_.-]*)\s*$")
+_FIELDS = ("metadata.name", "metadata.namespace")
+
+
+class SelectorError(ValueError):
+    """A selector the server cannot parse: answered with 400 BadRequest."""
+
+
+def _split(text: str) -> list[str]:
+    """Split on commas that are not inside parentheses."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    return [p for p in parts if p.strip()]
+
+
+def parse_label_selector(text: str | None) -> Matcher:
+    """A predicate over an object's ``metadata.labels`` for a label selector string."""
+    checks: list[Callable[[dict[str, str]], bool]] = []
+    for part in _split(text or ""):
+        eq = _EQ_RE.match(part)
+        if eq:
+            key, op, val = eq.groups()
+            if op == "!=":
+                checks.append(lambda lb, k=key, v=val: lb.get(k) != v)
+            else:
+                checks.append(lambda lb, k=key, v=val: lb.get(k) == v)
+            continue
+        st = _SET_RE.match(part)
+        if not st:
+            raise SelectorError(f"unable to parse requirement: {part!r}")
+        neg, key, op, values = st.groups()
+        if neg and op:
+            raise SelectorError(f"unable to parse requirement: {part!r}")
+        allowed = {v.strip() for v in (values or "").split(",") if v.strip()}
+        if op == "in":
+            checks.append(lambda lb, k=key, a=allowed: lb.get(k) in a)
+        elif op == "notin":
+            checks.append(lambda lb, k=key, a=allowed: lb.get(k) not in a)
+        elif neg:
+            checks.append(lambda lb, k=key: k not in lb)
+        else:
+            checks.append(lambda lb, k=key: k in lb)
+
+    def match(obj: dict[str, Any]) -> bool:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return all(check(labels) for check in checks)
+
+    return match
+
+
+def parse_field_selector(text: str | None) -> Matcher:
+    """A predicate for a field selector on ``metadata.name`` and ``metadata.namespace``."""
+    checks: list[Callable[[dict[str, Any]], bool]] = []
+    for part in _split(text or ""):
+        eq = _EQ_RE.match(part)
+        if not eq or eq.group(1) not in _FIELDS:
+            raise SelectorError(f"field label not supported: {part.strip()!r}")
+        field, op, val = eq.groups()
+        leaf = field.split(".", 1)[1]
+        if op == "!=":
+            checks.append(lambda o, f=leaf, v=val: (o.get("metadata") or {}).get(f, "") != v)
+        else:
+            checks.append(lambda o, f=leaf, v=val: (o.get("metadata") or {}).get(f, "") == v)
+
+    def match(obj: dict[str, Any]) -> bool:
+        return all(check(obj) for check in checks)
+
+    return match
