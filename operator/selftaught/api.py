@@ -574,8 +574,11 @@ class RunSpec(Model):
         max_length=2048,
         json_schema_extra=immutable("seedModel"),
     )
-    storage: StorageSpec = Field(
-        description="Artifact storage.", json_schema_extra=immutable("storage")
+    storage: StorageSpec | None = Field(
+        default=None,
+        description="Artifact storage. Required on a cluster; `selftaught run` defaults it to "
+        "file:// under its work directory.",
+        json_schema_extra=immutable("storage"),
     )
     instructions: InstructionsSpec = Field(
         description="Instruction selection.", json_schema_extra=immutable("instructions")
@@ -638,7 +641,7 @@ class RunSpec(Model):
         """The fields that must not change once the run exists (the planner fences on them)."""
         return {
             "seedModel": self.seed_model,
-            "storage": self.storage.dump(),
+            "storage": self.storage.dump() if self.storage else None,
             "instructions": self.instructions.dump(),
             "pairs": self.pairs.dump(),
             "heldOutFraction": self.evaluation.held_out_fraction,

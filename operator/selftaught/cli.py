@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _crd(args: argparse.Namespace) -> int:
@@ -25,6 +26,64 @@ def _worker(args: argparse.Namespace) -> int:
     return int(main(args.stage))
 
 
+def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from selftaught.local import LocalRunner, RunInterrupted
+    from selftaught.local.display import Display
+    from selftaught.local.runner import RunBusy
+    from selftaught.manifests import ManifestError
+
+    console = Console()
+    live = False if args.no_progress else None
+    try:
+        runner = LocalRunner(
+            args.manifest, args.workdir, display=Display(console, live=live), parallel=args.parallel
+        )
+        status = runner.run()
+    except ManifestError as error:
+        console.print(f"[red]{error}[/red]", highlight=False)
+        return 2
+    except RunBusy as error:
+        console.print(f"[red]{error}[/red]")
+        return 3
+    except RunInterrupted as error:
+        console.print(f"[yellow]{error}[/yellow]")
+        return 130
+    console.print(f"status: {runner.directory.status_path}")
+    return 0 if status.phase == "Succeeded" else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from selftaught.local.display import iterations_table
+    from selftaught.local.state import RunDirectory
+
+    console = Console()
+    directory = RunDirectory(args.run_dir)
+    status = directory.load_status()
+    if status is None:
+        console.print(f"[red]{directory.status_path}: no status (not a selftaught run?)[/red]")
+        return 2
+    console.print(iterations_table(status))
+    console.print(
+        f"phase {status.phase.value}, iteration {status.progress or '-'}, stage "
+        f"{status.stage.value if status.stage else '-'}: {status.message or ''}"
+    )
+    if directory.plot_path.exists():
+        console.print(f"accuracy plot: {directory.plot_path}")
+    return 0
+
+
+def _tiny_model(args: argparse.Namespace) -> int:
+    from selftaught.tiny import build_tiny_model
+
+    path = build_tiny_model(args.directory, seed=args.seed, warm_start=not args.no_warm_start)
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="selftaught", description="Train self-taught LLM judges, on Kubernetes or locally."
@@ -34,6 +93,27 @@ def build_parser() -> argparse.ArgumentParser:
     crd = commands.add_parser("crd", help="print the SelfTaughtRun CRD generated from the types")
     crd.add_argument("-o", "--output", help="write to this file instead of stdout")
     crd.set_defaults(func=_crd)
+
+    run = commands.add_parser("run", help="execute a SelfTaughtRun on this machine, no cluster")
+    run.add_argument("manifest", type=Path, help="the SelfTaughtRun YAML (as for kubectl apply)")
+    run.add_argument("--workdir", type=Path, default=Path("runs"), help="state and artifacts")
+    run.add_argument("--no-progress", action="store_true", help="plain log lines, no live bars")
+    run.add_argument(
+        "--parallel", type=int, default=None, help="shards run at once (default: cores)"
+    )
+    run.set_defaults(func=_run)
+
+    status = commands.add_parser("status", help="print the iterations table of a local run")
+    status.add_argument("run_dir", type=Path, help="WORKDIR/<run name>")
+    status.set_defaults(func=_status)
+
+    tiny = commands.add_parser(
+        "tiny-model", help="build the tiny CPU judge used by the quick start"
+    )
+    tiny.add_argument("directory", type=Path)
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--no-warm-start", action="store_true", help="untrained weights only")
+    tiny.set_defaults(func=_tiny_model)
 
     worker = commands.add_parser("worker", help="run one stage (the command inside a Job)")
     worker.add_argument("stage", choices=["select", "pairs", "judge", "train", "evaluate"])

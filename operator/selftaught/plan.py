@@ -133,6 +133,7 @@ class _Planner:
         if iteration == 0:
             return self.spec.seed_model
         recorded = self.record(iteration).model
+        assert self.spec.storage is not None, "checked at start"
         return recorded or artifacts.join_uri(
             self.spec.storage.uri,
             artifacts.model_prefix(self.run.namespace, self.run.name, iteration),
@@ -202,12 +203,20 @@ class _Planner:
         return True
 
     def start(self) -> None:
+        if self.spec.storage is None:
+            self.fail(
+                Reason.BAD_INPUT,
+                "spec.storage is required on a cluster: set spec.storage.uri to s3://... or to "
+                "file:///... with spec.storage.volumeClaim",
+            )
+            return
         self.status.phase = Phase.RUNNING
         self.status.iteration = 0
         self.status.stage = Stage.SELECT
         self.status.attempt.number = 0
         self.status.started_at = self.status.started_at or rfc3339(self.now)
         self.record(0).model = self.spec.seed_model
+        self.record(0).started_at = rfc3339(self.now)
         self.event("Normal", Reason.CREATED, "run accepted; iteration 0 builds the data")
 
     def apply_resume_from(self) -> None:

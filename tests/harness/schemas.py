@@ -252,3 +252,17 @@ def _cel_errors(schema: dict[str, Any], value: Any, old: Any, *, path: str) -> l
             sub_old = _correlate(schema, old, item, index)
             errors.extend(_cel_errors(schema["items"], item, sub_old, path=f"{path}[{index}]"))
     return errors
+
+
+def unknown_fields(original: Any, pruned: Any, path: str = "") -> list[str]:
+    """Paths present in ``original`` that pruning removed (for ``fieldValidation=Strict``)."""
+    if isinstance(original, dict) and isinstance(pruned, dict):
+        found = []
+        for key, value in original.items():
+            sub = f"{path}.{key}" if path else key
+            found.extend([sub] if key not in pruned else unknown_fields(value, pruned[key], sub))
+        return found
+    if isinstance(original, list) and isinstance(pruned, list):
+        return [f for i, (a, b) in enumerate(zip(original, pruned, strict=False))
+                for f in unknown_fields(a, b, f"{path}[{i}]")]
+    return []

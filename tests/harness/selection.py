@@ -2,8 +2,9 @@
 
 The grammar is the API server's: comma-separated requirements, all of which must hold.
 Labels: ``k=v``, ``k==v``, ``k!=v``, ``k in (a,b)``, ``k notin (a,b)``, ``k`` (exists), ``!k``.
-Fields: ``metadata.name`` / ``metadata.namespace`` with ``=``, ``==``, ``!=`` (the two fields
-every resource supports; anything else is answered 400 as a real server does for unknown fields).
+Fields: any dotted path (``metadata.name``, ``involvedObject.uid``, ``status.phase``) with ``=``,
+``==``, ``!=``, compared as strings; a missing field reads as ``""``. A real server accepts only a
+few fields per kind; being permissive here costs nothing for tests.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ Matcher = Callable[[dict[str, Any]], bool]
 
 _SET_RE = re.compile(r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(in|notin)\s*\(([^)]*)\))?\s*$")
 _EQ_RE = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*(==|=|!=)\s*([A-Za-z0-9_.-]*)\s*$")
-_FIELDS = ("metadata.name", "metadata.namespace")
 
 
 class SelectorError(ValueError):
@@ -74,20 +74,30 @@ def parse_label_selector(text: str | None) -> Matcher:
 
 
 def parse_field_selector(text: str | None) -> Matcher:
-    """A predicate for a field selector on ``metadata.name`` and ``metadata.namespace``."""
+    """A predicate for a field selector (``metadata.name=x,status.phase!=Failed``)."""
     checks: list[Callable[[dict[str, Any]], bool]] = []
     for part in _split(text or ""):
         eq = _EQ_RE.match(part)
-        if not eq or eq.group(1) not in _FIELDS:
-            raise SelectorError(f"field label not supported: {part.strip()!r}")
+        if not eq:
+            raise SelectorError(f"invalid field selector: {part.strip()!r}")
         field, op, val = eq.groups()
-        leaf = field.split(".", 1)[1]
+        keys = field.split(".")
         if op == "!=":
-            checks.append(lambda o, f=leaf, v=val: (o.get("metadata") or {}).get(f, "") != v)
+            checks.append(lambda o, k=keys, v=val: _field(o, k) != v)
         else:
-            checks.append(lambda o, f=leaf, v=val: (o.get("metadata") or {}).get(f, "") == v)
+            checks.append(lambda o, k=keys, v=val: _field(o, k) == v)
 
     def match(obj: dict[str, Any]) -> bool:
         return all(check(obj) for check in checks)
 
     return match
+
+
+def _field(obj: Any, keys: list[str]) -> str:
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    if obj is None:
+        return ""
+    if isinstance(obj, bool):
+        return "true" if obj else "false"
+    return str(obj)

@@ -120,10 +120,10 @@ class Storage(ABC):
         self.delete_prefix(prefix)
         return prefix
 
-    def finish_output(self, prefix: str, staging: str) -> None:
+    def finish_output(self, prefix: str, staging: str) -> None:  # noqa: B027 (optional hook)
         """Make a staged output visible at ``prefix`` (after its marker was written)."""
 
-    def abort_output(self, prefix: str, staging: str) -> None:
+    def abort_output(self, prefix: str, staging: str) -> None:  # noqa: B027 (optional hook)
         """The block failed: leave ``prefix`` uncommitted. Partial files stay until a re-run."""
 
     # ------------------------------------------------------------------ built on top
@@ -139,7 +139,7 @@ class Storage(ABC):
         return decode_jsonl(self.iter_lines(key))
 
     def upload_dir(self, local_dir: Path, key: str) -> dict[str, int]:
-        """Upload every file under ``local_dir`` to ``key/...``; return ``{relative name: size}``."""
+        """Upload every file under ``local_dir`` to ``key/...``; return ``{name: size}``."""
         root = Path(local_dir)
         if not root.is_dir():
             raise StorageNotFound(f"cannot upload {root}: not a directory", uri=str(root))
@@ -156,7 +156,8 @@ class Storage(ABC):
         base = key.strip("/")
         keys = self.list(base)
         if not keys:
-            raise StorageNotFound(f"nothing stored under {self.uri_for(base)}", uri=self.uri_for(base))
+            uri = self.uri_for(base)
+            raise StorageNotFound(f"nothing stored under {uri}", uri=uri)
         for full in keys:
             relative = full[len(base) :].lstrip("/") if base else full
             self.download_file(full, target / relative)
@@ -242,7 +243,7 @@ class Storage(ABC):
         return data
 
     def read_committed_jsonl(self, prefix: str, name: str) -> Iterator[tuple[int, Any]]:
-        """JSONL of a committed output, after the marker and size checks (see :meth:`read_jsonl`)."""
+        """JSONL of a committed output after the marker and size checks (as :meth:`read_jsonl`)."""
         data = self.read_committed_bytes(prefix, name)
         return decode_jsonl(data.split(b"\n"))
 

@@ -39,7 +39,7 @@ class FileStorage(Storage):
     """Artifacts as files under one root directory."""
 
     def __init__(self, root: Path | str) -> None:
-        self.root = path_from_uri(root) if str(root).startswith("file:") else Path(root)
+        self.root = path_from_uri(str(root)) if str(root).startswith("file:") else Path(root)
         if not self.root.is_absolute():
             raise ValueError(f"file storage root must be absolute: {self.root}")
 
@@ -130,9 +130,9 @@ class FileStorage(Storage):
         keys = []
         for path in base.rglob("*"):
             relative = path.relative_to(self.root).as_posix()
-            if path.is_file() and not relative.startswith(STAGING_DIR + "/"):
-                if not path.name.endswith(".part"):
-                    keys.append(relative)
+            staged = relative.startswith(STAGING_DIR + "/") or path.name.endswith(".part")
+            if path.is_file() and not staged:
+                keys.append(relative)
         return sorted(keys)
 
     def delete_prefix(self, prefix: str) -> None:

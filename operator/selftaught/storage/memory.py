@@ -32,7 +32,8 @@ class MemoryStorage(Storage):
             try:
                 return self.objects[key.strip("/")]
             except KeyError:
-                raise StorageNotFound(f"no object at {self.uri_for(key)}", uri=self.uri_for(key)) from None
+                uri = self.uri_for(key)
+                raise StorageNotFound(f"no object at {uri}", uri=uri) from None
 
     def write_bytes(self, key: str, data: bytes) -> None:
         with self._lock:

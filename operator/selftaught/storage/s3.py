@@ -49,9 +49,20 @@ AUTH_CODES = frozenset(
 )
 #: Error codes worth retrying (throttling and server-side hiccups); any 5xx also counts.
 TRANSIENT_CODES = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "ServiceUnavailable",
-     "InternalError", "RequestLimitExceeded"}
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestLimitExceeded",
+    }
 )
+
+
+class BucketNotFound(StorageNotFound):
+    """The bucket itself is missing (as opposed to one key in it)."""
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -112,7 +123,7 @@ class S3Storage(Storage):
                 config = Config(
                     region_name=self.region,
                     signature_version="s3v4",
-                    s3={"addressing_style": self.addressing_style},
+                    s3={"addressing_style": self.addressing_style},  # type: ignore[arg-type]
                     retries={"max_attempts": self.retry.client_attempts, "mode": "standard"},
                     connect_timeout=self.retry.connect_timeout,
                     read_timeout=self.retry.read_timeout,
@@ -180,11 +191,7 @@ class S3Storage(Storage):
                 uri=uri,
             )
         if code == "NoSuchBucket":
-            return StorageNotFound(
-                f"bucket '{self.bucket}' does not exist at {self._where()} (for {uri}): create it "
-                "or fix storage.uri",
-                uri=uri,
-            )
+            return self._no_bucket(uri)
         if code in ("NoSuchKey", "404", "NotFound") or status == 404:
             return StorageNotFound(f"no object at {uri}", uri=uri)
         if code in TRANSIENT_CODES or status >= 500:
@@ -192,6 +199,13 @@ class S3Storage(Storage):
                 f"{self._where()} is unavailable for {uri} ({code or status}); retry later", uri=uri
             )
         return StorageError(f"S3 error on {uri}: {code or status}: {error}", uri=uri)
+
+    def _no_bucket(self, uri: str) -> BucketNotFound:
+        return BucketNotFound(
+            f"bucket '{self.bucket}' does not exist at {self._where()} (for {uri}): create it or "
+            "fix storage.uri",
+            uri=uri,
+        )
 
     def _run(self, key: str, what: str, operation: Callable[[], T]) -> T:
         def attempt() -> T:
@@ -204,7 +218,10 @@ class S3Storage(Storage):
         """After a 404 on an object, tell a missing bucket apart from a missing key (once)."""
         if self._bucket_checked:
             return
-        self._run("", "checking bucket", lambda: self.client.head_bucket(Bucket=self.bucket))
+        try:
+            self._run("", "checking bucket", lambda: self.client.head_bucket(Bucket=self.bucket))
+        except StorageNotFound as error:
+            raise self._no_bucket(self.uri_for("")) from error
         self._bucket_checked = True
 
     # ---------------------------------------------------------------- primitives
@@ -212,6 +229,8 @@ class S3Storage(Storage):
     def exists(self, key: str) -> bool:
         try:
             self.size(key)
+        except BucketNotFound:
+            raise
         except StorageNotFound:
             return False
         return True

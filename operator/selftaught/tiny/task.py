@@ -6,7 +6,7 @@ and compare the result with a candidate answer. So each problem is a one-line in
 single-digit numbers, and a judgment is *solve, check A, check B, verdict*: the reasoning decides
 the verdict in a way a tiny model can learn and the loop can amplify.
 
-The domain has six operations in two checkable categories (``math``, ``list``) plus a ``chat``
+The domain has four operations in two checkable categories (``math``, ``list``) plus a ``chat``
 distractor that selection must filter out. The warm start labels judgments only for the
 operations in :data:`SEEN_OPS`; the others (:data:`UNSEEN_OPS`) are answered and checked during
 the warm start but never judged, so the loop's gain there is measurable.
@@ -22,22 +22,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 #: Operations and the category the seed model learns to label them with.
-OPS: dict[str, str] = {
-    "add": "math",
-    "sub": "math",
-    "max": "list",
-    "min": "list",
-    "sort": "list",
-    "rev": "list",
-}
+OPS: dict[str, str] = {"add": "math", "sub": "math", "max": "list", "min": "list"}
 #: Operations whose pairwise judgments the warm start labels.
-SEEN_OPS: frozenset[str] = frozenset({"add", "max", "sort"})
+SEEN_OPS: frozenset[str] = frozenset({"add", "max"})
 #: Operations the warm start never judges: the loop has to teach itself these.
 UNSEEN_OPS: frozenset[str] = frozenset(OPS) - SEEN_OPS
 #: Every category label the seed model knows (chat is the distractor).
 CATEGORIES: tuple[str, ...] = ("math", "list", "chat")
 #: How many numbers each operation takes.
-ARITY: dict[str, int] = {"add": 2, "sub": 2, "max": 4, "min": 4, "sort": 3, "rev": 3}
+ARITY: dict[str, int] = {"add": 2, "sub": 2, "max": 4, "min": 4}
 
 _NAMES = ("ada", "bob", "eve", "kim", "max", "sam", "zoe", "lee")
 _WORDS = ("cat", "sun", "sea", "tree", "rain", "bird", "fish", "moon")
@@ -67,7 +60,7 @@ class Problem:
 
 
 def solve(op: str, args: tuple[int, ...]) -> str:
-    """The correct answer, as the model writes it (numbers separated by single spaces)."""
+    """The correct answer: always one number, so checking it is a one-token comparison."""
     if op == "add":
         return str(args[0] + args[1])
     if op == "sub":
@@ -76,10 +69,6 @@ def solve(op: str, args: tuple[int, ...]) -> str:
         return str(max(args))
     if op == "min":
         return str(min(args))
-    if op == "sort":
-        return " ".join(map(str, sorted(args)))
-    if op == "rev":
-        return " ".join(map(str, reversed(args)))
     raise ValueError(f"unknown operation {op!r}")
 
 
@@ -105,7 +94,7 @@ def similar_problem(rng: random.Random, problem: Problem) -> Problem:
         other = Problem(problem.op, tuple(args))
         if other.answer != problem.answer:
             return other
-    return Problem(problem.op, tuple(reversed(problem.args))) if problem.op != "sub" else problem
+    return problem
 
 
 def chat_instruction(rng: random.Random) -> str:
@@ -154,13 +143,17 @@ def instruction_pool(*, seed: int, size: int, chat_fraction: float = 0.2) -> lis
 
 # ----------------------------------------------------------------------------- judgments
 
-_CHECK = re.compile(r"\b([AB]) (ok|no)\b")
+_CHECK = re.compile(r"\b([AB]) \S+ (ok|no)\b")
 
 
 def check_line(label: str, problem: Problem, candidate: str) -> str:
-    """``A ok`` / ``B no``: one candidate checked against the computed answer."""
+    """``A 7 ok`` / ``B 8 no``: the candidate copied next to the computed answer, then compared.
+
+    Copying first turns the check into a comparison of two nearby tokens, which two layers
+    can learn; comparing against the prompt directly stayed near chance in a prototype.
+    """
     verdict = "ok" if candidate.strip() == problem.answer else "no"
-    return f"{label} {verdict}"
+    return f"{label} {candidate.strip()} {verdict}"
 
 
 def judgment_text(problem: Problem, answer_a: str, answer_b: str) -> str:

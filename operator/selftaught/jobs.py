@@ -1,0 +1,407 @@
+"""One planned stage attempt -> a batch/v1 Job manifest (and a headless Service). Pure.
+
+The planner decides *which* Job must exist (:class:`selftaught.plan.CreateJob`); this module
+decides *what it looks like*. It does no I/O and imports no Kubernetes library, so every manifest
+is a table-driven test away and is validated offline against the upstream OpenAPI schemas.
+
+Choices that matter, and why:
+
+* ``backoffLimit: 0``: the planner owns retries (with its own backoff, retry budget and attempt
+  fencing in the Job name). A Job that retried pods itself would hide failures from the status.
+* ``podFailurePolicy`` (needs ``restartPolicy: Never``): a pod with the ``DisruptionTarget``
+  condition (eviction, preemption, node drain, taint eviction) is ``Ignore``d, so the Job
+  controller replaces *that pod only* without counting it against ``backoffLimit`` — the upstream
+  example ``job-pod-failure-policy-ignore`` uses exactly ``backoffLimit: 0`` with this rule. For an
+  Indexed Job this keeps the shards that already succeeded. Exit code 2 (bad input) is
+  ``FailJob``: the Job fails at once with reason ``PodFailurePolicy`` and the controller
+  classifies it as BadInput, which the planner never retries. Other failures use the default
+  handling, which with ``backoffLimit: 0`` fails the Job and hands the retry to the planner.
+* Workers never need the Kubernetes API: no service-account token is mounted.
+* Storage credentials only ever appear as ``secretKeyRef``: the manifest (and so the operator,
+  its logs and its events) never holds a secret value.
+* Every pod satisfies the *restricted* Pod Security Standard; the root filesystem is read-only,
+  so ``/tmp``, the model cache and ``/dev/shm`` are emptyDirs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from selftaught import names
+from selftaught.api import API_VERSION, KIND, SelfTaughtRun, StageResources
+from selftaught.phases import EXIT_BAD_INPUT, Stage
+from selftaught.plan import CreateJob
+from selftaught.task import CACHE_ENV, TASK_ENV, StageTask
+
+#: Kueue's label that names the LocalQueue a Job is submitted to.
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+#: The pod annotation the Job controller sets on each pod of an Indexed Job.
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+CONTAINER_NAME = "worker"
+#: The only writable scratch under a read-only root filesystem (an emptyDir).
+TMP_PATH = "/tmp"
+SHM_PATH = "/dev/shm"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Operator-wide knobs for the Jobs it builds (the run's spec decides everything else).
+
+    Every field has a default that works on a plain cluster; the operator's command line can
+    override them.
+    """
+
+    #: Seconds a finished Job (and its pods, with their termination messages) is kept before the
+    #: TTL controller deletes it. The controller reads the summaries on the Job's completion
+    #: event, usually within a second, but an operator that is down (upgrade, crash loop) must
+    #: still find them when it returns: one day covers a night without an on-call engineer.
+    ttl_seconds_after_finished: int = 86400
+    #: UID and GID the workers run as (the restricted PSS forbids root).
+    run_as_user: int = 1000
+    #: Size limit of the /dev/shm emptyDir (medium Memory, counted against the memory limit).
+    #: NCCL and PyTorch data loaders need far more than the container runtime's 64 MiB default.
+    shm_size_limit: str | None = "8Gi"
+    #: Size limit of the /tmp emptyDir.
+    tmp_size_limit: str | None = "10Gi"
+    #: Size limit of the model-cache emptyDir; None: the node's ephemeral storage decides.
+    cache_size_limit: str | None = None
+    #: torchrun rendezvous port for multi-node training.
+    master_port: int = 29500
+
+
+def build_job(
+    run: SelfTaughtRun, create: CreateJob, *, operator_settings: JobSettings | None = None
+) -> dict[str, Any]:
+    """The batch/v1 Job manifest for one planned stage attempt."""
+    settings = operator_settings or JobSettings()
+    task = create.task
+    resources = task.resources
+    labels = _labels(run, task)
+    multi_node = _nodes(task) > 1
+    pods = _nodes(task) if multi_node else task.shards
+
+    job_labels = dict(labels)
+    if resources.queue_name:
+        job_labels[KUEUE_QUEUE_LABEL] = resources.queue_name
+    spec: dict[str, Any] = {
+        "backoffLimit": 0,
+        "podFailurePolicy": pod_failure_policy(),
+        "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
+        "template": {
+            "metadata": {"labels": dict(labels)},
+            "spec": _pod_spec(run, create, resources, settings, multi_node=multi_node),
+        },
+    }
+    if resources.active_deadline_seconds:
+        spec["activeDeadlineSeconds"] = resources.active_deadline_seconds
+    if pods > 1:
+        spec.update(completionMode="Indexed", completions=pods, parallelism=pods)
+    if resources.queue_name:
+        # Kueue admits a Job by unsuspending it; created unsuspended, it would start unadmitted.
+        spec["suspend"] = True
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": create.name,
+            "namespace": run.namespace,
+            "labels": job_labels,
+            "ownerReferences": [owner_reference(run)],
+        },
+        "spec": spec,
+    }
+
+
+def build_service(
+    run: SelfTaughtRun, create: CreateJob, *, operator_settings: JobSettings | None = None
+) -> dict[str, Any] | None:
+    """The headless Service that gives multi-node training pods stable DNS names, or None.
+
+    Pods of an Indexed Job get the hostname ``<job>-<index>``; with ``subdomain: <service>`` they
+    resolve as ``<job>-<index>.<service>``, so rank 0 is reachable before any pod is Ready
+    (``publishNotReadyAddresses``), which torchrun's rendezvous needs.
+    """
+    if _nodes(create.task) <= 1:
+        return None
+    settings = operator_settings or JobSettings()
+    task = create.task
+    labels = _labels(run, task)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": _service(create),
+            "namespace": run.namespace,
+            "labels": labels,
+            "ownerReferences": [owner_reference(run)],
+        },
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {
+                k: labels[k]
+                for k in (
+                    names.LABEL_RUN_UID,
+                    names.LABEL_ITERATION,
+                    names.LABEL_STAGE,
+                    names.LABEL_ATTEMPT,
+                )
+            },
+            "ports": [
+                {
+                    "name": "rendezvous",
+                    "port": settings.master_port,
+                    "targetPort": settings.master_port,
+                }
+            ],
+        },
+    }
+
+
+def owner_reference(run: SelfTaughtRun) -> dict[str, Any]:
+    """The run owns its children: deleting it garbage-collects them (foreground-safe)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": run.name,
+        "uid": run.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def pod_failure_policy() -> dict[str, Any]:
+    """Disruptions are replaced by the Job controller; bad input fails the Job at once."""
+    return {
+        "rules": [
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": CONTAINER_NAME,
+                    "operator": "In",
+                    "values": [EXIT_BAD_INPUT],
+                },
+            },
+        ]
+    }
+
+
+# ------------------------------------------------------------------------------- internals
+
+
+def _nodes(task: StageTask) -> int:
+    return task.resources.nodes if Stage(task.stage) is Stage.TRAIN else 1
+
+
+def _service(create: CreateJob) -> str:
+    task = create.task
+    return names.service_name(task.run, task.iteration, task.attempt)
+
+
+def _labels(run: SelfTaughtRun, task: StageTask) -> dict[str, str]:
+    return names.child_labels(
+        run=run.name,
+        run_uid=run.uid,
+        iteration=task.iteration,
+        stage=task.stage,
+        attempt=task.attempt,
+    )
+
+
+def _pod_spec(
+    run: SelfTaughtRun,
+    create: CreateJob,
+    resources: StageResources,
+    settings: JobSettings,
+    *,
+    multi_node: bool,
+) -> dict[str, Any]:
+    worker = run.spec.worker
+    uid = settings.run_as_user
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": uid,
+            "runAsGroup": uid,
+            "fsGroup": uid,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [_container(run, create, resources, settings, multi_node=multi_node)],
+        "volumes": _volumes(run, settings),
+    }
+    if multi_node:
+        pod["subdomain"] = _service(create)
+    if worker.service_account_name:
+        pod["serviceAccountName"] = worker.service_account_name
+    if worker.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": n} for n in worker.image_pull_secrets]
+    if resources.node_selector:
+        pod["nodeSelector"] = dict(resources.node_selector)
+    if resources.tolerations:
+        pod["tolerations"] = [t.dump() for t in resources.tolerations]
+    if resources.affinity:
+        pod["affinity"] = resources.affinity
+    if resources.priority_class_name:
+        pod["priorityClassName"] = resources.priority_class_name
+    return pod
+
+
+def _container(
+    run: SelfTaughtRun,
+    create: CreateJob,
+    resources: StageResources,
+    settings: JobSettings,
+    *,
+    multi_node: bool,
+) -> dict[str, Any]:
+    task = create.task
+    worker = run.spec.worker
+    requests: dict[str, str] = {"cpu": resources.cpu, "memory": resources.memory}
+    limits: dict[str, str] = {"memory": resources.memory}
+    if resources.gpus > 0:
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(resources.gpus)
+    env = _env(run, task, resources)
+    command = task.command()
+    if multi_node:
+        env += _rendezvous_env(create, resources, settings)
+        command = torchrun_command()
+    return {
+        "name": CONTAINER_NAME,
+        "image": resources.image or worker.image,
+        "imagePullPolicy": worker.image_pull_policy,
+        "command": command,
+        "env": env,
+        "resources": {"requests": requests, "limits": limits},
+        "volumeMounts": _mounts(run),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+
+
+def torchrun_command() -> list[str]:
+    """``torchrun`` over the train worker; ``$(VAR)`` is expanded by the kubelet from env."""
+    return [
+        "torchrun",
+        "--nnodes=$(NNODES)",
+        "--nproc-per-node=$(NPROC_PER_NODE)",
+        "--node-rank=$(NODE_RANK)",
+        "--master-addr=$(MASTER_ADDR)",
+        "--master-port=$(MASTER_PORT)",
+        "-m",
+        "selftaught.cli",
+        "worker",
+        Stage.TRAIN.value,
+    ]
+
+
+def _env(run: SelfTaughtRun, task: StageTask, resources: StageResources) -> list[dict[str, Any]]:
+    cache = run.spec.worker.model_cache
+    threads = resources.threads or _cpu_threads(resources.cpu)
+    env: list[dict[str, Any]] = [
+        {"name": TASK_ENV, "value": task.to_env()},
+        {"name": CACHE_ENV, "value": cache},
+        {"name": "HOME", "value": TMP_PATH},
+        {"name": "HF_HOME", "value": f"{cache.rstrip('/')}/huggingface"},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": "OMP_NUM_THREADS", "value": str(threads)},
+    ]
+    s3 = run.spec.storage.s3 if run.spec.storage else None
+    if s3 is not None:
+        env.append({"name": "AWS_REGION", "value": s3.region})
+        env.append({"name": "AWS_DEFAULT_REGION", "value": s3.region})
+        if s3.endpoint:
+            env.append({"name": "AWS_ENDPOINT_URL_S3", "value": s3.endpoint})
+        for var, ref in (
+            ("AWS_ACCESS_KEY_ID", s3.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", s3.secret_access_key),
+        ):
+            if ref is not None:
+                env.append(
+                    {
+                        "name": var,
+                        "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+                    }
+                )
+    return env
+
+
+def _rendezvous_env(
+    create: CreateJob, resources: StageResources, settings: JobSettings
+) -> list[dict[str, Any]]:
+    master = f"{create.name}-0.{_service(create)}"
+    return [
+        {"name": "MASTER_ADDR", "value": master},
+        {"name": "MASTER_PORT", "value": str(settings.master_port)},
+        {"name": "NNODES", "value": str(resources.nodes)},
+        {"name": "NPROC_PER_NODE", "value": str(resources.gpus)},
+        {
+            "name": "NODE_RANK",
+            "valueFrom": {
+                "fieldRef": {"fieldPath": f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"}
+            },
+        },
+    ]
+
+
+def _cpu_threads(cpu: str) -> int:
+    """Whole CPUs in a quantity ("4" -> 4, "500m" -> 1), at least one."""
+    try:
+        value = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+    except ValueError:
+        return 1
+    return max(1, int(value))
+
+
+def _own_cache(run: SelfTaughtRun) -> bool:
+    """The cache needs its own emptyDir unless it lies inside /tmp or /dev/shm already."""
+    cache = run.spec.worker.model_cache.rstrip("/") + "/"
+    return not any(cache.startswith(p + "/") for p in (TMP_PATH, SHM_PATH))
+
+
+def _volumes(run: SelfTaughtRun, settings: JobSettings) -> list[dict[str, Any]]:
+    def empty_dir(size: str | None, **extra: str) -> dict[str, Any]:
+        spec: dict[str, Any] = dict(extra)
+        if size:
+            spec["sizeLimit"] = size
+        return spec
+
+    volumes: list[dict[str, Any]] = [
+        {"name": "dshm", "emptyDir": empty_dir(settings.shm_size_limit, medium="Memory")},
+        {"name": "tmp", "emptyDir": empty_dir(settings.tmp_size_limit)},
+    ]
+    if _own_cache(run):
+        volumes.append({"name": "cache", "emptyDir": empty_dir(settings.cache_size_limit)})
+    claim = run.spec.storage.volume_claim if run.spec.storage else None
+    if claim is not None:
+        volumes.append(
+            {"name": "artifacts", "persistentVolumeClaim": {"claimName": claim.claim_name}}
+        )
+    return volumes
+
+
+def _mounts(run: SelfTaughtRun) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = [
+        {"name": "dshm", "mountPath": SHM_PATH},
+        {"name": "tmp", "mountPath": TMP_PATH},
+    ]
+    if _own_cache(run):
+        mounts.append({"name": "cache", "mountPath": run.spec.worker.model_cache})
+    claim = run.spec.storage.volume_claim if run.spec.storage else None
+    if claim is not None:
+        mounts.append({"name": "artifacts", "mountPath": claim.mount_path})
+    return mounts

@@ -1,0 +1,165 @@
+"""What a person watching a local run sees: events, a bar per stage, the iterations table, a plot.
+
+On a terminal the bars are live (rich); in logs (not a TTY, or ``--no-progress``) the same
+information comes as plain lines, one every few seconds, so CI logs stay readable.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from selftaught.api import RunStatus
+from selftaught.plan import CreateJob, Event
+
+#: Seconds between two plain progress lines in non-interactive output.
+PLAIN_INTERVAL = 10.0
+
+
+class Display:
+    def __init__(self, console: Console | None = None, *, live: bool | None = None) -> None:
+        self.console = console or Console()
+        self.live = self.console.is_terminal if live is None else live
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._label = ""
+        self._last_plain = 0.0
+
+    def event(self, event: Event) -> None:
+        style = "yellow" if event.type == "Warning" else "cyan"
+        stamp = time.strftime("%H:%M:%S")
+        self.console.print(f"{stamp} [{style}]{event.reason}[/{style}] {event.message}")
+
+    def begin(self, create: CreateJob) -> None:
+        task = create.task
+        shards = f", {task.shards} shards" if task.shards > 1 else ""
+        self._label = f"iteration {task.iteration} · {task.stage.value}{shards}"
+        if self.live:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self._label, total=None, rate="")
+
+    def update(self, shards: list[dict[str, Any] | None]) -> None:
+        known = [s for s in shards if s]
+        done = sum(int(s.get("done", 0)) for s in known)
+        total = sum(int(s.get("total", 0)) for s in known) or None
+        elapsed = max((float(s.get("elapsed", 0.0)) for s in known), default=0.0)
+        tokens = sum(float(s.get("tokensPerSecond", 0.0)) for s in known)
+        rate = f"{done / elapsed:.1f} items/s" if elapsed > 0 else ""
+        if tokens:
+            rate += f" · {tokens:,.0f} tok/s"
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=done, total=total, rate=rate)
+        elif known and time.monotonic() - self._last_plain >= PLAIN_INTERVAL:
+            self._last_plain = time.monotonic()
+            shown = f"{done}/{total}" if total else str(done)
+            self.console.print(f"  {self._label}: {shown} {rate}".rstrip())
+
+    def end(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        self._progress = self._task = None
+        self._last_plain = 0.0
+
+    def summary(self, status: RunStatus, plot: Path | None = None) -> None:
+        self.console.print(iterations_table(status))
+        if plot is not None:
+            self.console.print(f"accuracy plot: {plot}")
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def iterations_table(status: RunStatus) -> Table:
+    """One row per iteration: kept/sampled, loss, and every evaluation set's scores."""
+    sets: list[str] = []
+    for record in status.history:
+        for name in record.scores:
+            if name not in sets:
+                sets.append(name)
+    table = Table(title=f"{status.phase.value}: iterations (best: {status.best_iteration})")
+    table.add_column("iter", justify="right")
+    table.add_column("kept/sampled", justify="right")
+    table.add_column("train loss", justify="right")
+    for name in sets:
+        table.add_column(name, justify="right")
+    table.add_column("sections")
+    table.add_column("seconds", justify="right")
+    for record in status.history:
+        kept = (
+            f"{record.judgments_kept}/{record.judgments_sampled}"
+            if record.judgments_sampled is not None
+            else "-"
+        )
+        cells = [
+            f"{record.iteration}{' *' if record.iteration == status.best_iteration else ''}",
+            kept,
+            _fmt(record.training_loss),
+        ]
+        cells += [
+            _fmt(record.scores[name].accuracy) if name in record.scores else "-" for name in sets
+        ]
+        sections = "; ".join(
+            f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.sections.items())
+            for name, scores in record.scores.items()
+            if scores.sections
+        )
+        cells.append(sections or "-")
+        cells.append(f"{sum(record.stage_seconds.values()):.0f}")
+        table.add_row(*cells)
+    return table
+
+
+def plot_accuracy(status: RunStatus, path: Path) -> Path | None:
+    """A PNG of overall accuracy per iteration, one line per evaluation set."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    for record in status.history:
+        for name, scores in record.scores.items():
+            series.setdefault(name, []).append((record.iteration, scores.accuracy))
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
+    for name, points in sorted(series.items()):
+        xs, ys = zip(*points, strict=True)
+        axes.plot(xs, ys, marker="o", label=name)
+    axes.set_xlabel("iteration (0 = seed judge)")
+    axes.set_ylabel("pairwise accuracy")
+    axes.set_ylim(0.0, 1.0)
+    axes.set_xticks(sorted({r.iteration for r in status.history}))
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    axes.set_title("Self-taught judge accuracy per iteration")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path

@@ -1,0 +1,72 @@
+"""What a local run keeps on disk, so that running the same command again resumes it.
+
+``<workdir>/<run>/status.yaml`` holds the status in exactly the CR's schema (a user can diff it
+against ``kubectl get -o yaml``); ``jobs/<job>/result.json`` records each finished child Job the
+way the controller would observe it on a cluster. Both are written atomically (temp file +
+rename): a kill -9 at any moment leaves either the old or the new version, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from selftaught.api import ObservedJob, RunStatus
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class RunDirectory:
+    """The files of one local run."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def status_path(self) -> Path:
+        return self.root / "status.yaml"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs"
+
+    @property
+    def plot_path(self) -> Path:
+        return self.root / "accuracy.png"
+
+    def job_dir(self, name: str) -> Path:
+        return self.jobs_dir / name
+
+    def load_status(self) -> RunStatus | None:
+        if not self.status_path.exists():
+            return None
+        data = yaml.safe_load(self.status_path.read_text()) or {}
+        return RunStatus.model_validate(data.get("status", data))
+
+    def save_status(self, status: RunStatus, *, name: str) -> None:
+        document = {"name": name, "status": status.dump()}
+        write_atomically(self.status_path, yaml.safe_dump(document, sort_keys=False))
+
+    def load_jobs(self) -> list[ObservedJob]:
+        jobs = []
+        for result in sorted(self.jobs_dir.glob("*/result.json")):
+            jobs.append(ObservedJob.model_validate_json(result.read_text()))
+        return jobs
+
+    def save_job(self, job: ObservedJob) -> None:
+        write_atomically(self.job_dir(job.name) / "result.json", job.model_dump_json(indent=1))

@@ -1,0 +1,99 @@
+"""Read a SelfTaughtRun manifest from a file, with errors that name the file, line and field.
+
+The embedded runner accepts the very manifest a user would ``kubectl apply``. It is checked the
+way the API server checks it (the CRD's structural schema and CEL rules, see
+:mod:`selftaught.validation`) and then parsed into the pydantic types, so a mistake gets the same
+message on a laptop as on a cluster, plus the line it is on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from selftaught import api
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be run; the message lists every problem found."""
+
+
+def load_run(path: Path) -> api.SelfTaughtRun:
+    """The SelfTaughtRun in ``path`` (the first one, if the file holds several documents)."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ManifestError(f"{path}: cannot read: {error.strerror}") from error
+    try:
+        nodes = list(yaml.compose_all(text))
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ManifestError(f"{where}: not valid YAML: {error}") from error
+    for node, document in zip(nodes, documents, strict=True):
+        if isinstance(document, dict) and document.get("kind") == api.KIND:
+            return parse_run(document, source=str(path), node=node)
+    raise ManifestError(f"{path}: no document with kind: {api.KIND}")
+
+
+def parse_run(
+    document: dict[str, Any], *, source: str = "<manifest>", node: yaml.Node | None = None
+) -> api.SelfTaughtRun:
+    if document.get("apiVersion") != api.API_VERSION:
+        raise ManifestError(
+            f"{source}: apiVersion: must be {api.API_VERSION}, got {document.get('apiVersion')!r}"
+        )
+    name = (document.get("metadata") or {}).get("name")
+    if not name:
+        raise ManifestError(f"{source}: metadata.name: Required value")
+    from selftaught.validation import check_manifest
+
+    problems = check_manifest(document)
+    if problems:
+        raise ManifestError(_describe(source, node, problems))
+    try:
+        return api.SelfTaughtRun.model_validate(document)
+    except ValidationError as error:
+        problems = [
+            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            for item in error.errors()
+        ]
+        raise ManifestError(_describe(source, node, problems)) from error
+
+
+def _describe(source: str, node: yaml.Node | None, problems: list[str]) -> str:
+    lines = []
+    for problem in problems:
+        path = problem.split(":", 1)[0]
+        line = _line_of(node, path.split(".")) if node is not None else None
+        lines.append(f"{source}:{line}: {problem}" if line else f"{source}: {problem}")
+    return "invalid SelfTaughtRun:\n  " + "\n  ".join(lines)
+
+
+def _line_of(node: yaml.Node, path: list[str]) -> int | None:
+    """The 1-based line of the deepest existing node along ``path``."""
+    line = node.start_mark.line + 1
+    for part in path:
+        key = part.split("[", 1)[0]
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+            if match is None:
+                return line
+            node, line = match, match.start_mark.line + 1
+            if "[" in part and isinstance(node, yaml.SequenceNode):
+                index = int(part.split("[", 1)[1].rstrip("]"))
+                if index < len(node.value):
+                    node = node.value[index]
+                    line = node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit():
+            if int(part) >= len(node.value):
+                return line
+            node = node.value[int(part)]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

@@ -1,0 +1,289 @@
+"""Prometheus metrics of the operator: what runs are doing, what Jobs cost, how reconciles go.
+
+The metric names are a contract with the Helm chart's dashboards and alerts; do not rename.
+
+Cardinality is bounded on purpose: labels are namespaces, run names, stages, phases, failure
+reasons and evaluation-set names (at most 32 per run, from the spec). Iteration numbers, Job and
+pod names never become labels; the iteration is a gauge's *value*. A run's series are removed
+when the run is deleted (:meth:`Metrics.forget_run`), so a cluster that creates many runs does
+not leak series.
+
+Everything per run is derived from the run's *status* (:meth:`Metrics.observe_run`), which is
+the operator's memory, so a restarted operator shows the same values as the one before it.
+Counters and the stage-duration histogram are fed from the difference between the status before
+and after a reconcile (:meth:`Metrics.observe_transition`), so nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from selftaught.api import RunSpec, RunStatus, SelfTaughtRun
+from selftaught.phases import Phase, Stage
+
+#: Stage durations span a smoke test (seconds) to a 70B training stage (days).
+STAGE_BUCKETS = (10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 172800)
+#: A reconcile is a plan plus a few API calls: milliseconds, seconds when the API is slow.
+RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+RunKey = tuple[str, str]
+
+
+@dataclass
+class _RunSeries:
+    """The label values one run has set, so that all of its series can be removed."""
+
+    seed_model: str | None = None
+    eval_sets: set[str] = field(default_factory=set)
+    gpu_stages: set[str] = field(default_factory=set)
+    phase: str | None = None
+
+
+class Metrics:
+    """The operator's collectors on their own registry (one per operator, one per test)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        reg = self.registry
+        run = ["namespace", "run"]
+        self.run_info = Gauge(
+            "selftaught_run_info", "A SelfTaughtRun exists (always 1).", [*run, "seed_model"],
+            registry=reg,
+        )  # fmt: skip
+        self.run_phase = Gauge(
+            "selftaught_run_phase", "1 for the run's current phase, 0 for the others.",
+            [*run, "phase"], registry=reg,
+        )  # fmt: skip
+        self.run_stage = Gauge(
+            "selftaught_run_stage", "1 for the run's current stage, 0 for the others.",
+            [*run, "stage"], registry=reg,
+        )  # fmt: skip
+        self.run_iteration = Gauge(
+            "selftaught_run_iteration", "Current iteration (0 = the seed's baseline).", run,
+            registry=reg,
+        )  # fmt: skip
+        self.run_iterations_planned = Gauge(
+            "selftaught_run_iterations_planned", "Iterations the spec asks for.", run,
+            registry=reg,
+        )  # fmt: skip
+        self.stage_started = Gauge(
+            "selftaught_run_stage_started_timestamp_seconds",
+            "Unix time the current stage started (0 before the first stage).", run, registry=reg,
+        )  # fmt: skip
+        self.last_progress = Gauge(
+            "selftaught_run_last_progress_timestamp_seconds",
+            "Unix time of the run's latest progress (a stage started or finished).", run,
+            registry=reg,
+        )  # fmt: skip
+        self.judge_accuracy = Gauge(
+            "selftaught_judge_accuracy", "Accuracy of the latest evaluated judge (0-1).",
+            [*run, "eval_set"], registry=reg,
+        )  # fmt: skip
+        self.judge_best_accuracy = Gauge(
+            "selftaught_judge_best_accuracy", "Best accuracy of any iteration's judge (0-1).",
+            [*run, "eval_set"], registry=reg,
+        )  # fmt: skip
+        self.kept_ratio = Gauge(
+            "selftaught_judgments_kept_ratio",
+            "Share of pairs with a correct (kept) judgment in the latest judge stage.", run,
+            registry=reg,
+        )  # fmt: skip
+        self.stage_duration = Histogram(
+            "selftaught_stage_duration_seconds", "Wall-clock seconds of finished stages.",
+            ["stage"], buckets=STAGE_BUCKETS, registry=reg,
+        )  # fmt: skip
+        self.jobs_created = Counter(
+            "selftaught_jobs_created", "Jobs the operator created.", ["stage"], registry=reg
+        )
+        self.jobs_failed = Counter(
+            "selftaught_jobs_failed", "Job attempts that failed, by failure class.",
+            ["stage", "reason"], registry=reg,
+        )  # fmt: skip
+        self.gpu_seconds = Counter(
+            "selftaught_gpu_seconds", "GPU-seconds spent by finished stages.",
+            [*run, "stage"], registry=reg,
+        )  # fmt: skip
+        self.reconcile_duration = Histogram(
+            "selftaught_reconcile_duration_seconds", "Seconds one reconcile of a run took.",
+            buckets=RECONCILE_BUCKETS, registry=reg,
+        )  # fmt: skip
+        self.reconcile_errors = Counter(
+            "selftaught_reconcile_errors", "Reconciles that raised an error.", registry=reg
+        )
+        self.runs = Gauge("selftaught_runs", "Runs by phase.", ["phase"], registry=reg)
+        for phase in Phase:
+            self.runs.labels(phase=phase.value).set(0)
+        self._series: dict[RunKey, _RunSeries] = {}
+        self._lock = threading.Lock()
+
+    # -------------------------------------------------------------------------- per run
+
+    def observe_run(self, run: SelfTaughtRun) -> None:
+        """Set every per-run gauge from the run's status (idempotent)."""
+        key = (run.namespace, run.name)
+        status = run.status
+        with self._lock:
+            series = self._series.setdefault(key, _RunSeries())
+            if series.seed_model not in (None, run.spec.seed_model):
+                self.run_info.remove(*key, series.seed_model)
+            series.seed_model = run.spec.seed_model
+            series.phase = Phase(status.phase).value
+            self._count_phases()
+        self.run_info.labels(*key, run.spec.seed_model).set(1)
+        for phase in Phase:
+            self.run_phase.labels(*key, phase.value).set(1 if status.phase == phase else 0)
+        for stage in Stage:
+            self.run_stage.labels(*key, stage.value).set(1 if status.stage == stage else 0)
+        self.run_iteration.labels(*key).set(status.iteration)
+        self.run_iterations_planned.labels(*key).set(run.spec.iterations)
+        self.stage_started.labels(*key).set(_timestamp(status.stage_started_at))
+        self.last_progress.labels(*key).set(last_progress(status))
+        self._observe_scores(key, status, series)
+
+    def _observe_scores(self, key: RunKey, status: RunStatus, series: _RunSeries) -> None:
+        latest: dict[str, float] = {}
+        best: dict[str, float] = {}
+        for record in status.history:
+            for name, scores in record.scores.items():
+                latest[name] = scores.accuracy
+                best[name] = max(best.get(name, 0.0), scores.accuracy)
+        for gone in series.eval_sets - set(latest):
+            self.judge_accuracy.remove(*key, gone)
+            self.judge_best_accuracy.remove(*key, gone)
+        series.eval_sets = set(latest)
+        for name, value in latest.items():
+            self.judge_accuracy.labels(*key, name).set(value)
+            self.judge_best_accuracy.labels(*key, name).set(best[name])
+        judged = [r for r in status.history if r.pairs and r.judgments_kept is not None]
+        if judged:
+            record = judged[-1]
+            self.kept_ratio.labels(*key).set((record.judgments_kept or 0) / (record.pairs or 1))
+
+    def observe_transition(self, run: SelfTaughtRun, new: RunStatus) -> None:
+        """Count the stages that finished between ``run.status`` and ``new``."""
+        key = (run.namespace, run.name)
+        for stage, seconds in finished_stages(run.status, new):
+            self.stage_duration.labels(stage=stage.value).observe(seconds)
+            gpus = gpu_seconds(run.spec, stage, seconds)
+            if gpus > 0:
+                self.gpu_seconds.labels(*key, stage.value).inc(gpus)
+                with self._lock:
+                    self._series.setdefault(key, _RunSeries()).gpu_stages.add(stage.value)
+
+    def forget_run(self, namespace: str, name: str) -> None:
+        """Remove every series of a deleted run."""
+        key = (namespace, name)
+        with self._lock:
+            series = self._series.pop(key, None)
+            self._count_phases()
+        if series is None:
+            return
+        if series.seed_model is not None:
+            _remove(self.run_info, *key, series.seed_model)
+        for phase in Phase:
+            _remove(self.run_phase, *key, phase.value)
+        for stage in Stage:
+            _remove(self.run_stage, *key, stage.value)
+        for gauge in (
+            self.run_iteration,
+            self.run_iterations_planned,
+            self.stage_started,
+            self.last_progress,
+            self.kept_ratio,
+        ):
+            _remove(gauge, *key)
+        for eval_set in series.eval_sets:
+            _remove(self.judge_accuracy, *key, eval_set)
+            _remove(self.judge_best_accuracy, *key, eval_set)
+        for stage_name in series.gpu_stages:
+            _remove(self.gpu_seconds, *key, stage_name)
+
+    def _count_phases(self) -> None:
+        counts = dict.fromkeys((p.value for p in Phase), 0)
+        for series in self._series.values():
+            if series.phase is not None:
+                counts[series.phase] += 1
+        for phase, count in counts.items():
+            self.runs.labels(phase=phase).set(count)
+
+    # ---------------------------------------------------------------------- operator-wide
+
+    def job_created(self, stage: Stage | str) -> None:
+        self.jobs_created.labels(stage=Stage(stage).value).inc()
+
+    def job_failed(self, stage: Stage | str, reason: str) -> None:
+        self.jobs_failed.labels(stage=Stage(stage).value, reason=reason).inc()
+
+    @contextmanager
+    def reconcile(self) -> Iterator[None]:
+        """Time one reconcile; count it as an error if it raises."""
+        start = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            self.reconcile_errors.inc()
+            raise
+        finally:
+            self.reconcile_duration.observe(time.perf_counter() - start)
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> WSGIServer:
+        """Serve /metrics on its own port in a daemon thread; ``shutdown()`` the result to stop."""
+        server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+        return server
+
+
+# ----------------------------------------------------------------------- pure derivations
+
+
+def finished_stages(old: RunStatus, new: RunStatus) -> list[tuple[Stage, float]]:
+    """Stages whose duration appears in ``new`` but not in ``old`` (per iteration record)."""
+    before = {r.iteration: r.stage_seconds for r in old.history}
+    done: list[tuple[Stage, float]] = []
+    for record in new.history:
+        previous = before.get(record.iteration, {})
+        for stage, seconds in record.stage_seconds.items():
+            if stage not in previous:
+                done.append((Stage(stage), float(seconds)))
+    return done
+
+
+def gpu_seconds(spec: RunSpec, stage: Stage, seconds: float) -> float:
+    """GPU-seconds of one finished stage: seconds x GPUs per pod x pods (as the planner counts)."""
+    resources = spec.stages.of(stage)
+    if stage.shardable:
+        pods = resources.shards
+    elif stage is Stage.TRAIN:
+        pods = resources.nodes
+    else:
+        pods = 1
+    return seconds * resources.gpus * pods
+
+
+def last_progress(status: RunStatus) -> float:
+    """The latest moment the run moved: a stage or iteration started or finished."""
+    moments = [status.started_at, status.stage_started_at, status.completed_at]
+    for record in status.history:
+        moments += [record.started_at, record.completed_at]
+    for condition in status.conditions:
+        if condition.type == "Progressing":
+            moments.append(condition.last_transition_time)
+    return max((_timestamp(m) for m in moments), default=0.0)
+
+
+def _timestamp(text: str | None) -> float:
+    if not text:
+        return 0.0
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _remove(metric: Gauge | Counter, *labels: str) -> None:
+    with suppress(KeyError):
+        metric.remove(*labels)

@@ -1,0 +1,51 @@
+"""``python -m selftaught.observability [--chart charts/selftaught]``: regenerate the chart's
+dashboard JSON and alert rules file from the Python builders.
+
+Run it after changing :mod:`~selftaught.observability.dashboard` or
+:mod:`~selftaught.observability.alerts`; the tests compare the committed files with the
+builders' output byte for byte, so a forgotten regeneration fails CI rather than shipping stale
+artifacts.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+#: Chart-relative paths of the generated files (the chart's templates read them from here).
+DASHBOARD_PATH = Path("dashboards/selftaught.json")
+RULES_PATH = Path("rules/selftaught.rules.yaml")
+
+
+def generated_files() -> dict[Path, str]:
+    """Chart-relative path -> content of every generated file."""
+    from selftaught.observability import alerts, dashboard
+
+    return {DASHBOARD_PATH: dashboard.render_json(), RULES_PATH: alerts.render_yaml()}
+
+
+def write(chart: Path) -> list[Path]:
+    """Write the generated files under ``chart``; returns the paths that changed."""
+    changed = []
+    for relative, text in generated_files().items():
+        path = chart / relative
+        if path.exists() and path.read_text() == text:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        changed.append(path)
+    return changed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m selftaught.observability")
+    parser.add_argument("--chart", type=Path, default=Path("charts/selftaught"))
+    args = parser.parse_args(argv)
+    for path in write(args.chart):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

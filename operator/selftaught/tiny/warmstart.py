@@ -1,0 +1,139 @@
+"""The tiny seed judge's warm start: the sub-skills first, then judgments on part of the domain.
+
+Why two phases (measured on a prototype): a tiny model trained on judgments directly learns to
+guess the verdict from surface features and stays near chance. Taught first to *answer* and to
+*check an answer* across the whole domain, it has the pieces a judgment is made of; a second
+phase then shows full judgments (solve, check A, check B, verdict) for the operations in
+:data:`~selftaught.tiny.task.SEEN_OPS` only. On the other operations the seed judges poorly but
+not randomly, which is the state in which the self-taught loop can improve it: its correct
+samples there are mostly the ones whose reasoning was right.
+
+This is a plain torch loop rather than TRL: it runs at build time, has no checkpoints or
+schedule worth configuring, and is 3-4x faster for ~0.5 M parameters.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selftaught import prompts
+from selftaught.tiny.task import (
+    OPS,
+    SEEN_OPS,
+    Problem,
+    chat_instruction,
+    check_text,
+    judgment_text,
+    random_problem,
+    similar_problem,
+)
+
+Example = tuple[list[dict[str, str]], str]
+
+
+@dataclass(frozen=True)
+class WarmStartPlan:
+    """How long each phase trains. Defaults: ~30 s on 2 idle cores for the default shape."""
+
+    skill_steps: int = 500
+    judge_steps: int = 400
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    #: Share of phase-2 batches that replay phase-1 sub-skills (so they are not forgotten).
+    replay: float = 0.5
+
+
+def skill_example(rng: random.Random) -> Example:
+    """One phase-1 example: answer, rewrite, label or check, over the whole domain."""
+    kind = rng.random()
+    if kind < 0.08:
+        return prompts.category_prompt("compact", chat_instruction(rng)), "chat"
+    problem = random_problem(rng)
+    if kind < 0.2:
+        return prompts.category_prompt("compact", problem.text), OPS[problem.op]
+    if kind < 0.5:
+        return prompts.answer_prompt("compact", problem.text), problem.answer
+    if kind < 0.65:
+        return prompts.similar_prompt("compact", problem.text), similar_problem(rng, problem).text
+    candidate = problem.answer if rng.random() < 0.5 else similar_problem(rng, problem).answer
+    return prompts.check_prompt(problem.text, candidate), check_text(problem, candidate)
+
+
+def judgment_example(rng: random.Random, problem: Problem) -> Example:
+    """A labelled pairwise judgment, winner in A or B with equal odds."""
+    loser = similar_problem(rng, problem).answer
+    a, b = (problem.answer, loser) if rng.random() < 0.5 else (loser, problem.answer)
+    return prompts.judge_prompt("compact", problem.text, a, b), judgment_text(problem, a, b)
+
+
+def judge_phase_example(rng: random.Random, replay: float) -> Example:
+    if rng.random() < replay:
+        return skill_example(rng)
+    return judgment_example(rng, random_problem(rng, rng.choice(sorted(SEEN_OPS))))
+
+
+def encode(tokenizer: Any, example: Example) -> tuple[list[int], list[int]]:
+    """Token ids and labels (-100 on the prompt), exactly as TRL masks prompt/completion data."""
+    conversation, completion = example
+    prompt_ids = tokenizer.apply_chat_template(
+        conversation, add_generation_prompt=True, tokenize=True, return_dict=False
+    )
+    full = tokenizer.apply_chat_template(
+        [*conversation, {"role": "assistant", "content": completion}],
+        tokenize=True,
+        return_dict=False,
+    )
+    return list(full), [-100] * len(prompt_ids) + list(full[len(prompt_ids) :])
+
+
+def batches(tokenizer: Any, examples: Iterator[Example], size: int) -> Iterator[dict[str, Any]]:
+    import torch
+
+    while True:
+        rows = [encode(tokenizer, next(examples)) for _ in range(size)]
+        width = max(len(ids) for ids, _ in rows)
+        pad = tokenizer.pad_token_id
+        yield {
+            "input_ids": torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows]),
+            "attention_mask": torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows]),
+            "labels": torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows]),
+        }
+
+
+def warm_start(model_dir: Path, *, seed: int, plan: WarmStartPlan | None = None) -> float:
+    """Train the model in ``model_dir`` in place; returns the final phase's mean loss."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    plan = plan or WarmStartPlan()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model.train()
+    torch.manual_seed(seed)
+    rng = random.Random(f"warm-start-{seed}")
+    skills = iter(lambda: skill_example(rng), None)
+    judged = iter(lambda: judge_phase_example(rng, plan.replay), None)
+    total = plan.skill_steps + plan.judge_steps
+    optimizer = torch.optim.AdamW(model.parameters(), lr=plan.learning_rate, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / 50) * max(0.05, 1 - step / total)
+    )
+    losses: list[float] = []
+    phases = [(skills, plan.skill_steps), (judged, plan.judge_steps)]
+    for examples, steps in phases:
+        losses = []
+        for _, batch in zip(range(steps), batches(tokenizer, examples, plan.batch_size), strict=False):
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            losses.append(float(loss.detach()))
+    model.eval()
+    model.save_pretrained(model_dir)
+    return sum(losses[-20:]) / max(1, len(losses[-20:]))

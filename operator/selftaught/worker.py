@@ -1,0 +1,270 @@
+"""The worker shell: what ``selftaught worker <stage>`` runs inside a Job's pod.
+
+It reads the task from the environment, opens the run's storage, sizes torch's thread pool, runs
+the stage, and reports. The report is two things the controller relies on:
+
+* the **exit code** (:mod:`selftaught.phases`): 0 done; 2 bad input (a malformed dataset, a
+  missing model or bucket, refused credentials: retrying would fail the same way); 3 a transient
+  storage fault (worth a retry); 1 anything else (a bug or a crash, with the traceback on stderr);
+* a **JSON summary** on stdout and in the termination log (``/dev/termination-log``), which
+  Kubernetes caps at 4096 bytes. The summary is compacted to fit: floats rounded first, then the
+  largest detail fields dropped (their names listed under ``truncated``), then the error message
+  shortened; it is always valid JSON and always keeps stage, iteration, shard, attempt, seconds
+  and the error.
+
+The stages themselves live in :mod:`selftaught.stages`, one module per stage with
+``run(task, storage, shard) -> dict``; they are imported only here, by name, so this shell stays
+importable without the ML stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from selftaught.api import StageResources
+from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_TRANSIENT
+from selftaught.storage import (
+    Storage,
+    StorageAuthError,
+    StorageNotFound,
+    StorageUnavailable,
+    UncommittedError,
+    open_for_spec,
+)
+from selftaught.task import (
+    DEFAULT_TERMINATION_LOG,
+    SHARD_ENV,
+    TASK_ENV,
+    TERMINATION_LOG_ENV,
+    StageTask,
+)
+
+StageFn = Callable[[StageTask, Storage, int], dict[str, Any]]
+
+#: Kubernetes keeps at most 4096 bytes of a termination message; stay safely below.
+SUMMARY_LIMIT = 4000
+#: Keys that survive every compaction step.
+CORE_KEYS = ("stage", "iteration", "shard", "attempt", "seconds", "error", "errorType")
+
+
+class BadInput(Exception):  # noqa: N818 (the public name; it is a verdict, not a bug)
+    """The input cannot be used: a malformed dataset, a missing model, unparsable data.
+
+    Raised by stages (and by this shell for a bad task); the worker exits with
+    ``EXIT_BAD_INPUT`` and the controller does not retry, because the same input would fail the
+    same way. The message reaches the user in a condition, so say what to fix.
+    """
+
+
+# ------------------------------------------------------------------------------ inputs
+
+
+def load_task(environ: Mapping[str, str]) -> StageTask:
+    """The task from ``SELFTAUGHT_TASK``; :class:`BadInput` naming the variable if unusable."""
+    raw = environ.get(TASK_ENV)
+    if not raw:
+        raise BadInput(
+            f"environment variable {TASK_ENV} is missing or empty (want a StageTask JSON)"
+        )
+    try:
+        return StageTask.from_env(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            for e in error.errors()[:5]
+        )
+        raise BadInput(
+            f"environment variable {TASK_ENV} is not a valid StageTask: {problems}"
+        ) from error
+
+
+def shard_index(environ: Mapping[str, str], shards: int) -> int:
+    """This pod's shard from ``JOB_COMPLETION_INDEX`` (0 when absent, as in a plain Job)."""
+    raw = environ.get(SHARD_ENV, "").strip()
+    if not raw:
+        return 0
+    try:
+        index = int(raw)
+    except ValueError:
+        raise BadInput(f"{SHARD_ENV}={raw!r} is not an integer") from None
+    if not 0 <= index < shards:
+        raise BadInput(f"{SHARD_ENV}={index} is outside the task's {shards} shard(s)")
+    return index
+
+
+def parse_cpu(quantity: str) -> float:
+    """CPU cores of a Kubernetes quantity: ``"4"`` -> 4.0, ``"500m"`` -> 0.5."""
+    text = quantity.strip()
+    if text.endswith("m"):
+        return float(text[:-1]) / 1000.0
+    return float(text)
+
+
+def torch_threads(resources: StageResources) -> int:
+    """Torch intra-op threads: the stage's ``threads`` if set, else the CPU request rounded
+    half-up, at least 1. More threads than the cgroup's CPUs makes torch slower, not faster."""
+    if resources.threads:
+        return int(resources.threads)
+    try:
+        cores = parse_cpu(resources.cpu)
+    except ValueError:
+        return 1
+    return max(1, int(cores + 0.5))
+
+
+def set_torch_threads(count: int) -> None:
+    """Apply the thread count if torch is installed (the operator image has no torch)."""
+    if importlib.util.find_spec("torch") is None:
+        return
+    import torch
+
+    torch.set_num_threads(count)
+
+
+# ------------------------------------------------------------------------------ summary
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def _encode(summary: Mapping[str, Any]) -> str:
+    return json.dumps(summary, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _fits(text: str, limit: int) -> bool:
+    return len(text.encode("utf-8")) < limit
+
+
+def compact_summary(summary: Mapping[str, Any], limit: int = SUMMARY_LIMIT) -> str:
+    """The summary as JSON shorter than ``limit`` bytes (see the module docstring for the order)."""
+    text = _encode(summary)
+    if _fits(text, limit):
+        return text
+    current: dict[str, Any] = _rounded(dict(summary))
+    text = _encode(current)
+    dropped: list[str] = []
+    detail = sorted(
+        (k for k in current if k not in CORE_KEYS), key=lambda k: -len(_encode({k: current[k]}))
+    )
+    for key in detail:
+        if _fits(text, limit):
+            break
+        del current[key]
+        dropped.append(key)
+        current["truncated"] = dropped[:20]
+        text = _encode(current)
+    if not _fits(text, limit) and isinstance(current.get("error"), str):
+        overflow = len(text.encode("utf-8")) - limit + 64
+        message = current["error"]
+        current["error"] = message[: max(0, len(message) - overflow)] + " [...]"
+        text = _encode(current)
+    if not _fits(text, limit):  # only absurd core values get here: keep the identity
+        text = _encode({k: current[k] for k in CORE_KEYS[:5] if k in current} | {"truncated": True})
+    return text
+
+
+def write_termination_log(text: str, environ: Mapping[str, str], stderr: TextIO) -> None:
+    path = environ.get(TERMINATION_LOG_ENV, DEFAULT_TERMINATION_LOG)
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:  # outside a pod there may be no /dev/termination-log
+        print(f"selftaught worker: cannot write termination log {path}: {error}", file=stderr)
+
+
+# ------------------------------------------------------------------------------ running
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The exit code a failure maps to (the controller's failure classes depend on it)."""
+    if isinstance(error, BadInput):
+        return EXIT_BAD_INPUT
+    if isinstance(error, StorageUnavailable):
+        return EXIT_TRANSIENT
+    if isinstance(error, UncommittedError):
+        return EXIT_PROGRAM_ERROR  # the planner started a stage before its input existed
+    if isinstance(error, (StorageNotFound, StorageAuthError)):
+        return EXIT_BAD_INPUT  # a missing dataset, model or bucket; refused credentials
+    return EXIT_PROGRAM_ERROR
+
+
+def _open_storage(task: StageTask) -> Storage:
+    if task.spec.storage is None:
+        raise BadInput("the task has no spec.storage: a worker needs somewhere to write")
+    try:
+        return open_for_spec(task.spec.storage)
+    except ValueError as error:
+        raise BadInput(f"spec.storage: {error}") from error
+
+
+def load_stage(stage: str) -> StageFn:
+    module = importlib.import_module(f"selftaught.stages.{stage}")
+    function: StageFn = module.run
+    return function
+
+
+def run_worker(
+    stage: str,
+    *,
+    environ: Mapping[str, str],
+    stage_fn: StageFn | None = None,
+    storage: Storage | None = None,
+    thread_setter: Callable[[int], None] = set_torch_threads,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Run one stage attempt and report it; return the exit code. Everything is injectable."""
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    started = clock()
+    summary: dict[str, Any] = {"stage": stage}
+    code = EXIT_OK
+    try:
+        task = load_task(environ)
+        if str(task.stage) != stage:
+            raise BadInput(f"task is for stage '{task.stage}' but the worker runs '{stage}'")
+        shard = shard_index(environ, task.shards)
+        summary.update(iteration=task.iteration, shard=shard, attempt=task.attempt)
+        thread_setter(torch_threads(task.resources))
+        store = storage if storage is not None else _open_storage(task)
+        run = stage_fn if stage_fn is not None else load_stage(stage)
+        result = run(task, store, shard)
+        if not isinstance(result, dict):
+            raise TypeError(f"stage {stage} returned {type(result).__name__}, not a dict")
+        summary["seconds"] = round(clock() - started, 3)
+        summary.update({k: v for k, v in result.items() if k not in summary})
+    except Exception as error:
+        code = exit_code_for(error)
+        summary["seconds"] = round(clock() - started, 3)
+        summary["error"] = str(error) or type(error).__name__
+        summary["errorType"] = type(error).__name__
+        if code == EXIT_PROGRAM_ERROR:
+            traceback.print_exc(file=err)
+        else:
+            print(f"selftaught worker {stage}: {type(error).__name__}: {error}", file=err)
+    text = compact_summary(summary)
+    print(text, file=out, flush=True)
+    write_termination_log(text, environ, err)
+    return code
+
+
+def main(stage: str) -> int:
+    """Entry point of ``selftaught worker <stage>``: the real environment, the real stage."""
+    return run_worker(stage, environ=os.environ)

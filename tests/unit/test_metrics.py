@@ -1,0 +1,204 @@
+"""Metrics: exact names, values derived from the status, no leaked series, promtool-clean."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import urllib.request
+from datetime import timedelta
+
+import pytest
+from prometheus_client import generate_latest
+
+from selftaught.api import IterationRecord, RunStatus, SelfTaughtRun, SetScores
+from selftaught.metrics import Metrics, finished_stages, gpu_seconds, last_progress
+from selftaught.phases import Phase, Stage
+from tests.unit.planning import T0, drive, make_run
+
+#: The names the dashboards and alerts rely on (as exposed, counters with ``_total``).
+CONTRACT = {
+    "selftaught_run_info",
+    "selftaught_run_phase",
+    "selftaught_run_stage",
+    "selftaught_run_iteration",
+    "selftaught_run_iterations_planned",
+    "selftaught_run_stage_started_timestamp_seconds",
+    "selftaught_run_last_progress_timestamp_seconds",
+    "selftaught_judge_accuracy",
+    "selftaught_judge_best_accuracy",
+    "selftaught_judgments_kept_ratio",
+    "selftaught_stage_duration_seconds_bucket",
+    "selftaught_jobs_created_total",
+    "selftaught_jobs_failed_total",
+    "selftaught_gpu_seconds_total",
+    "selftaught_reconcile_duration_seconds_bucket",
+    "selftaught_reconcile_errors_total",
+    "selftaught_runs",
+}
+
+
+def finished_run(**spec: object) -> SelfTaughtRun:
+    run, _, _ = drive(make_run(**spec))
+    assert run.status.phase == Phase.SUCCEEDED
+    return run
+
+
+def exposed(metrics: Metrics) -> str:
+    return generate_latest(metrics.registry).decode()
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def test_every_contract_name_is_exposed() -> None:
+    metrics = Metrics()
+    run = finished_run()
+    metrics.observe_run(run)
+    metrics.observe_transition(run.model_copy(update={"status": RunStatus()}), run.status)
+    metrics.job_created(Stage.SELECT)
+    metrics.job_failed(Stage.TRAIN, "OOMKilled")
+    with metrics.reconcile():
+        pass
+    names = {line.split("{")[0].split(" ")[0] for line in exposed(metrics).splitlines()}
+    assert names >= CONTRACT
+
+
+def test_run_gauges_follow_the_status() -> None:
+    metrics = Metrics()
+    run = finished_run()
+    metrics.observe_run(run)
+    key = {"namespace": "ns", "run": "demo"}
+    assert value(metrics, "selftaught_run_info", **key, seed_model="builtin://tiny-judge") == 1
+    assert value(metrics, "selftaught_run_phase", **key, phase="Succeeded") == 1
+    assert value(metrics, "selftaught_run_phase", **key, phase="Running") == 0
+    assert value(metrics, "selftaught_run_stage", **key, stage="evaluate") == 1
+    assert value(metrics, "selftaught_run_stage", **key, stage="judge") == 0
+    assert value(metrics, "selftaught_run_iteration", **key) == 2
+    assert value(metrics, "selftaught_run_iterations_planned", **key) == 2
+    # planning.summary_for: accuracy 0.6 + 0.1 * iteration; kept 30 of 40 pairs.
+    assert value(metrics, "selftaught_judge_accuracy", **key, eval_set="heldout") == 0.8
+    assert value(metrics, "selftaught_judge_best_accuracy", **key, eval_set="heldout") == 0.8
+    assert value(metrics, "selftaught_judgments_kept_ratio", **key) == 0.75
+    assert value(metrics, "selftaught_runs", phase="Succeeded") == 1
+    assert value(metrics, "selftaught_runs", phase="Running") == 0
+    progress = value(metrics, "selftaught_run_last_progress_timestamp_seconds", **key)
+    assert progress is not None
+    assert progress >= T0.timestamp()
+
+
+def test_best_accuracy_keeps_the_maximum() -> None:
+    status = RunStatus(
+        history=[
+            IterationRecord(iteration=0, scores={"heldout": SetScores(accuracy=0.7)}),
+            IterationRecord(iteration=1, scores={"heldout": SetScores(accuracy=0.9)}),
+            IterationRecord(iteration=2, scores={"heldout": SetScores(accuracy=0.8)}),
+        ]
+    )
+    metrics = Metrics()
+    metrics.observe_run(make_run().model_copy(update={"status": status}))
+    key = {"namespace": "ns", "run": "demo", "eval_set": "heldout"}
+    assert value(metrics, "selftaught_judge_accuracy", **key) == 0.8
+    assert value(metrics, "selftaught_judge_best_accuracy", **key) == 0.9
+
+
+def test_transition_counts_each_stage_once() -> None:
+    gpu_spec = {"stages": {"train": {"gpus": 4, "nodes": 2}, "judge": {"gpus": 1, "shards": 3}}}
+    run = finished_run(**gpu_spec)
+    metrics = Metrics()
+    empty = run.model_copy(update={"status": RunStatus()})
+    metrics.observe_transition(empty, run.status)
+    metrics.observe_transition(run, run.status)  # no change: nothing more counted
+    count = value(metrics, "selftaught_stage_duration_seconds_count", stage="train")
+    assert count == 2  # iterations 1 and 2
+    key = {"namespace": "ns", "run": "demo"}
+    # planning.observed: every Job takes 4 s.
+    assert value(metrics, "selftaught_gpu_seconds_total", **key, stage="train") == 2 * 4 * 4 * 2
+    assert value(metrics, "selftaught_gpu_seconds_total", **key, stage="judge") == 2 * 4 * 1 * 3
+
+
+def test_forget_run_removes_every_series() -> None:
+    metrics = Metrics()
+    run = finished_run(stages={"train": {"gpus": 1}})
+    metrics.observe_run(run)
+    metrics.observe_transition(run.model_copy(update={"status": RunStatus()}), run.status)
+    assert 'run="demo"' in exposed(metrics)
+    metrics.forget_run("ns", "demo")
+    assert 'run="demo"' not in exposed(metrics)
+    assert value(metrics, "selftaught_runs", phase="Succeeded") == 0
+    metrics.forget_run("ns", "demo")  # twice is harmless
+
+
+def test_no_unbounded_labels() -> None:
+    """Iteration numbers, Job and pod names never become label values."""
+    metrics = Metrics()
+    run = finished_run()
+    metrics.observe_run(run)
+    metrics.observe_transition(run.model_copy(update={"status": RunStatus()}), run.status)
+    text = exposed(metrics)
+    assert "iteration=" not in text
+    assert "demo-i" not in text  # a Job name
+    assert "pod=" not in text
+
+
+def test_reconcile_errors_counted() -> None:
+    metrics = Metrics()
+    with pytest.raises(RuntimeError), metrics.reconcile():
+        raise RuntimeError("boom")
+    assert value(metrics, "selftaught_reconcile_errors_total") == 1
+    assert value(metrics, "selftaught_reconcile_duration_seconds_count") == 1
+
+
+def test_pure_helpers() -> None:
+    old = RunStatus(history=[IterationRecord(iteration=0, stage_seconds={"select": 5.0})])
+    new = RunStatus(
+        history=[
+            IterationRecord(iteration=0, stage_seconds={"select": 5.0, "pairs": 7.0}),
+            IterationRecord(iteration=1, stage_seconds={"judge": 3.0}),
+        ]
+    )
+    assert finished_stages(old, new) == [(Stage.PAIRS, 7.0), (Stage.JUDGE, 3.0)]
+    spec = make_run(stages={"judge": {"gpus": 2, "shards": 4}}).spec
+    assert gpu_seconds(spec, Stage.JUDGE, 10.0) == 80.0
+    assert last_progress(RunStatus()) == 0.0
+    later = T0 + timedelta(hours=1)
+    status = RunStatus(started_at="2026-01-01T00:00:00Z", stage_started_at="2026-01-01T01:00:00Z")
+    assert last_progress(status) == later.timestamp()
+
+
+def test_served_on_its_own_port() -> None:
+    metrics = Metrics()
+    metrics.job_created("judge")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = metrics.serve(port, "127.0.0.1")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            body = response.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 'selftaught_jobs_created_total{stage="judge"} 1.0' in body
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_promtool_check_metrics() -> None:
+    metrics = Metrics()
+    run = finished_run(stages={"train": {"gpus": 1}})
+    metrics.observe_run(run)
+    metrics.observe_transition(run.model_copy(update={"status": RunStatus()}), run.status)
+    metrics.job_created(Stage.SELECT)
+    metrics.job_failed(Stage.TRAIN, "OOMKilled")
+    with metrics.reconcile():
+        pass
+    result = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=generate_latest(metrics.registry),
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    assert result.stdout.decode().strip() == "", result.stdout.decode()
