@@ -34,6 +34,8 @@ _KEPT = {
     "x-kubernetes-preserve-unknown-fields",
 }
 
+_RULES = "x-kubernetes-validations"
+
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Stage", "type": "string", "jsonPath": ".status.stage"},
@@ -56,6 +58,10 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if "$ref" in node:
         target = defs[node["$ref"].rsplit("/", 1)[-1]]
         merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        # A field's own rules (immutability) add to its type's rules; neither replaces the other.
+        rules = target.get(_RULES, []) + node.get(_RULES, [])
+        if rules:
+            merged[_RULES] = rules
         return _resolve(merged, defs)
     if "allOf" in node and len(node["allOf"]) == 1:
         merged = {**node["allOf"][0], **{k: v for k, v in node.items() if k != "allOf"}}

@@ -80,10 +80,10 @@ def _line_of(node: yaml.Node, path: list[str]) -> int | None:
     for part in path:
         key = part.split("[", 1)[0]
         if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+            match = next((kv for kv in node.value if getattr(kv[0], "value", None) == key), None)
             if match is None:
                 return line
-            node, line = match, match.start_mark.line + 1
+            node, line = match[1], match[0].start_mark.line + 1
             if "[" in part and isinstance(node, yaml.SequenceNode):
                 index = int(part.split("[", 1)[1].rstrip("]"))
                 if index < len(node.value):

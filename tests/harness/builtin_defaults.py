@@ -3,11 +3,12 @@
 Only the fields a client of this project reads are filled in: a Namespace is ``Active``, a Pod
 starts ``Pending``, a Job gets its defaulted spec (completions, parallelism, backoffLimit,
 completionMode, suspend) plus the ``controller-uid``/``job-name`` labels and selector that the
-Job controller relies on, a Service gets a cluster IP.
+Job controller relies on, a Service gets a cluster IP, a Secret's ``stringData`` becomes ``data``.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import uuid
 from typing import Any
@@ -31,6 +32,11 @@ def on_create(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         spec = obj.setdefault("spec", {})
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("clusterIP", f"10.96.0.{next(_ips) % 250}")
+    elif kind == ("", "secrets"):
+        data = obj.setdefault("data", {})
+        for key, value in (obj.pop("stringData", None) or {}).items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+        obj.setdefault("type", "Opaque")
     elif kind == ("batch", "jobs"):
         _default_job(obj)
     return obj

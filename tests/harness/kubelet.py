@@ -21,7 +21,6 @@ import json
 import secrets
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,7 @@ class Kubelet:
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
         self._runs: dict[str, asyncio.Task[None]] = {}
+        self._started: set[str] = set()  # uids of Jobs whose pods this kubelet ran
         self._logs: dict[str, Path] = {}
 
     def inject(self, kind: PodFault | str, *, name: str | None = None, labels: dict[str, str] | None = None,
@@ -164,12 +164,13 @@ class Kubelet:
         status = job.get("status") or {}
         finished = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
                        for c in status.get("conditions") or [])
-        if task is not None or finished or (not fresh and status.get("startTime")):
+        if task is not None or finished or uid in self._started or (not fresh and status.get("startTime")):
             return
         if job["spec"].get("suspend"):
             if not any(c.get("type") == "Suspended" for c in status.get("conditions") or []):
                 self._runs[uid] = asyncio.get_running_loop().create_task(self._mark_suspended(job))
             return
+        self._started.add(uid)
         self._runs[uid] = asyncio.get_running_loop().create_task(self._run_job(job))
 
     async def _mark_suspended(self, job: dict[str, Any]) -> None:
@@ -269,13 +270,11 @@ class Kubelet:
             env["JOB_COMPLETION_INDEX"] = index
         env["SELFTAUGHT_TERMINATION_LOG"] = str(workdir / "termination-log")
         env.setdefault("HOME", str(workdir))
-        begun = time.monotonic()
         result = await run_process(argv, env=env, workdir=workdir)
         reason = "Completed" if result.exit_code == 0 else "Error"
         message = result.message
         if not message and result.exit_code and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
             message = self._logs[name].read_bytes()[-2048:].decode(errors="replace")
-        del begun
         return job_status.terminated(pod, result.exit_code, reason, message, started, now())
 
     async def _references(self, namespace: str, container: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -86,7 +86,8 @@ _POD_COLUMNS = (
 
 #: What a kube-apiserver serves that the operator, kopf, kubectl and the kubelet touch.
 BUILTINS: tuple[ResourceType, ...] = (
-    _rt("v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), status_subresource=True),
+    _rt("v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), status_subresource=True,
+        printer_columns=({"name": "Status", "type": "string", "jsonPath": ".status.phase"},)),
     _rt("v1", "pods", "Pod", short_names=("po",), categories=("all",), status_subresource=True,
         printer_columns=_POD_COLUMNS),
     _rt("v1", "events", "Event", short_names=("ev",)),

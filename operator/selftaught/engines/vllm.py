@@ -16,8 +16,8 @@ from typing import Any
 Message = dict[str, str]
 
 MISSING_VLLM = (
-    "the vllm engine needs the 'vllm' package, which is not installed here: "
-    "install selftaught[vllm] (GPU workers) or set engine: transformers for this stage"
+    "the vllm engine needs the 'vllm' package, which is not installed in this image: "
+    "install selftaught[vllm] or set engine: transformers for this stage"
 )
 
 

@@ -142,55 +142,66 @@ def instruction_pool(*, seed: int, size: int, chat_fraction: float = 0.2) -> lis
 
 
 # ----------------------------------------------------------------------------- judgments
+#
+# A compact judgment lists the candidates as "value label", solves the problem, then names the
+# label that follows the same value in the list ("= 10 A"), then the verdict:
+#
+#     10 A . 12 B . add 8 2 = 10 A . [[A]]
+#
+# Naming the label is a look-back for the earlier occurrence of the just-computed token, the
+# one pattern a two-layer transformer learns reliably (an induction head). Comparing tokens
+# directly ("A 10 ok") stayed near chance in a prototype. The verdict thus follows from the
+# computed answer: when the judge solves the problem right, it judges right.
 
-_CHECK = re.compile(r"\b([AB]) \S+ (ok|no)\b")
+_LISTED = re.compile(r"(\S+) ([AB]) \. (\S+) ([AB]) \.")
+_SOLVED = re.compile(r"= (\S+) (A|B|none)\b")
 
 
-def check_line(label: str, problem: Problem, candidate: str) -> str:
-    """``A 7 ok`` / ``B 8 no``: the candidate copied next to the computed answer, then compared.
+def listing(answer_a: str, answer_b: str) -> str:
+    return f"{answer_a.strip()} A . {answer_b.strip()} B ."
 
-    Copying first turns the check into a comparison of two nearby tokens, which two layers
-    can learn; comparing against the prompt directly stayed near chance in a prototype.
-    """
-    verdict = "ok" if candidate.strip() == problem.answer else "no"
-    return f"{label} {candidate.strip()} {verdict}"
+
+def match_label(problem: Problem, answer_a: str, answer_b: str) -> str:
+    if answer_a.strip() == problem.answer:
+        return "A"
+    if answer_b.strip() == problem.answer:
+        return "B"
+    return "none"
 
 
 def judgment_text(problem: Problem, answer_a: str, answer_b: str) -> str:
-    """A correct compact judgment: solve first, check both answers, verdict last.
-
-    Only used for the warm start's labelled part; everything later is sampled from the model.
-    """
-    a_ok = answer_a.strip() == problem.answer
-    verdict = "A" if a_ok else "B"
-    return (
-        f"{problem.text} = {problem.answer} . {check_line('A', problem, answer_a)} . "
-        f"{check_line('B', problem, answer_b)} . [[{verdict}]]"
-    )
+    """A correct compact judgment (the warm start's labelled part; later ones are sampled)."""
+    label = match_label(problem, answer_a, answer_b)
+    verdict = f" . [[{label}]]" if label != "none" else ""
+    return f"{listing(answer_a, answer_b)} {problem.text} = {problem.answer} {label}{verdict}"
 
 
 def check_text(problem: Problem, candidate: str) -> str:
-    """The checking sub-skill: solve, then compare one candidate (no verdict)."""
-    return f"{problem.text} = {problem.answer} . {check_line('A', problem, candidate)}"
+    """The checking sub-skill: list one candidate, solve, name it if it matches (no verdict)."""
+    label = "A" if candidate.strip() == problem.answer else "none"
+    return f"{candidate.strip()} A . {problem.text} = {problem.answer} {label}"
 
 
 def implied_verdict(judgment: str) -> Literal["A", "B"] | None:
-    """The verdict a compact judgment's own checks imply (exactly one ``ok``), else None.
+    """The verdict a compact judgment's own reasoning implies, or None.
 
-    Comparing it with the stated verdict measures whether the reasoning drives the verdict.
+    It is the label whose listed value equals the judge's computed answer. Comparing it with
+    the stated verdict measures whether the reasoning drives the verdict.
     """
-    marks = dict(_CHECK.findall(judgment))
-    if marks.get("A") == "ok" and marks.get("B") == "no":
-        return "A"
-    if marks.get("B") == "ok" and marks.get("A") == "no":
-        return "B"
-    return None
+    listed, solved = _LISTED.search(judgment), _SOLVED.search(judgment)
+    if not listed or not solved:
+        return None
+    values = {listed.group(2): listed.group(1), listed.group(4): listed.group(3)}
+    matches = [label for label, value in values.items() if value == solved.group(1)]
+    if len(matches) != 1:
+        return None
+    return "A" if matches[0] == "A" else "B"
 
 
 def corpus(*, seed: int, size: int = 3000) -> list[str]:
     """Text covering the domain's vocabulary, for training the tokenizer."""
     rng = random.Random(f"corpus-{seed}")
-    texts = [" ".join(CATEGORIES), " ".join(OPS), "[[A]] [[B]] ok no . = | A: B:"]
+    texts = [" ".join(CATEGORIES), " ".join(OPS), "[[A]] [[B]] none . = | A: B:"]
     for _ in range(size):
         problem = random_problem(rng)
         other = similar_problem(rng, problem)

@@ -1,0 +1,114 @@
+{{/* Names, labels and small decisions shared by the templates. */}}
+
+{{- define "selftaught.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "selftaught.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "selftaught.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "selftaught.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "selftaught.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "selftaught.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: selftaught
+{{- end }}
+
+{{- define "selftaught.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "selftaught.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The operator image: repository@digest, else repository:tag (tag defaults to appVersion). */}}
+{{- define "selftaught.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "selftaught.workerImage" -}}
+{{- printf "%s:%s" .Values.worker.image.repository (default .Chart.AppVersion .Values.worker.image.tag) }}
+{{- end }}
+
+{{/*
+The namespaces the operator watches, one per line; empty means all namespaces (cluster scope
+with no list). In namespaced scope an empty list means the release's namespace.
+*/}}
+{{- define "selftaught.watchedNamespaces" -}}
+{{- $namespaces := .Values.watch.namespaces }}
+{{- if and (eq .Values.watch.scope "namespaced") (not $namespaces) }}
+{{- $namespaces = list .Release.Namespace }}
+{{- end }}
+{{- range $namespaces | uniq }}
+{{ . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Whether a Prometheus Operator resource is rendered: "true" or "".
+Call with (dict "enabled" <true|false|"auto"> "root" $).
+*/}}
+{{- define "selftaught.monitoringEnabled" -}}
+{{- $enabled := toString .enabled }}
+{{- if or (eq $enabled "true") (and (eq $enabled "auto") (.root.Capabilities.APIVersions.Has "monitoring.coreos.com/v1")) }}
+{{- print "true" }}
+{{- end }}
+{{- end }}
+
+{{- /*
+Least privilege, no wildcards. Derived from what the operator does:
+  - selftaughtruns: kopf lists and watches them, patches finalizers and its annotations;
+    the status subresource is where the planner writes.
+  - jobs: one Job per stage attempt (create), observed through a watch, deleted when stale
+    (pending too long, superseded attempt), patched to unsuspend / relabel.
+  - pods: read-only, for the termination message (the stage's JSON summary) and failure reasons.
+  - services: a headless Service per multi-node training stage (torchrun rendezvous).
+  - events: kopf posts Events through core/v1; newer clients through events.k8s.io.
+The cluster-scoped "scan" role holds only what kopf's scanners list and watch: CRDs (to
+discover the SelfTaughtRun resource) and namespaces (to follow namespace patterns).
+*/}}
+{{- define "selftaught.rules" -}}
+- apiGroups: ["selftaught.dev"]
+  resources: ["selftaughtruns"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["selftaught.dev"]
+  resources: ["selftaughtruns/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["create", "get", "list", "watch", "delete", "patch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["create", "get", "delete"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}

@@ -1,0 +1,315 @@
+"""Validate a SelfTaughtRun the way the Kubernetes API server does: prune, default, check.
+
+A real API server runs three steps on every write of a custom resource, in this order: it prunes
+fields the CRD's ``openAPIV3Schema`` does not know, applies the schema's ``default`` values, then
+validates the result (OpenAPI keywords, then the CEL rules in ``x-kubernetes-validations``). The
+embedded runner (``selftaught run``) does the same with the generated CRD, so a manifest gets the
+same verdict and the same field-named messages on a laptop as on a cluster; the test harness's
+API emulator uses these functions for every custom resource it stores.
+
+Messages imitate the API server's field errors ("spec.x: Invalid value: 0: spec.x in body should
+be greater than or equal to 1"). cel-python lacks Kubernetes' CEL extensions, so the CRD sticks
+to portable CEL.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import celpy
+import jsonschema
+
+#: Keys a custom resource always keeps at its root, whatever its schema says.
+_ROOT_KEEP = ("apiVersion", "kind", "metadata")
+
+_cel_env = celpy.Environment()
+_cel_programs: dict[str, Any] = {}
+
+
+def apply_defaults(schema: dict[str, Any], obj: Any) -> Any:
+    """Return a copy of ``obj`` with the schema's ``default`` values filled in where absent.
+
+    Defaults apply to object properties (recursively, including inside a default that was just
+    set), to every item of an array and to every value of a map (``additionalProperties``).
+    """
+    return _default(schema, copy.deepcopy(obj))
+
+
+def _default(schema: dict[str, Any], value: Any) -> Any:
+    if isinstance(value, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            if name not in value and "default" in sub:
+                value[name] = copy.deepcopy(sub["default"])
+            if name in value:
+                value[name] = _default(sub, value[name])
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            known = schema.get("properties") or {}
+            for key in list(value):
+                if key not in known:
+                    value[key] = _default(extra, value[key])
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        value[:] = [_default(schema["items"], item) for item in value]
+    return value
+
+
+def prune(schema: dict[str, Any], obj: Any, *, root: bool = True) -> Any:
+    """Return a copy of ``obj`` without fields the structural schema does not declare.
+
+    ``x-kubernetes-preserve-unknown-fields: true`` keeps unknown fields at that level;
+    ``x-kubernetes-embedded-resource`` keeps ``apiVersion``/``kind``/``metadata`` like the root.
+    """
+    return _prune(schema, copy.deepcopy(obj), root=root)
+
+
+def _prune(schema: dict[str, Any], value: Any, *, root: bool) -> Any:
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        keep_unknown = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
+        embedded = root or bool(schema.get("x-kubernetes-embedded-resource"))
+        for key in list(value):
+            if key in props:
+                if not (embedded and key == "metadata"):
+                    value[key] = _prune(props[key], value[key], root=False)
+            elif isinstance(extra, dict):
+                value[key] = _prune(extra, value[key], root=False)
+            elif extra is True or keep_unknown or (embedded and key in _ROOT_KEEP):
+                continue
+            else:
+                del value[key]
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        value[:] = [_prune(schema["items"], item, root=False) for item in value]
+    return value
+
+
+def validate_custom_resource(
+    schema: dict[str, Any], obj: dict[str, Any], old_obj: dict[str, Any] | None = None
+) -> list[str]:
+    """Every field error of ``obj`` against ``schema``, as the API server words them.
+
+    ``old_obj`` is the stored object on an update: CEL transition rules (those that mention
+    ``oldSelf``) run only when it is given and the field existed before. An empty list means valid.
+    """
+    errors = _openapi_errors(schema, obj)
+    errors.extend(_cel_errors(schema, obj, old_obj, path=""))
+    return errors
+
+
+# --- OpenAPI keywords, checked by jsonschema ---------------------------------------------------
+
+
+def _to_json_schema(schema: Any) -> Any:
+    """Translate OpenAPI v3.0 dialect (``nullable``, int-or-string) into JSON Schema draft 4."""
+    if isinstance(schema, list):
+        return [_to_json_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, val in schema.items():
+        if key.startswith("x-kubernetes-") or key in ("default", "description", "example"):
+            continue
+        if key in ("properties", "patternProperties", "definitions"):
+            out[key] = {k: _to_json_schema(v) for k, v in val.items()}
+        elif key in ("items", "additionalProperties", "not", "allOf", "anyOf", "oneOf"):
+            out[key] = _to_json_schema(val)
+        elif key not in ("nullable", "format"):
+            out[key] = val
+    if schema.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if schema.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+def _path(parts: Any) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, str) else _short(value)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return '"object"'
+    if isinstance(value, list):
+        return str(len(value))
+    return json.dumps(value)
+
+
+def _message(err: jsonschema.ValidationError) -> str:
+    """One field error in the API server's words."""
+    kw, arg, inst = err.validator, err.validator_value, err.instance
+    path = _path(err.absolute_path)
+    if kw == "required":
+        missing = [n for n in arg if isinstance(inst, dict) and n not in inst]
+        name = missing[0] if missing else "?"
+        return f"{_path([*err.absolute_path, name])}: Required value"
+    where = path or "<root>"
+    detail = {
+        "minimum": f"{where} in body should be greater than or equal to {arg}",
+        "maximum": f"{where} in body should be less than or equal to {arg}",
+        "minLength": f"{where} in body should be at least {arg} chars long",
+        "pattern": f"{where} in body should match '{arg}'",
+        "minItems": f"{where} in body should have at least {arg} items",
+        "minProperties": f"{where} in body should have at least {arg} properties",
+        "maxProperties": f"{where} in body should have at most {arg} properties",
+        "multipleOf": f"{where} in body should be a multiple of {arg}",
+        "uniqueItems": f"{where} in body shouldn't contain duplicates",
+    }
+    if kw == "enum":
+        allowed = ", ".join(json.dumps(a) for a in arg)
+        return f"{where}: Unsupported value: {_show(inst)}: supported values: {allowed}"
+    if kw == "maxLength":
+        return f"{where}: Too long: may not be more than {arg} bytes"
+    if kw == "maxItems":
+        return f"{where}: Too many: {len(inst)}: must have at most {arg} items"
+    if kw == "type":
+        kind = {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
+            type(inst), "number" if isinstance(inst, float) else "integer"
+        )
+        shown = arg if isinstance(arg, str) else "/".join(a for a in arg if a != "null")
+        return (
+            f'{where}: Invalid value: "{kind}": {where} in body must be of type {shown}: "{kind}"'
+        )
+    text = detail.get(str(kw), err.message)
+    return f"{where}: Invalid value: {_short(inst)}: {text}"
+
+
+def _openapi_errors(schema: dict[str, Any], obj: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft4Validator(_to_json_schema(schema))
+    errors = sorted(
+        validator.iter_errors(obj),
+        key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)),
+    )
+    return [_message(e) for e in errors]
+
+
+# --- CEL: x-kubernetes-validations ----------------------------------------------------------------
+
+
+def _program(rule: str) -> Any:
+    prog = _cel_programs.get(rule)
+    if prog is None:
+        prog = _cel_env.program(_cel_env.compile(rule))
+        _cel_programs[rule] = prog
+    return prog
+
+
+def _correlate(schema: dict[str, Any], old: Any, item: Any, index: int) -> Any:
+    """The old list item that corresponds to ``item`` (map lists only, as Kubernetes does)."""
+    if schema.get("x-kubernetes-list-type") != "map" or not isinstance(old, list):
+        return None
+    keys = schema.get("x-kubernetes-list-map-keys") or []
+    for candidate in old:
+        if isinstance(candidate, dict) and isinstance(item, dict):
+            if all(candidate.get(k) == item.get(k) for k in keys):
+                return candidate
+    return None
+
+
+def _cel_errors(schema: dict[str, Any], value: Any, old: Any, *, path: str) -> list[str]:
+    errors: list[str] = []
+    for rule in schema.get("x-kubernetes-validations") or []:
+        text = rule["rule"]
+        transition = "oldSelf" in text
+        if transition and old is None and not rule.get("optionalOldSelf"):
+            continue
+        activation = {"self": celpy.json_to_cel(value)}
+        if transition:
+            activation["oldSelf"] = celpy.json_to_cel(old)
+        where = path + (rule.get("fieldPath") or "")
+        where = where.lstrip(".") or "<root>"
+        try:
+            program = _program(text)
+        except celpy.CELParseError as exc:
+            errors.append(f"{where}: Invalid value: {_short(value)}: rule compile error: {exc}")
+            continue
+        try:
+            result = program.evaluate(activation)
+        except celpy.CELEvalError as exc:  # e.g. a missing key without has()
+            result = exc
+        if isinstance(result, celpy.CELEvalError):
+            reason = result.args[0] if result.args else result
+            errors.append(
+                f"{where}: Invalid value: {_short(value)}: rule evaluation error: {reason}"
+            )
+        elif not bool(result):
+            message = rule.get("message") or f"failed rule: {text}"
+            errors.append(f"{where}: Invalid value: {_short(value)}: {message}")
+    if isinstance(value, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            if name in value:
+                sub_old = old.get(name) if isinstance(old, dict) else None
+                errors.extend(_cel_errors(sub, value[name], sub_old, path=f"{path}.{name}"))
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            known = schema.get("properties") or {}
+            for key, item in value.items():
+                if key not in known:
+                    sub_old = old.get(key) if isinstance(old, dict) else None
+                    errors.extend(_cel_errors(extra, item, sub_old, path=f"{path}[{key}]"))
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            sub_old = _correlate(schema, old, item, index)
+            errors.extend(_cel_errors(schema["items"], item, sub_old, path=f"{path}[{index}]"))
+    return errors
+
+
+def unknown_fields(original: Any, pruned: Any, path: str = "") -> list[str]:
+    """Paths present in ``original`` that pruning removed (for ``fieldValidation=Strict``)."""
+    if isinstance(original, dict) and isinstance(pruned, dict):
+        found = []
+        for key, value in original.items():
+            sub = f"{path}.{key}" if path else key
+            found.extend([sub] if key not in pruned else unknown_fields(value, pruned[key], sub))
+        return found
+    if isinstance(original, list) and isinstance(pruned, list):
+        return [
+            f
+            for i, (a, b) in enumerate(zip(original, pruned, strict=False))
+            for f in unknown_fields(a, b, f"{path}[{i}]")
+        ]
+    return []
+
+
+def spec_schema_of(definition: dict[str, Any]) -> dict[str, Any]:
+    """The ``spec`` schema of a CRD's first served version."""
+    version = definition["spec"]["versions"][0]
+    return dict(version["schema"]["openAPIV3Schema"]["properties"]["spec"])
+
+
+def check_manifest(
+    document: dict[str, Any],
+    *,
+    old: dict[str, Any] | None = None,
+    strict: bool = True,
+    return_defaulted: bool = False,
+) -> Any:
+    """Every problem the API server would report for ``document`` (a SelfTaughtRun), or [].
+
+    ``strict`` reports unknown fields, as ``kubectl apply`` does by default
+    (``fieldValidation=Strict``). With ``return_defaulted`` the pruned and defaulted document is
+    returned instead when it is valid (for tests that compare defaults).
+    """
+    from selftaught.crd import custom_resource_definition
+
+    definition = custom_resource_definition()
+    schema = definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    pruned = prune(schema, document)
+    problems = (
+        [f"{path}: unknown field" for path in unknown_fields(document, pruned)] if strict else []
+    )
+    defaulted = apply_defaults(schema, pruned)
+    old_defaulted = apply_defaults(schema, prune(schema, old)) if old is not None else None
+    problems += validate_custom_resource(schema, defaulted, old_defaulted)
+    if return_defaulted and not problems:
+        return defaulted
+    return problems
