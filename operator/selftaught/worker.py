@@ -172,8 +172,9 @@ def compact_summary(summary: Mapping[str, Any], limit: int = SUMMARY_LIMIT) -> s
         text = _encode(current)
     if not _fits(text, limit) and isinstance(current.get("error"), str):
         overflow = len(text.encode("utf-8")) - limit + 64
-        message = current["error"]
-        current["error"] = message[: max(0, len(message) - overflow)] + " [...]"
+        message = current["error"].encode("utf-8")
+        kept = message[: max(0, len(message) - overflow)].decode("utf-8", errors="ignore")
+        current["error"] = kept + " [...]"
         text = _encode(current)
     if not _fits(text, limit):  # only absurd core values get here: keep the identity
         text = _encode({k: current[k] for k in CORE_KEYS[:5] if k in current} | {"truncated": True})

@@ -267,7 +267,7 @@ def test_large_summary_drops_detail_first_and_stays_valid() -> None:
         "seconds": 12.345678912,
         "scores": {"heldout": {"accuracy": 0.123456789, "examples": 100}},
         "perExample": [{"i": i, "score": 0.5} for i in range(500)],
-        "badLines": list(range(300)),
+        "badLines": list(range(1000)),
     }
     text = compact_summary(summary)
     assert len(text.encode()) < SUMMARY_LIMIT

@@ -36,6 +36,8 @@ def request(api: ApiServer, method: str, path: str, body: Any = None, *,
         raw, status = err.read(), err.code
         err.close()
     text = raw.decode()
+    if "watch=true" in path and status == 200:
+        return status, [json.loads(line) for line in text.splitlines() if line.strip()]
     try:
         return status, json.loads(text)
     except ValueError:
