@@ -84,6 +84,48 @@ def _tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator(args: argparse.Namespace) -> int:
+    from selftaught.controller import OperatorConfig, run
+    from selftaught.jobs import JobSettings
+
+    config = OperatorConfig(
+        namespaces=tuple(args.namespace or ()),
+        metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
+        liveness=args.liveness,
+        standalone=args.peering is None,
+        peering=args.peering,
+        priority=args.priority,
+        workers=args.workers,
+        resync_seconds=args.resync_seconds,
+        jobs=JobSettings(ttl_seconds_after_finished=args.job_ttl_seconds),
+    )
+    run(config, verbose=args.verbose)
+    return 0
+
+
+def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    operator = commands.add_parser(
+        "operator", help="run the Kubernetes operator (kopf) that turns SelfTaughtRuns into Jobs"
+    )
+    operator.add_argument(
+        "-n", "--namespace", action="append",
+        help="watch this namespace (repeatable); default: all namespaces",
+    )  # fmt: skip
+    operator.add_argument("--metrics-port", type=int, default=9090, help="0 disables /metrics")
+    operator.add_argument("--metrics-address", default="0.0.0.0")
+    operator.add_argument("--liveness", help="e.g. http://0.0.0.0:8080/healthz")
+    operator.add_argument(
+        "--peering", help="kopf peering name for several replicas (default: standalone)"
+    )
+    operator.add_argument("--priority", type=int, default=0, help="peering priority")
+    operator.add_argument("--workers", type=int, default=4, help="concurrent reconciles")
+    operator.add_argument("--resync-seconds", type=float, default=60.0)
+    operator.add_argument("--job-ttl-seconds", type=int, default=86400)
+    operator.add_argument("-v", "--verbose", action="store_true")
+    operator.set_defaults(func=_operator)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="selftaught", description="Train self-taught LLM judges, on Kubernetes or locally."
@@ -118,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run one stage (the command inside a Job)")
     worker.add_argument("stage", choices=["select", "pairs", "judge", "train", "evaluate"])
     worker.set_defaults(func=_worker)
+
+    _add_operator(commands)
     return parser
 
 

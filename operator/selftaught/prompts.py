@@ -115,6 +115,11 @@ def parse_verdict(text: str) -> Verdict | None:
     return "A" if found[-1] == "A" else "B"
 
 
+def normalise_text(text: str) -> str:
+    """Case- and whitespace-insensitive form: deduplication and "is it the same" checks."""
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
 def parse_category(text: str, known: Sequence[str]) -> str:
     """The first known category named in a labelling reply; ``other`` when none is."""
     words = re.findall(r"[a-z]+", text.lower())

@@ -57,7 +57,7 @@ SUMMARY_LIMIT = 4000
 CORE_KEYS = ("stage", "iteration", "shard", "attempt", "seconds", "error", "errorType")
 
 
-class BadInput(Exception):  # noqa: N818 (the public name; it is a verdict, not a bug)
+class BadInput(Exception):
     """The input cannot be used: a malformed dataset, a missing model, unparsable data.
 
     Raised by stages (and by this shell for a bad task); the worker exits with

@@ -49,14 +49,23 @@ class Route:
 
 
 def _json(data: Any, status: int = 200) -> aiohttp.web.Response:
-    return aiohttp.web.Response(body=json.dumps(data).encode(), status=status, content_type="application/json")
+    return aiohttp.web.Response(
+        body=json.dumps(data).encode(), status=status, content_type="application/json"
+    )
 
 
 class ApiServer:
     """Serves the emulated API from a background thread (``start``/``stop`` or ``with``)."""
 
-    def __init__(self, *, port: int = 0, host: str = "127.0.0.1", history: int = 5000,
-                 bookmark_interval: float = 5.0, request_log: int = 10000) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        history: int = 5000,
+        bookmark_interval: float = 5.0,
+        request_log: int = 10000,
+    ) -> None:
         self.host, self.port = host, port
         self.bookmark_interval = bookmark_interval
         self.faults = FaultInjector()
@@ -113,7 +122,8 @@ class ApiServer:
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def _serve_stop(self) -> None:
-        assert self._stopping is not None and self._runner is not None
+        assert self._stopping is not None
+        assert self._runner is not None
         self._stopping.set()
         await asyncio.sleep(0.05)
         await self._runner.cleanup()
@@ -130,8 +140,9 @@ class ApiServer:
         self.stop()
 
     def call(self, func: Callable[[Store], T], timeout: float = 10.0) -> T:
-        """Run ``func(store)`` on the server's thread (the store is not thread-safe) and return it."""
-        assert self._loop is not None and self.store is not None
+        """Run ``func(store)`` on the server's thread (the store is not thread-safe)."""
+        assert self._loop is not None
+        assert self.store is not None
         store = self.store
 
         async def run() -> T:
@@ -176,8 +187,16 @@ class ApiServer:
                 namespace, name = route.namespace or "", route.name
                 verb = self._verb(request, route)
             if rule is not None and rule.status is not None:
-                raise ApiError(rule.status, "InternalError" if rule.status >= 500 else "Conflict"
-                               if rule.status == 409 else "Injected", rule.message)
+                raise ApiError(
+                    rule.status,
+                    "InternalError"
+                    if rule.status >= 500
+                    else "Conflict"
+                    if rule.status == 409
+                    else "Injected",
+                    rule.message,
+                )
+            response: aiohttp.web.StreamResponse
             if route is None:
                 response = self._serve_static(request, parts)
             elif verb == "watch":
@@ -194,11 +213,18 @@ class ApiServer:
             return _json(ApiError(400, "BadRequest", str(exc)).status(), 400)
         except patches.PatchError as exc:
             status = exc.status
-            return _json(ApiError(exc.status, "Invalid" if exc.status == 422 else "BadRequest",
-                                  str(exc)).status(), exc.status)
+            return _json(
+                ApiError(
+                    exc.status, "Invalid" if exc.status == 422 else "BadRequest", str(exc)
+                ).status(),
+                exc.status,
+            )
         finally:
-            self.requests.add(RequestRecord(request.method, request.path, verb, resource, namespace, name,
-                                            status, started))
+            self.requests.add(
+                RequestRecord(
+                    request.method, request.path, verb, resource, namespace, name, status, started
+                )
+            )
 
     @staticmethod
     def _verb(request: aiohttp.web.Request, route: Route) -> str:
@@ -207,14 +233,22 @@ class ApiServer:
             if request.query.get("watch") in ("true", "1"):
                 return "watch"
             return "get" if route.name else "list"
-        return {"POST": "create", "PUT": "update", "PATCH": "patch",
-                "DELETE": "delete" if route.name else "deletecollection"}.get(method, method.lower())
+        return {
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete" if route.name else "deletecollection",
+        }.get(method, method.lower())
 
     def _serve_static(self, request: aiohttp.web.Request, parts: list[str]) -> aiohttp.web.Response:
         assert self.store is not None
         registry = self.store.registry
         if request.method != "GET":
-            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
         doc: dict[str, Any] | None = None
         if parts == ["api"]:
             doc = discovery.api_versions()
@@ -247,22 +281,36 @@ class ApiServer:
                 return yaml.safe_load(raw)
             return json.loads(raw)
         except (ValueError, yaml.YAMLError) as exc:
-            raise ApiError(400, "BadRequest", f"the body of the request could not be decoded: {exc}") from None
+            raise ApiError(
+                400, "BadRequest", f"the body of the request could not be decoded: {exc}"
+            ) from None
 
-    async def _serve_resource(self, request: aiohttp.web.Request, route: Route, verb: str) -> aiohttp.web.Response:
+    async def _serve_resource(
+        self, request: aiohttp.web.Request, route: Route, verb: str
+    ) -> aiohttp.web.Response:
         assert self.store is not None
         store, rt, q = self.store, route.rt, request.query
         ns = route.namespace or ""
         if route.subresource and (route.subresource != "status" or not rt.status_subresource):
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource ({route.subresource})")
+            raise ApiError(
+                404,
+                "NotFound",
+                f"the server could not find the requested resource ({route.subresource})",
+            )
         strict = q.get("fieldValidation") == "Strict"
         dry_run = q.get("dryRun") == "All"
         accept = request.headers.get("Accept", "")
         if verb == "get":
             obj = store.get(rt, ns, route.name)
             if tables.wants_table(accept):
-                return _json(tables.to_table(rt, [obj], resource_version=obj["metadata"]["resourceVersion"],
-                                             include_object=q.get("includeObject", "Metadata")))
+                return _json(
+                    tables.to_table(
+                        rt,
+                        [obj],
+                        resource_version=obj["metadata"]["resourceVersion"],
+                        include_object=q.get("includeObject", "Metadata"),
+                    )
+                )
             return _json(obj)
         if verb in ("list", "deletecollection"):
             labels = parse_label_selector(q.get("labelSelector"))
@@ -272,13 +320,32 @@ class ApiServer:
                 for obj in found:
                     meta = obj["metadata"]
                     with contextlib.suppress(ApiError):
-                        store.delete(rt, meta.get("namespace", ""), meta["name"], propagation=q.get("propagationPolicy"))
-                return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+                        store.delete(
+                            rt,
+                            meta.get("namespace", ""),
+                            meta["name"],
+                            propagation=q.get("propagationPolicy"),
+                        )
+                return _json(
+                    {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+                )
             if tables.wants_table(accept):
-                return _json(tables.to_table(rt, found, resource_version=str(store.rv),
-                                             include_object=q.get("includeObject", "Metadata")))
-            return _json({"kind": f"{rt.kind}List", "apiVersion": rt.api_version,
-                          "metadata": {"resourceVersion": str(store.rv)}, "items": found})
+                return _json(
+                    tables.to_table(
+                        rt,
+                        found,
+                        resource_version=str(store.rv),
+                        include_object=q.get("includeObject", "Metadata"),
+                    )
+                )
+            return _json(
+                {
+                    "kind": f"{rt.kind}List",
+                    "apiVersion": rt.api_version,
+                    "metadata": {"resourceVersion": str(store.rv)},
+                    "items": found,
+                }
+            )
         if verb == "create":
             body = await self._body(request)
             if not isinstance(body, dict):
@@ -288,17 +355,38 @@ class ApiServer:
             body = await self._body(request)
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the body of the request must be an object")
-            return _json(store.update(rt, ns, route.name, body, subresource=route.subresource, strict=strict,
-                                      dry_run=dry_run))
+            return _json(
+                store.update(
+                    rt,
+                    ns,
+                    route.name,
+                    body,
+                    subresource=route.subresource,
+                    strict=strict,
+                    dry_run=dry_run,
+                )
+            )
         if verb == "patch":
             body = await self._body(request)
             current = store.get(rt, ns, route.name)
             patched = patches.apply_patch(current, body, request.headers.get("Content-Type", ""))
-            if patched.get("metadata", {}).get("resourceVersion") == current["metadata"]["resourceVersion"]:
+            if (
+                patched.get("metadata", {}).get("resourceVersion")
+                == current["metadata"]["resourceVersion"]
+            ):
                 # an unchanged resourceVersion is no precondition: only a changed one conflicts
                 patched["metadata"].pop("resourceVersion", None)
-            return _json(store.update(rt, ns, route.name, patched, subresource=route.subresource, strict=strict,
-                                      dry_run=dry_run))
+            return _json(
+                store.update(
+                    rt,
+                    ns,
+                    route.name,
+                    patched,
+                    subresource=route.subresource,
+                    strict=strict,
+                    dry_run=dry_run,
+                )
+            )
         if verb == "delete":
             body = await self._body(request)
             body = body if isinstance(body, dict) else {}
@@ -306,30 +394,53 @@ class ApiServer:
             policy = q.get("propagationPolicy") or body.get("propagationPolicy")
             if body.get("orphanDependents") is True:
                 policy = "Orphan"
-            return _json(store.delete(rt, ns, route.name, propagation=policy,
-                                      precondition_uid=pre.get("uid"), precondition_rv=pre.get("resourceVersion")))
+            return _json(
+                store.delete(
+                    rt,
+                    ns,
+                    route.name,
+                    propagation=policy,
+                    precondition_uid=pre.get("uid"),
+                    precondition_rv=pre.get("resourceVersion"),
+                )
+            )
         raise ApiError(405, "MethodNotAllowed", f"{request.method} is not supported here")
 
     # --- watch --------------------------------------------------------------------------------
 
-    async def _watch(self, request: aiohttp.web.Request, route: Route) -> aiohttp.web.StreamResponse:
-        assert self.store is not None and self._stopping is not None
+    async def _watch(
+        self, request: aiohttp.web.Request, route: Route
+    ) -> aiohttp.web.StreamResponse:
+        assert self.store is not None
+        assert self._stopping is not None
         store, rt, q = self.store, route.rt, request.query
         labels = parse_label_selector(q.get("labelSelector"))
         fields = parse_field_selector(q.get("fieldSelector"))
         if route.name:
-            fields_by_name = parse_field_selector(f"metadata.name={route.name}")
-            fields = (lambda o, a=fields, b=fields_by_name: a(o) and b(o))  # noqa: E731
+            fields = parse_field_selector(
+                ",".join(filter(None, [q.get("fieldSelector"), f"metadata.name={route.name}"]))
+            )
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
-        deadline = time.monotonic() + min(float(q.get("timeoutSeconds") or _MAX_WATCH_SECONDS), _MAX_WATCH_SECONDS)
+        deadline = time.monotonic() + min(
+            float(q.get("timeoutSeconds") or _MAX_WATCH_SECONDS), _MAX_WATCH_SECONDS
+        )
         close_gen = self.faults.close_generation()
         queue: asyncio.Queue[Event] = asyncio.Queue()
         store.watchers.add(queue)
         try:
             requested = q.get("resourceVersion") or ""
             if requested in ("", "0"):
-                backlog = [Event(store.rv, "ADDED", rt.group, rt.plural, o["metadata"].get("namespace", ""), o)
-                           for o in store.list(rt, route.namespace)]
+                backlog = [
+                    Event(
+                        store.rv,
+                        "ADDED",
+                        rt.group,
+                        rt.plural,
+                        o["metadata"].get("namespace", ""),
+                        o,
+                    )
+                    for o in store.list(rt, route.namespace)
+                ]
                 last = store.rv
             elif not requested.isdigit():
                 raise ApiError(400, "BadRequest", f"invalid resourceVersion {requested!r}")
@@ -341,17 +452,26 @@ class ApiServer:
             response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
             await response.prepare(request)
             if last < 0:
-                gone = ApiError(410, "Expired", f"too old resource version: {requested} ({store.oldest_rv()})")
-                await response.write(json.dumps({"type": "ERROR", "object": gone.status()}).encode() + b"\n")
+                gone = ApiError(
+                    410, "Expired", f"too old resource version: {requested} ({store.oldest_rv()})"
+                )
+                await response.write(
+                    json.dumps({"type": "ERROR", "object": gone.status()}).encode() + b"\n"
+                )
                 return response
 
             def wanted(event: Event) -> bool:
-                return ((event.group, event.plural) == rt.group_plural
-                        and (route.namespace is None or event.namespace == route.namespace)
-                        and labels(event.obj) and fields(event.obj))
+                return (
+                    (event.group, event.plural) == rt.group_plural
+                    and (route.namespace is None or event.namespace == route.namespace)
+                    and labels(event.obj)
+                    and fields(event.obj)
+                )
 
             for event in backlog if requested in ("", "0") else []:
-                await response.write(json.dumps({"type": "ADDED", "object": event.obj}).encode() + b"\n")
+                await response.write(
+                    json.dumps({"type": "ADDED", "object": event.obj}).encode() + b"\n"
+                )
             if requested in ("", "0"):
                 backlog = []
             next_bookmark = time.monotonic() + self.bookmark_interval
@@ -360,7 +480,9 @@ class ApiServer:
                     if event.rv <= last or not wanted(event) or self.faults.silenced(request.path):
                         continue
                     obj = {**event.obj, "apiVersion": rt.api_version}
-                    await response.write(json.dumps({"type": event.type, "object": obj}).encode() + b"\n")
+                    await response.write(
+                        json.dumps({"type": event.type, "object": obj}).encode() + b"\n"
+                    )
                     last = max(last, event.rv)
                 now = time.monotonic()
                 if now >= deadline or self.faults.closed_since(close_gen, request.path):
@@ -368,9 +490,14 @@ class ApiServer:
                 if bookmarks and now >= next_bookmark:
                     next_bookmark = now + self.bookmark_interval
                     if not self.faults.silenced(request.path):
-                        mark = {"kind": rt.kind, "apiVersion": rt.api_version,
-                                "metadata": {"resourceVersion": str(store.rv)}}
-                        await response.write(json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n")
+                        mark = {
+                            "kind": rt.kind,
+                            "apiVersion": rt.api_version,
+                            "metadata": {"resourceVersion": str(store.rv)},
+                        }
+                        await response.write(
+                            json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n"
+                        )
                 try:
                     wait = max(0.01, min(0.25, deadline - now))
                     backlog = [await asyncio.wait_for(queue.get(), wait)]

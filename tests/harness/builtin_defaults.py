@@ -60,7 +60,9 @@ def _default_job(job: dict[str, Any]) -> None:
     }
     template = spec.setdefault("template", {})
     template.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
-    spec.setdefault("selector", {"matchLabels": {"batch.kubernetes.io/controller-uid": controller_uid}})
+    spec.setdefault(
+        "selector", {"matchLabels": {"batch.kubernetes.io/controller-uid": controller_uid}}
+    )
     pod_spec = template.setdefault("spec", {})
     pod_spec.setdefault("restartPolicy", "Never")
     for container in pod_spec.get("containers") or []:

@@ -19,8 +19,16 @@ from tests.harness.kubelet import Kubelet
 class Cluster:
     """``api`` (emulator), ``kubelet``, ``kubeconfig`` path and a ``kubectl()`` helper."""
 
-    def __init__(self, *, port: int = 0, kubeconfig: str | Path | None = None, max_pods: int = 4,
-                 bookmark_interval: float = 5.0, kubelet: bool = True, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        kubeconfig: str | Path | None = None,
+        max_pods: int = 4,
+        bookmark_interval: float = 5.0,
+        kubelet: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="emulated-cluster-")
         self.dir = Path(self._tmp.name)
         self.api = ApiServer(port=port, bookmark_interval=bookmark_interval)
@@ -46,8 +54,9 @@ class Cluster:
         self.api.start()
         write_kubeconfig(self._kubeconfig, self.api.url)
         if self._want_kubelet:
-            self.kubelet = Kubelet(self.api.url, max_pods=self._max_pods, workdir=self.dir / "pods",
-                                   env=self._env).start()
+            self.kubelet = Kubelet(
+                self.api.url, max_pods=self._max_pods, workdir=self.dir / "pods", env=self._env
+            ).start()
         return self
 
     def stop(self) -> None:
@@ -62,11 +71,19 @@ class Cluster:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = False,
-                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = False, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         """Run the real kubectl against the emulator (own kubeconfig and cache dir)."""
-        argv = ["kubectl", "--kubeconfig", str(self._kubeconfig), "--cache-dir", str(self.dir / "kubectl-cache"),
-                *args]
+        argv = [
+            "kubectl",
+            "--kubeconfig",
+            str(self._kubeconfig),
+            "--cache-dir",
+            str(self.dir / "kubectl-cache"),
+            *args,
+        ]
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-        return subprocess.run(argv, input=input, capture_output=True, text=True, check=check, timeout=timeout,
-                              env=env)
+        return subprocess.run(
+            argv, input=input, capture_output=True, text=True, check=check, timeout=timeout, env=env
+        )

@@ -1,4 +1,4 @@
-"""Discovery documents (``/api``, ``/apis``, ``/apis/<g>/<v>``, ``/version``) built from the registry.
+"""Discovery documents (``/api``, ``/apis``, ``/apis/<g>/<v>``, ``/version``) from the registry.
 
 kopf waits, silently, until discovery lists the resources it watches (including namespaces and
 CRDs), and kubectl maps ``kubectl get selftaughtruns`` to a URL through these documents, so
@@ -54,4 +54,9 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
         return None
     resources = [entry for rt in sorted(types, key=lambda t: t.plural) for entry in rt.discovery()]
     group_version = f"{group}/{version}" if group else version
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }

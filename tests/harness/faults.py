@@ -54,15 +54,26 @@ class FaultInjector:
     _close_patterns: list[tuple[int, re.Pattern[str]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def fail(self, method: str, path_regex: str, *, status: int = 500, times: int | None = 1,
-             message: str = "injected fault") -> FaultRule:
+    def fail(
+        self,
+        method: str,
+        path_regex: str,
+        *,
+        status: int = 500,
+        times: int | None = 1,
+        message: str = "injected fault",
+    ) -> FaultRule:
         """Answer the next ``times`` matching requests (``None``: all) with ``status``."""
-        rule = FaultRule(method.upper(), re.compile(path_regex), status=status, remaining=times, message=message)
+        rule = FaultRule(
+            method.upper(), re.compile(path_regex), status=status, remaining=times, message=message
+        )
         with self._lock:
             self._rules.append(rule)
         return rule
 
-    def delay(self, method: str, path_regex: str, *, seconds: float, times: int | None = None) -> FaultRule:
+    def delay(
+        self, method: str, path_regex: str, *, seconds: float, times: int | None = None
+    ) -> FaultRule:
         """Add latency to matching requests before they are handled."""
         rule = FaultRule(method.upper(), re.compile(path_regex), delay=seconds, remaining=times)
         with self._lock:
@@ -147,13 +158,23 @@ class RequestLog:
         with self._lock:
             return list(self._records)
 
-    def count(self, *, verb: str | None = None, resource: str | None = None, method: str | None = None,
-              name: str | None = None, since: float = 0.0) -> int:
+    def count(
+        self,
+        *,
+        verb: str | None = None,
+        resource: str | None = None,
+        method: str | None = None,
+        name: str | None = None,
+        since: float = 0.0,
+    ) -> int:
         """How many logged requests match every given criterion (``since``: a time.monotonic())."""
         return sum(
-            1 for r in self.records()
-            if (verb is None or r.verb == verb) and (resource is None or r.resource == resource)
-            and (method is None or r.method == method.upper()) and (name is None or r.name == name)
+            1
+            for r in self.records()
+            if (verb is None or r.verb == verb)
+            and (resource is None or r.resource == resource)
+            and (method is None or r.method == method.upper())
+            and (name is None or r.name == name)
             and r.at >= since
         )
 

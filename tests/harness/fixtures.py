@@ -34,7 +34,9 @@ def kube_client(kube: Cluster) -> Iterator[object]:
     """A ``kubernetes.client.ApiClient`` for the emulator (closed after the test)."""
     import kubernetes
 
-    client = kubernetes.config.new_client_from_config(config_file=str(kube.kubeconfig))
+    client = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(kube.kubeconfig)
+    )
     try:
         yield client
     finally:

@@ -23,8 +23,14 @@ def job_path(job: dict[str, Any]) -> str:
 
 def condition(kind: str, reason: str, message: str, status: str = "True") -> dict[str, Any]:
     stamp = now()
-    return {"type": kind, "status": status, "reason": reason, "message": message,
-            "lastProbeTime": stamp, "lastTransitionTime": stamp}
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastProbeTime": stamp,
+        "lastTransitionTime": stamp,
+    }
 
 
 def compress(indexes: set[int]) -> str:
@@ -59,8 +65,16 @@ def pod_manifest(job: dict[str, Any], index: int, suffix: str) -> dict[str, Any]
             "namespace": meta["namespace"],
             "labels": labels,
             "annotations": annotations,
-            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": meta["uid"],
-                                 "controller": True, "blockOwnerDeletion": True}],
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": {**(template.get("spec") or {}), "nodeName": "emulated-node"},
     }
@@ -72,37 +86,102 @@ def _container_name(pod: dict[str, Any]) -> str:
 
 def stuck_pending(pod: dict[str, Any], kind: PodFault) -> dict[str, Any]:
     if kind == PodFault.UNSCHEDULABLE:
-        return {"phase": "Pending", "conditions": [
-            {**condition("PodScheduled", "Unschedulable", "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
-                         status="False")}]}
+        return {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    **condition(
+                        "PodScheduled",
+                        "Unschedulable",
+                        "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
+                        status="False",
+                    )
+                }
+            ],
+        }
     waiting = {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "emulated"'}
-    return {"phase": "Pending", "conditions": [condition("PodScheduled", "", "")],
-            "containerStatuses": [{"name": _container_name(pod), "ready": False, "restartCount": 0,
-                                   "image": "emulated", "imageID": "", "state": {"waiting": waiting}}]}
+    return {
+        "phase": "Pending",
+        "conditions": [condition("PodScheduled", "", "")],
+        "containerStatuses": [
+            {
+                "name": _container_name(pod),
+                "ready": False,
+                "restartCount": 0,
+                "image": "emulated",
+                "imageID": "",
+                "state": {"waiting": waiting},
+            }
+        ],
+    }
 
 
 def running(pod: dict[str, Any], started: str) -> dict[str, Any]:
-    return {"phase": "Running", "startTime": started, "hostIP": "127.0.0.1", "podIP": "127.0.0.1",
-            "conditions": [condition("PodScheduled", "", ""), condition("Ready", "", "")],
-            "containerStatuses": [{"name": _container_name(pod), "ready": True, "restartCount": 0, "started": True,
-                                   "image": "emulated", "imageID": "", "state": {"running": {"startedAt": started}}}]}
+    return {
+        "phase": "Running",
+        "startTime": started,
+        "hostIP": "127.0.0.1",
+        "podIP": "127.0.0.1",
+        "conditions": [condition("PodScheduled", "", ""), condition("Ready", "", "")],
+        "containerStatuses": [
+            {
+                "name": _container_name(pod),
+                "ready": True,
+                "restartCount": 0,
+                "started": True,
+                "image": "emulated",
+                "imageID": "",
+                "state": {"running": {"startedAt": started}},
+            }
+        ],
+    }
 
 
-def terminated(pod: dict[str, Any], exit_code: int, reason: str, message: str, started: str, finished: str,
-               *, phase: str | None = None) -> dict[str, Any]:
-    state = {"exitCode": exit_code, "reason": reason, "startedAt": started, "finishedAt": finished,
-             "message": message.encode()[:MESSAGE_LIMIT].decode(errors="ignore")}
-    return {"phase": phase or ("Succeeded" if exit_code == 0 else "Failed"), "startTime": started,
-            "conditions": [condition("PodScheduled", "", ""), condition("Ready", "PodCompleted", "", "False")],
-            "containerStatuses": [{"name": _container_name(pod), "ready": False, "restartCount": 0,
-                                   "image": "emulated", "imageID": "", "state": {"terminated": state}}]}
+def terminated(
+    pod: dict[str, Any],
+    exit_code: int,
+    reason: str,
+    message: str,
+    started: str,
+    finished: str,
+    *,
+    phase: str | None = None,
+) -> dict[str, Any]:
+    state = {
+        "exitCode": exit_code,
+        "reason": reason,
+        "startedAt": started,
+        "finishedAt": finished,
+        "message": message.encode()[:MESSAGE_LIMIT].decode(errors="ignore"),
+    }
+    return {
+        "phase": phase or ("Succeeded" if exit_code == 0 else "Failed"),
+        "startTime": started,
+        "conditions": [
+            condition("PodScheduled", "", ""),
+            condition("Ready", "PodCompleted", "", "False"),
+        ],
+        "containerStatuses": [
+            {
+                "name": _container_name(pod),
+                "ready": False,
+                "restartCount": 0,
+                "image": "emulated",
+                "imageID": "",
+                "state": {"terminated": state},
+            }
+        ],
+    }
 
 
 def evicted(pod: dict[str, Any], started: str) -> dict[str, Any]:
     status = terminated(pod, 137, "Error", "", started, now(), phase="Failed")
     status.update(reason="Evicted", message="The node was low on resource: memory.")
-    status["conditions"].append(condition("DisruptionTarget", "TerminationByKubelet",
-                                          "The node was low on resource: memory."))
+    status["conditions"].append(
+        condition(
+            "DisruptionTarget", "TerminationByKubelet", "The node was low on resource: memory."
+        )
+    )
     return status
 
 
@@ -122,8 +201,12 @@ class JobTracker:
         self.failed_message = ""
         self.conditions: list[dict[str, Any]] = []
         self.completion_time: str | None = None
-        if any(c.get("type") == "Suspended" for c in (job.get("status") or {}).get("conditions") or []):
-            self.conditions.append(condition("Suspended", "JobResumed", "Job resumed", status="False"))
+        if any(
+            c.get("type") == "Suspended" for c in (job.get("status") or {}).get("conditions") or []
+        ):
+            self.conditions.append(
+                condition("Suspended", "JobResumed", "Job resumed", status="False")
+            )
 
     def indexes(self) -> range:
         return range(self.completions)
@@ -155,18 +238,28 @@ class JobTracker:
         """Set the terminal condition pair, as the Job controller does since Kubernetes 1.31."""
         self.active = 0
         if self.failed_reason:
-            self.conditions += [condition("FailureTarget", self.failed_reason, self.failed_message),
-                                condition("Failed", self.failed_reason, self.failed_message)]
+            self.conditions += [
+                condition("FailureTarget", self.failed_reason, self.failed_message),
+                condition("Failed", self.failed_reason, self.failed_message),
+            ]
         elif self.succeeded >= self.completions:
             message = "Reached expected number of succeeded pods"
-            self.conditions += [condition("SuccessCriteriaMet", "CompletionsReached", message),
-                                condition("Complete", "CompletionsReached", message)]
+            self.conditions += [
+                condition("SuccessCriteriaMet", "CompletionsReached", message),
+                condition("Complete", "CompletionsReached", message),
+            ]
             self.completion_time = finished
 
     def status(self) -> dict[str, Any]:
-        status: dict[str, Any] = {"startTime": self.start_time, "active": self.active, "succeeded": self.succeeded,
-                                  "failed": self.failed, "ready": 0, "terminating": 0,
-                                  "uncountedTerminatedPods": {}}
+        status: dict[str, Any] = {
+            "startTime": self.start_time,
+            "active": self.active,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "ready": 0,
+            "terminating": 0,
+            "uncountedTerminatedPods": {},
+        }
         if self.conditions:
             status["conditions"] = self.conditions
         if self.indexed:

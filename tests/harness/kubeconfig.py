@@ -16,8 +16,12 @@ def write_kubeconfig(path: str | Path, server_url: str, *, namespace: str = "def
         "kind": "Config",
         "clusters": [{"name": "emulator", "cluster": {"server": server_url}}],
         "users": [{"name": "emulator", "user": {"token": "emulator-token"}}],
-        "contexts": [{"name": "emulator",
-                      "context": {"cluster": "emulator", "user": "emulator", "namespace": namespace}}],
+        "contexts": [
+            {
+                "name": "emulator",
+                "context": {"cluster": "emulator", "user": "emulator", "namespace": namespace},
+            }
+        ],
         "current-context": "emulator",
         "preferences": {},
     }

@@ -37,8 +37,14 @@ _JOBS = "/apis/batch/v1"
 class Kubelet:
     """Runs Jobs from the API at ``api_url`` with at most ``max_pods`` processes at once."""
 
-    def __init__(self, api_url: str, *, max_pods: int = 4, workdir: str | Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        max_pods: int = 4,
+        workdir: str | Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.api_url = api_url.rstrip("/")
         self.max_pods = max_pods
         self.extra_env = dict(env or {})
@@ -53,13 +59,31 @@ class Kubelet:
         self._started: set[str] = set()  # uids of Jobs whose pods this kubelet ran
         self._logs: dict[str, Path] = {}
 
-    def inject(self, kind: PodFault | str, *, name: str | None = None, labels: dict[str, str] | None = None,
-               indexes: set[int] | None = None, exit_code: int = 1, message: str = "", delay: float = 0.0,
-               times: int | None = None) -> PodFaultRule:
+    def inject(
+        self,
+        kind: PodFault | str,
+        *,
+        name: str | None = None,
+        labels: dict[str, str] | None = None,
+        indexes: set[int] | None = None,
+        exit_code: int = 1,
+        message: str = "",
+        delay: float = 0.0,
+        times: int | None = None,
+    ) -> PodFaultRule:
         """Make matching pods fail or behave oddly (see ``pod_faults``)."""
-        return self.faults.add(PodFaultRule(PodFault(kind), name, dict(labels or {}),
-                                            frozenset(indexes) if indexes is not None else None,
-                                            exit_code, message, delay, times))
+        return self.faults.add(
+            PodFaultRule(
+                PodFault(kind),
+                name,
+                dict(labels or {}),
+                frozenset(indexes) if indexes is not None else None,
+                exit_code,
+                message,
+                delay,
+                times,
+            )
+        )
 
     def log_path(self, pod_name: str) -> Path | None:
         """Where a pod's stdout+stderr went (the emulator serves no ``pods/log``)."""
@@ -80,7 +104,9 @@ class Kubelet:
                 watcher.cancel()
                 for task in list(self._runs.values()):
                     task.cancel()
-                loop.run_until_complete(asyncio.gather(watcher, *self._runs.values(), return_exceptions=True))
+                loop.run_until_complete(
+                    asyncio.gather(watcher, *self._runs.values(), return_exceptions=True)
+                )
                 if self._session is not None:
                     loop.run_until_complete(self._session.close())
                 loop.close()
@@ -107,30 +133,40 @@ class Kubelet:
 
     # --- API access ---------------------------------------------------------------------------
 
-    async def _request(self, method: str, path: str, body: Any = None, *,
-                       content_type: str = "application/json") -> dict[str, Any]:
+    async def _request(
+        self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
+    ) -> dict[str, Any]:
         assert self._session is not None
         data = None if body is None else json.dumps(body)
         for attempt in range(5):  # injected 5xx are retried like client-go would
-            async with self._session.request(method, self.api_url + path, data=data,
-                                             headers={"Content-Type": content_type}) as resp:
+            async with self._session.request(
+                method, self.api_url + path, data=data, headers={"Content-Type": content_type}
+            ) as resp:
                 payload: dict[str, Any] = await resp.json(content_type=None)
                 if resp.status < 500 or attempt == 4:
                     if resp.status >= 400:
-                        raise LookupError(f"{method} {path}: {resp.status} {payload.get('message')}")
+                        raise LookupError(
+                            f"{method} {path}: {resp.status} {payload.get('message')}"
+                        )
                     return payload
             await asyncio.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
     async def _patch_status(self, path: str, status: dict[str, Any]) -> None:
         with contextlib.suppress(LookupError):  # deleted meanwhile
-            await self._request("PATCH", f"{path}/status", {"status": status},
-                                content_type="application/merge-patch+json")
+            await self._request(
+                "PATCH",
+                f"{path}/status",
+                {"status": status},
+                content_type="application/merge-patch+json",
+            )
 
     # --- watching -----------------------------------------------------------------------------
 
     async def _watch_jobs(self, ready: threading.Event) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=None))
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=None)
+        )
         self._slots = asyncio.Semaphore(self.max_pods)
         rv = ""
         while True:
@@ -141,7 +177,10 @@ class Kubelet:
                     for job in listing["items"]:
                         self._observe("ADDED", job, fresh=False)
                     ready.set()
-                url = f"{self.api_url}{_JOBS}/jobs?watch=true&allowWatchBookmarks=true&timeoutSeconds=30&resourceVersion={rv}"
+                url = (
+                    f"{self.api_url}{_JOBS}/jobs?watch=true&allowWatchBookmarks=true"
+                    f"&timeoutSeconds=30&resourceVersion={rv}"
+                )
                 async with self._session.get(url) as resp:
                     async for line in resp.content:
                         event = json.loads(line)
@@ -162,9 +201,16 @@ class Kubelet:
                 task.cancel()
             return
         status = job.get("status") or {}
-        finished = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-                       for c in status.get("conditions") or [])
-        if task is not None or finished or uid in self._started or (not fresh and status.get("startTime")):
+        finished = any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        if (
+            task is not None
+            or finished
+            or uid in self._started
+            or (not fresh and status.get("startTime"))
+        ):
             return
         if job["spec"].get("suspend"):
             if not any(c.get("type") == "Suspended" for c in status.get("conditions") or []):
@@ -216,11 +262,18 @@ class Kubelet:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
 
-    async def _run_pod(self, job: dict[str, Any], index: int, tracker: job_status.JobTracker) -> None:
+    async def _run_pod(
+        self, job: dict[str, Any], index: int, tracker: job_status.JobTracker
+    ) -> None:
         rule = self.faults.take(job, index)
-        pod = await self._request("POST", f"/api/v1/namespaces/{job['metadata']['namespace']}/pods",
-                                  job_status.pod_manifest(job, index, secrets.token_hex(3)[:5]))
-        pod_path = f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/{pod['metadata']['name']}"
+        pod = await self._request(
+            "POST",
+            f"/api/v1/namespaces/{job['metadata']['namespace']}/pods",
+            job_status.pod_manifest(job, index, secrets.token_hex(3)[:5]),
+        )
+        pod_path = (
+            f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/{pod['metadata']['name']}"
+        )
         tracker.started(index)
         try:
             status = await self._pod_lifecycle(job, pod, index, pod_path, rule)
@@ -231,8 +284,14 @@ class Kubelet:
         await self._patch_status(pod_path, status)
         tracker.ended(index, status["phase"] == "Succeeded")
 
-    async def _pod_lifecycle(self, job: dict[str, Any], pod: dict[str, Any], index: int, pod_path: str,
-                             rule: PodFaultRule | None) -> dict[str, Any]:
+    async def _pod_lifecycle(
+        self,
+        job: dict[str, Any],
+        pod: dict[str, Any],
+        index: int,
+        pod_path: str,
+        rule: PodFaultRule | None,
+    ) -> dict[str, Any]:
         kind = rule.kind if rule else None
         if kind in (PodFault.UNSCHEDULABLE, PodFault.IMAGE_PULL_BACKOFF):
             await self._patch_status(pod_path, job_status.stuck_pending(pod, kind))
@@ -262,10 +321,16 @@ class Kubelet:
         lookup = await self._references(namespace, container)
         try:
             env = build_env(container, pod=pod, lookup=lookup, extra=self.extra_env)
-            argv = resolve_command([*(container.get("command") or []), *(container.get("args") or [])])
+            argv = resolve_command(
+                [*(container.get("command") or []), *(container.get("args") or [])]
+            )
         except (KeyError, ValueError) as exc:
-            return job_status.terminated(pod, 1, "CreateContainerConfigError", str(exc), started, now())
-        index = (pod["metadata"].get("annotations") or {}).get("batch.kubernetes.io/job-completion-index")
+            return job_status.terminated(
+                pod, 1, "CreateContainerConfigError", str(exc), started, now()
+            )
+        index = (pod["metadata"].get("annotations") or {}).get(
+            "batch.kubernetes.io/job-completion-index"
+        )
         if index is not None:
             env["JOB_COMPLETION_INDEX"] = index
         env["SELFTAUGHT_TERMINATION_LOG"] = str(workdir / "termination-log")
@@ -273,19 +338,28 @@ class Kubelet:
         result = await run_process(argv, env=env, workdir=workdir)
         reason = "Completed" if result.exit_code == 0 else "Error"
         message = result.message
-        if not message and result.exit_code and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+        if (
+            not message
+            and result.exit_code
+            and container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+        ):
             message = self._logs[name].read_bytes()[-2048:].decode(errors="replace")
         return job_status.terminated(pod, result.exit_code, reason, message, started, now())
 
-    async def _references(self, namespace: str, container: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    async def _references(
+        self, namespace: str, container: dict[str, Any]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for var in container.get("env") or []:
             source = var.get("valueFrom") or {}
-            for ref_kind, kind, plural in (("secretKeyRef", "Secret", "secrets"),
-                                           ("configMapKeyRef", "ConfigMap", "configmaps")):
+            for ref_kind, kind, plural in (
+                ("secretKeyRef", "Secret", "secrets"),
+                ("configMapKeyRef", "ConfigMap", "configmaps"),
+            ):
                 ref = source.get(ref_kind)
                 if ref and (kind, ref["name"]) not in found:
                     with contextlib.suppress(LookupError):
                         found[(kind, ref["name"])] = await self._request(
-                            "GET", f"/api/v1/namespaces/{namespace}/{plural}/{ref['name']}")
+                            "GET", f"/api/v1/namespaces/{namespace}/{plural}/{ref['name']}"
+                        )
         return found

@@ -37,7 +37,7 @@ def _component(rt: ResourceType) -> dict[str, Any]:
     gvk = [{"group": rt.group, "version": rt.version, "kind": rt.kind}]
     if rt.schema is None:
         return {**_PERMISSIVE, "x-kubernetes-group-version-kind": gvk}
-    schema = json.loads(json.dumps(rt.schema))
+    schema: dict[str, Any] = json.loads(json.dumps(rt.schema))
     props = schema.setdefault("properties", {})
     props.setdefault("apiVersion", {"type": "string"})
     props.setdefault("kind", {"type": "string"})
@@ -46,17 +46,28 @@ def _component(rt: ResourceType) -> dict[str, Any]:
     return schema
 
 
-def _operation(rt: ResourceType, action: str, ref: dict[str, Any], *, content: list[str] | None = None
-               ) -> dict[str, Any]:
+def _operation(
+    rt: ResourceType, action: str, ref: dict[str, Any], *, content: list[str] | None = None
+) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": f"{action}{rt.kind}",
         "x-kubernetes-action": action,
-        "x-kubernetes-group-version-kind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+        "x-kubernetes-group-version-kind": {
+            "group": rt.group,
+            "version": rt.version,
+            "kind": rt.kind,
+        },
         "parameters": [
             {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
-            {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
+            {
+                "name": "fieldValidation",
+                "in": "query",
+                "schema": {"type": "string", "uniqueItems": True},
+            },
         ],
-        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}},
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": ref}}}
+        },
     }
     if content:
         op["requestBody"] = {"content": {c: {"schema": ref} for c in content}, "required": True}
@@ -66,7 +77,9 @@ def _operation(rt: ResourceType, action: str, ref: dict[str, Any], *, content: l
 def _paths(rt: ResourceType) -> dict[str, Any]:
     ref = {"$ref": f"#/components/schemas/{_schema_name(rt)}"}
     base = "/" + _gv_key(rt.group, rt.version)
-    collection = f"{base}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else f"{base}/{rt.plural}"
+    collection = (
+        f"{base}/namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else f"{base}/{rt.plural}"
+    )
     patch_types = [patches.JSON, patches.MERGE, patches.APPLY]
     if not rt.custom:
         patch_types.insert(2, patches.STRATEGIC)
@@ -77,8 +90,10 @@ def _paths(rt: ResourceType) -> dict[str, Any]:
         "delete": _operation(rt, "delete", ref),
     }
     paths = {
-        collection: {"get": _operation(rt, "list", ref), "post": _operation(rt, "post", ref,
-                                                                              content=["application/json"])},
+        collection: {
+            "get": _operation(rt, "list", ref),
+            "post": _operation(rt, "post", ref, content=["application/json"]),
+        },
         f"{collection}/{{name}}": item,
     }
     if rt.status_subresource:
@@ -109,9 +124,11 @@ def document(registry: Registry, parts: list[str]) -> dict[str, Any] | None:
     if len(parts) == 1:
         index = {}
         for key, types in sorted(by_gv.items()):
-            digest = hashlib.sha256(json.dumps(_group_version_doc(types, key), sort_keys=True).encode()).hexdigest()
+            digest = hashlib.sha256(
+                json.dumps(_group_version_doc(types, key), sort_keys=True).encode()
+            ).hexdigest()
             index[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest[:32].upper()}"}
         return {"paths": index}
     key = "/".join(parts[1:])
-    types = by_gv.get(key)
-    return _group_version_doc(types, key) if types else None
+    found = by_gv.get(key)
+    return _group_version_doc(found, key) if found else None

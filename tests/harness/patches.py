@@ -165,7 +165,9 @@ def json_patch(target: Any, operations: Any) -> Any:
         elif kind == "remove":
             _remove(doc, path)
         elif kind in ("move", "copy"):
-            value = _remove(doc, op["from"]) if kind == "move" else copy.deepcopy(_get(doc, op["from"]))
+            value = (
+                _remove(doc, op["from"]) if kind == "move" else copy.deepcopy(_get(doc, op["from"]))
+            )
             doc = _add(doc, path, value, replace=False)
         else:
             raise PatchError(f"unknown json patch operation: {kind!r}", status=400)
@@ -182,7 +184,9 @@ def apply_patch(target: dict[str, Any], body: Any, content_type: str) -> dict[st
     elif kind == STRATEGIC:
         result = merge_patch(target, body, strategic=True)
     elif kind == APPLY:
-        raise PatchError("server-side apply is not emulated; use client-side kubectl apply", status=415)
+        raise PatchError(
+            "server-side apply is not emulated; use client-side kubectl apply", status=415
+        )
     else:
         raise PatchError(f"the body of the request was in an unknown format: {kind}", status=415)
     if not isinstance(result, dict):

@@ -41,11 +41,19 @@ def resolve_command(argv: list[str]) -> list[str]:
         return [sys.executable, *argv[1:]]
     if head == "selftaught":
         return [str(bindir / "selftaught"), *argv[1:]]
-    return [shutil.which(head, path=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}") or head, *argv[1:]]
+    return [
+        shutil.which(head, path=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}") or head,
+        *argv[1:],
+    ]
 
 
-def build_env(container: dict[str, Any], *, pod: dict[str, Any], lookup: dict[tuple[str, str], dict[str, Any]],
-              extra: dict[str, str]) -> dict[str, str]:
+def build_env(
+    container: dict[str, Any],
+    *,
+    pod: dict[str, Any],
+    lookup: dict[tuple[str, str], dict[str, Any]],
+    extra: dict[str, str],
+) -> dict[str, str]:
     """The process environment. ``lookup`` maps (kind, name) to fetched Secrets/ConfigMaps.
 
     Raises KeyError (the kubelet's CreateContainerConfigError) for a missing, non-optional ref.
@@ -60,9 +68,15 @@ def build_env(container: dict[str, Any], *, pod: dict[str, Any], lookup: dict[tu
             continue
         if "fieldRef" in source:
             path = source["fieldRef"].get("fieldPath", "")
-            env[name] = {"metadata.name": meta.get("name", ""), "metadata.namespace": meta.get("namespace", "")}.get(
-                path, (meta.get("annotations") or {}).get("batch.kubernetes.io/job-completion-index", "")
-                if "job-completion-index" in path else "")
+            env[name] = {
+                "metadata.name": meta.get("name", ""),
+                "metadata.namespace": meta.get("namespace", ""),
+            }.get(
+                path,
+                (meta.get("annotations") or {}).get("batch.kubernetes.io/job-completion-index", "")
+                if "job-completion-index" in path
+                else "",
+            )
             continue
         for ref_kind, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
             ref = source.get(ref_kind)
@@ -92,8 +106,15 @@ async def run_process(argv: list[str], *, env: dict[str, str], workdir: Path) ->
     """Run to completion; on cancellation, SIGTERM the process group, then SIGKILL after 2 s."""
     log = workdir / "container.log"
     with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(*argv, env=env, cwd=workdir, stdout=out, stderr=out,
-                                                    stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            env=env,
+            cwd=workdir,
+            stdout=out,
+            stderr=out,
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             code = await proc.wait()
         except asyncio.CancelledError:

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import Any, cast
 
 import celpy
 import jsonschema
+from celpy.adapter import json_to_cel
+from celpy.celparser import CELParseError
+from celpy.evaluation import CELEvalError
 
 #: Keys a custom resource always keeps at its root, whatever its schema says.
 _ROOT_KEEP = ("apiVersion", "kind", "metadata")
@@ -144,7 +147,7 @@ def _short(value: Any) -> str:
 
 def _message(err: jsonschema.ValidationError) -> str:
     """One field error in the API server's words."""
-    kw, arg, inst = err.validator, err.validator_value, err.instance
+    kw, arg, inst = err.validator, cast(Any, err.validator_value), cast(Any, err.instance)
     path = _path(err.absolute_path)
     if kw == "required":
         missing = [n for n in arg if isinstance(inst, dict) and n not in inst]
@@ -174,14 +177,19 @@ def _message(err: jsonschema.ValidationError) -> str:
             type(inst), "number" if isinstance(inst, float) else "integer"
         )
         shown = arg if isinstance(arg, str) else "/".join(a for a in arg if a != "null")
-        return f'{where}: Invalid value: "{kind}": {where} in body must be of type {shown}: "{kind}"'
+        return (
+            f'{where}: Invalid value: "{kind}": {where} in body must be of type {shown}: "{kind}"'
+        )
     text = detail.get(str(kw), err.message)
     return f"{where}: Invalid value: {_short(inst)}: {text}"
 
 
 def _openapi_errors(schema: dict[str, Any], obj: dict[str, Any]) -> list[str]:
     validator = jsonschema.Draft4Validator(_to_json_schema(schema))
-    errors = sorted(validator.iter_errors(obj), key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)))
+    errors = sorted(
+        validator.iter_errors(obj),
+        key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)),
+    )
     return [_message(e) for e in errors]
 
 
@@ -202,9 +210,12 @@ def _correlate(schema: dict[str, Any], old: Any, item: Any, index: int) -> Any:
         return None
     keys = schema.get("x-kubernetes-list-map-keys") or []
     for candidate in old:
-        if isinstance(candidate, dict) and isinstance(item, dict):
-            if all(candidate.get(k) == item.get(k) for k in keys):
-                return candidate
+        if (
+            isinstance(candidate, dict)
+            and isinstance(item, dict)
+            and all(candidate.get(k) == item.get(k) for k in keys)
+        ):
+            return candidate
     return None
 
 
@@ -215,23 +226,25 @@ def _cel_errors(schema: dict[str, Any], value: Any, old: Any, *, path: str) -> l
         transition = "oldSelf" in text
         if transition and old is None and not rule.get("optionalOldSelf"):
             continue
-        activation = {"self": celpy.json_to_cel(value)}
+        activation = {"self": json_to_cel(value)}
         if transition:
-            activation["oldSelf"] = celpy.json_to_cel(old)
+            activation["oldSelf"] = json_to_cel(old)
         where = path + (rule.get("fieldPath") or "")
         where = where.lstrip(".") or "<root>"
         try:
             program = _program(text)
-        except celpy.CELParseError as exc:
+        except CELParseError as exc:
             errors.append(f"{where}: Invalid value: {_short(value)}: rule compile error: {exc}")
             continue
         try:
             result = program.evaluate(activation)
-        except celpy.CELEvalError as exc:  # e.g. a missing key without has()
+        except CELEvalError as exc:  # e.g. a missing key without has()
             result = exc
-        if isinstance(result, celpy.CELEvalError):
+        if isinstance(result, CELEvalError):
             reason = result.args[0] if result.args else result
-            errors.append(f"{where}: Invalid value: {_short(value)}: rule evaluation error: {reason}")
+            errors.append(
+                f"{where}: Invalid value: {_short(value)}: rule evaluation error: {reason}"
+            )
         elif not bool(result):
             message = rule.get("message") or f"failed rule: {text}"
             errors.append(f"{where}: Invalid value: {_short(value)}: {message}")
@@ -257,12 +270,15 @@ def _cel_errors(schema: dict[str, Any], value: Any, old: Any, *, path: str) -> l
 def unknown_fields(original: Any, pruned: Any, path: str = "") -> list[str]:
     """Paths present in ``original`` that pruning removed (for ``fieldValidation=Strict``)."""
     if isinstance(original, dict) and isinstance(pruned, dict):
-        found = []
+        found: list[str] = []
         for key, value in original.items():
             sub = f"{path}.{key}" if path else key
             found.extend([sub] if key not in pruned else unknown_fields(value, pruned[key], sub))
         return found
     if isinstance(original, list) and isinstance(pruned, list):
-        return [f for i, (a, b) in enumerate(zip(original, pruned, strict=False))
-                for f in unknown_fields(a, b, f"{path}[{i}]")]
+        return [
+            f
+            for i, (a, b) in enumerate(zip(original, pruned, strict=False))
+            for f in unknown_fields(a, b, f"{path}[{i}]")
+        ]
     return []

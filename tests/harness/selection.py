@@ -45,10 +45,7 @@ def parse_label_selector(text: str | None) -> Matcher:
         eq = _EQ_RE.match(part)
         if eq:
             key, op, val = eq.groups()
-            if op == "!=":
-                checks.append(lambda lb, k=key, v=val: lb.get(k) != v)
-            else:
-                checks.append(lambda lb, k=key, v=val: lb.get(k) == v)
+            checks.append(_label_equals(key, val, negate=op == "!="))
             continue
         st = _SET_RE.match(part)
         if not st:
@@ -57,14 +54,10 @@ def parse_label_selector(text: str | None) -> Matcher:
         if neg and op:
             raise SelectorError(f"unable to parse requirement: {part!r}")
         allowed = {v.strip() for v in (values or "").split(",") if v.strip()}
-        if op == "in":
-            checks.append(lambda lb, k=key, a=allowed: lb.get(k) in a)
-        elif op == "notin":
-            checks.append(lambda lb, k=key, a=allowed: lb.get(k) not in a)
-        elif neg:
-            checks.append(lambda lb, k=key: k not in lb)
+        if op:
+            checks.append(_label_in(key, allowed, negate=op == "notin"))
         else:
-            checks.append(lambda lb, k=key: k in lb)
+            checks.append(_label_exists(key, negate=bool(neg)))
 
     def match(obj: dict[str, Any]) -> bool:
         labels = (obj.get("metadata") or {}).get("labels") or {}
@@ -82,10 +75,7 @@ def parse_field_selector(text: str | None) -> Matcher:
             raise SelectorError(f"invalid field selector: {part.strip()!r}")
         field, op, val = eq.groups()
         keys = field.split(".")
-        if op == "!=":
-            checks.append(lambda o, k=keys, v=val: _field(o, k) != v)
-        else:
-            checks.append(lambda o, k=keys, v=val: _field(o, k) == v)
+        checks.append(_field_equals(keys, val, negate=op == "!="))
 
     def match(obj: dict[str, Any]) -> bool:
         return all(check(obj) for check in checks)
@@ -101,3 +91,19 @@ def _field(obj: Any, keys: list[str]) -> str:
     if isinstance(obj, bool):
         return "true" if obj else "false"
     return str(obj)
+
+
+def _label_equals(key: str, value: str, *, negate: bool) -> Callable[[dict[str, str]], bool]:
+    return lambda labels: (labels.get(key) == value) != negate
+
+
+def _label_in(key: str, allowed: set[str], *, negate: bool) -> Callable[[dict[str, str]], bool]:
+    return lambda labels: (labels.get(key) in allowed) != negate
+
+
+def _label_exists(key: str, *, negate: bool) -> Callable[[dict[str, str]], bool]:
+    return lambda labels: (key in labels) != negate
+
+
+def _field_equals(keys: list[str], value: str, *, negate: bool) -> Matcher:
+    return lambda obj: (_field(obj, keys) == value) != negate

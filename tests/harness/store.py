@@ -30,7 +30,9 @@ Key = tuple[str, str, str, str]  # group, plural, namespace ("" if cluster-scope
 class ApiError(Exception):
     """An error answered as a Kubernetes ``Status`` body."""
 
-    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, code: int, reason: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.code, self.reason, self.message, self.details = code, reason, message, details or {}
 
@@ -94,7 +96,9 @@ class Store:
 
     def _emit(self, kind: str, rt: ResourceType, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
-        event = Event(int(meta["resourceVersion"]), kind, rt.group, rt.plural, meta.get("namespace", ""), obj)
+        event = Event(
+            int(meta["resourceVersion"]), kind, rt.group, rt.plural, meta.get("namespace", ""), obj
+        )
         self.history.append(event)
         for queue in list(self.watchers):
             queue.put_nowait(event)
@@ -112,22 +116,35 @@ class Store:
     def get(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
         obj = self.objects.get(self.key(rt, namespace, name))
         if obj is None:
-            raise ApiError(404, "NotFound", f'{rt.plural}{"." + rt.group if rt.group else ""} "{name}" not found',
-                           _details(rt, name))
+            raise ApiError(
+                404,
+                "NotFound",
+                f'{rt.plural}{"." + rt.group if rt.group else ""} "{name}" not found',
+                _details(rt, name),
+            )
         return obj
 
     def list(self, rt: ResourceType, namespace: str | None) -> list[dict[str, Any]]:
         """Objects of a type, in one namespace or (``None``) all, sorted by namespace and name."""
         found = [
-            obj for (g, p, ns, _), obj in self.objects.items()
+            obj
+            for (g, p, ns, _), obj in self.objects.items()
             if (g, p) == rt.group_plural and (namespace is None or ns == namespace)
         ]
-        return sorted(found, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        return sorted(
+            found, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])
+        )
 
     # --- writes -------------------------------------------------------------------------------
 
-    def _admit(self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None,
-               *, strict: bool = False) -> dict[str, Any]:
+    def _admit(
+        self,
+        rt: ResourceType,
+        obj: dict[str, Any],
+        old: dict[str, Any] | None,
+        *,
+        strict: bool = False,
+    ) -> dict[str, Any]:
         """Prune, default and validate a custom resource like the apiextensions server."""
         if rt.schema is None:
             return obj
@@ -140,35 +157,63 @@ class Store:
         if errors:
             name = obj["metadata"].get("name", "")
             shown = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
-            causes = [{"reason": "FieldValueInvalid", "message": e.split(": ", 1)[-1], "field": e.split(": ", 1)[0]}
-                      for e in errors]
-            raise ApiError(422, "Invalid", f'{rt.kind}.{rt.group} "{name}" is invalid: {shown}',
-                           {**_details(rt, name), "kind": rt.kind, "causes": causes})
+            causes = [
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": e.split(": ", 1)[-1],
+                    "field": e.split(": ", 1)[0],
+                }
+                for e in errors
+            ]
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{rt.kind}.{rt.group} "{name}" is invalid: {shown}',
+                {**_details(rt, name), "kind": rt.kind, "causes": causes},
+            )
         return obj
 
-    def create(self, rt: ResourceType, namespace: str, body: dict[str, Any], *, strict: bool = False,
-               dry_run: bool = False) -> dict[str, Any]:
+    def create(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: dict[str, Any],
+        *,
+        strict: bool = False,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name"):
             if not meta.get("generateName"):
-                raise ApiError(422, "Invalid", f"{rt.kind} is invalid: metadata.name: Required value: "
-                               "name or generateName is required")
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f"{rt.kind} is invalid: metadata.name: Required value: "
+                    "name or generateName is required",
+                )
             meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
         name = meta["name"]
         if rt.namespaced:
             namespace = namespace or meta.get("namespace") or "default"
             if ("", "namespaces", "", namespace) not in self.objects:
-                raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found',
-                               {"name": namespace, "kind": "namespaces"})
+                raise ApiError(
+                    404,
+                    "NotFound",
+                    f'namespaces "{namespace}" not found',
+                    {"name": namespace, "kind": "namespaces"},
+                )
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
         key = self.key(rt, namespace, name)
         if key in self.objects:
-            raise ApiError(409, "AlreadyExists",
-                           f'{rt.plural}{"." + rt.group if rt.group else ""} "{name}" already exists',
-                           _details(rt, name))
+            raise ApiError(
+                409,
+                "AlreadyExists",
+                f'{rt.plural}{"." + rt.group if rt.group else ""} "{name}" already exists',
+                _details(rt, name),
+            )
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         if rt.status_subresource:
             obj.pop("status", None)
@@ -187,17 +232,30 @@ class Store:
         self._emit("ADDED", rt, obj)
         return obj
 
-    def update(self, rt: ResourceType, namespace: str, name: str, body: dict[str, Any], *,
-               subresource: str = "", strict: bool = False, dry_run: bool = False) -> dict[str, Any]:
+    def update(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        subresource: str = "",
+        strict: bool = False,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
         """PUT semantics (PATCH computes the body, then calls this)."""
         old = self.get(rt, namespace, name)
         meta_in = body.get("metadata") or {}
         want_rv = meta_in.get("resourceVersion")
         if want_rv and want_rv != old["metadata"]["resourceVersion"]:
-            raise ApiError(409, "Conflict",
-                           f'Operation cannot be fulfilled on {rt.plural}{"." + rt.group if rt.group else ""} '
-                           f'"{name}": the object has been modified; please apply your changes to the '
-                           "latest version and try again", _details(rt, name))
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Operation cannot be fulfilled on {rt.plural}{'.' + rt.group if rt.group else ''} "
+                f'"{name}": the object has been modified; please apply your changes to the '
+                "latest version and try again",
+                _details(rt, name),
+            )
         if subresource == "status":
             new = copy.deepcopy(old)
             if "status" in body:
@@ -208,8 +266,15 @@ class Store:
             new = copy.deepcopy(body)
             new["apiVersion"], new["kind"] = rt.api_version, rt.kind
             meta = new.setdefault("metadata", {})
-            for field in ("uid", "creationTimestamp", "deletionTimestamp", "namespace", "name",
-                          "generation", "deletionGracePeriodSeconds"):
+            for field in (
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "namespace",
+                "name",
+                "generation",
+                "deletionGracePeriodSeconds",
+            ):
                 if field in old["metadata"]:
                     meta[field] = old["metadata"][field]
                 else:
@@ -220,10 +285,15 @@ class Store:
                 else:
                     new.pop("status", None)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-        if old["metadata"].get("deletionTimestamp") and len(new["metadata"].get("finalizers") or []) > len(
-                old["metadata"].get("finalizers") or []):
-            raise ApiError(422, "Invalid", f"{rt.kind} \"{name}\" is invalid: metadata.finalizers: Forbidden: "
-                           "no new finalizers can be added if the object is being deleted")
+        if old["metadata"].get("deletionTimestamp") and len(
+            new["metadata"].get("finalizers") or []
+        ) > len(old["metadata"].get("finalizers") or []):
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{rt.kind} "{name}" is invalid: metadata.finalizers: Forbidden: '
+                "no new finalizers can be added if the object is being deleted",
+            )
         new = self._admit(rt, new, old, strict=strict)
         if new == old or dry_run:
             return old if not dry_run else new
@@ -241,22 +311,40 @@ class Store:
         self._emit("MODIFIED", rt, new)
         return new
 
-    def delete(self, rt: ResourceType, namespace: str, name: str, *, propagation: str | None = None,
-               precondition_uid: str | None = None, precondition_rv: str | None = None) -> dict[str, Any]:
+    def delete(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        *,
+        propagation: str | None = None,
+        precondition_uid: str | None = None,
+        precondition_rv: str | None = None,
+    ) -> dict[str, Any]:
         old = self.get(rt, namespace, name)
         if precondition_uid and precondition_uid != old["metadata"]["uid"]:
-            raise ApiError(409, "Conflict", f"Precondition failed: UID in precondition: {precondition_uid}, "
-                           f"UID in object meta: {old['metadata']['uid']}", _details(rt, name))
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Precondition failed: UID in precondition: {precondition_uid}, "
+                f"UID in object meta: {old['metadata']['uid']}",
+                _details(rt, name),
+            )
         if precondition_rv and precondition_rv != old["metadata"]["resourceVersion"]:
-            raise ApiError(409, "Conflict", "Precondition failed: resourceVersion mismatch", _details(rt, name))
+            raise ApiError(
+                409, "Conflict", "Precondition failed: resourceVersion mismatch", _details(rt, name)
+            )
         key = self.key(rt, namespace, name)
         policy = propagation or builtin_defaults.default_propagation(rt)
         if old["metadata"].get("finalizers"):
             if old["metadata"].get("deletionTimestamp"):
                 return old
             new = copy.deepcopy(old)
-            new["metadata"].update(deletionTimestamp=now(), deletionGracePeriodSeconds=0,
-                                   resourceVersion=str(self._tick()))
+            new["metadata"].update(
+                deletionTimestamp=now(),
+                deletionGracePeriodSeconds=0,
+                resourceVersion=str(self._tick()),
+            )
             self.objects[key] = new
             self._emit("MODIFIED", rt, new)
             return new
@@ -303,7 +391,9 @@ class Store:
     def _establish(self, crd: dict[str, Any]) -> dict[str, Any]:
         """Serve the CRD's resources and report it Established, as apiextensions does."""
         spec = crd.get("spec") or {}
-        self.registry.remove_group_plural(spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
+        self.registry.remove_group_plural(
+            spec.get("group", ""), (spec.get("names") or {}).get("plural", "")
+        )
         for rt in types_from_crd(crd):
             self.registry.add(rt)
         stamp = now()
@@ -311,9 +401,17 @@ class Store:
             "acceptedNames": spec.get("names") or {},
             "storedVersions": [v["name"] for v in spec.get("versions") or [] if v.get("storage")],
             "conditions": [
-                {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": stamp}
-                for t, r, m in (("NamesAccepted", "NoConflicts", "no conflicts found"),
-                                ("Established", "InitialNamesAccepted", "the initial names have been accepted"))
+                {
+                    "type": t,
+                    "status": "True",
+                    "reason": r,
+                    "message": m,
+                    "lastTransitionTime": stamp,
+                }
+                for t, r, m in (
+                    ("NamesAccepted", "NoConflicts", "no conflicts found"),
+                    ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+                )
             ],
         }
         return crd

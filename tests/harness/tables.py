@@ -63,7 +63,7 @@ def _index(items: list[Any], spec: str) -> list[Any]:
         return out
     if ":" in spec:
         start, _, stop = spec.partition(":")
-        return items[int(start) if start else None: int(stop) if stop else None]
+        return items[int(start) if start else None : int(stop) if stop else None]
     try:
         return [items[int(spec)]]
     except (ValueError, IndexError):
@@ -103,18 +103,38 @@ def _cell(column: dict[str, Any], obj: dict[str, Any]) -> Any:
 
 def _columns(rt: ResourceType) -> list[dict[str, Any]]:
     declared = list(rt.printer_columns)
-    columns = [{"name": "Name", "type": "string", "format": "name", "priority": 0, "jsonPath": ".metadata.name",
-                "description": "Name must be unique within a namespace."}]
+    columns = [
+        {
+            "name": "Name",
+            "type": "string",
+            "format": "name",
+            "priority": 0,
+            "jsonPath": ".metadata.name",
+            "description": "Name must be unique within a namespace.",
+        }
+    ]
     columns.extend({"format": "", "description": "", "priority": 0, **c} for c in declared)
     if not any(c.get("jsonPath") == ".metadata.creationTimestamp" for c in declared):
-        columns.append({"name": "Age", "type": "date", "format": "", "priority": 0,
-                        "jsonPath": ".metadata.creationTimestamp",
-                        "description": "CreationTimestamp is the time the object was created."})
+        columns.append(
+            {
+                "name": "Age",
+                "type": "date",
+                "format": "",
+                "priority": 0,
+                "jsonPath": ".metadata.creationTimestamp",
+                "description": "CreationTimestamp is the time the object was created.",
+            }
+        )
     return columns
 
 
-def to_table(rt: ResourceType, objs: list[dict[str, Any]], *, resource_version: str,
-             include_object: str = "Metadata") -> dict[str, Any]:
+def to_table(
+    rt: ResourceType,
+    objs: list[dict[str, Any]],
+    *,
+    resource_version: str,
+    include_object: str = "Metadata",
+) -> dict[str, Any]:
     """Render objects (one for a GET, many for a LIST) as a ``meta.k8s.io/v1`` Table."""
     columns = _columns(rt)
     rows = []
@@ -124,9 +144,15 @@ def to_table(rt: ResourceType, objs: list[dict[str, Any]], *, resource_version: 
         elif include_object == "None":
             embedded = None
         else:
-            embedded = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
+            embedded = {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": obj["metadata"],
+            }
         rows.append({"cells": [_cell(c, obj) for c in columns], "object": embedded})
-    definitions = [{k: c[k] for k in ("name", "type", "format", "description", "priority")} for c in columns]
+    definitions = [
+        {k: c[k] for k in ("name", "type", "format", "description", "priority")} for c in columns
+    ]
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",

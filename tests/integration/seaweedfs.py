@@ -131,6 +131,10 @@ class SeaweedFS:
             f"-bucket={','.join(self.buckets)}",
         ]
         command += [f"-{name}={port}" for name, port in self.ports.items()]
+        for component in ("s3", "filer"):  # keep unix sockets out of /tmp when the path fits
+            sock = self.data_dir / f"{component}.sock"
+            if len(str(sock)) < 100:
+                command.append(f"-{component}.localSocket={sock}")
         return command
 
     def start(self) -> S3Endpoint:
@@ -145,6 +149,7 @@ class SeaweedFS:
             stderr=subprocess.STDOUT,
             cwd=self.data_dir,
             start_new_session=True,  # its own process group, so stop() reaches every child
+            env={**os.environ, "TMPDIR": str(self.data_dir)},  # its unix sockets go there too
         )
         log.close()
         self._wait_ready()

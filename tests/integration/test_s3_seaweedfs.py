@@ -60,8 +60,10 @@ def test_bad_jsonl_lines_are_reported_with_line_numbers(s3_storage: S3Storage) -
     s3_storage.write_bytes("data.jsonl", b'{"ok": 1}\nnot json\n\n{"ok": 2}\n')
     parsed = list(s3_storage.read_jsonl("data.jsonl"))
     assert [n for n, _ in parsed] == [1, 2, 4]
-    assert parsed[0][1] == {"ok": 1} and parsed[2][1] == {"ok": 2}
-    assert isinstance(parsed[1][1], ValueError) and "line 2" in str(parsed[1][1])
+    assert parsed[0][1] == {"ok": 1}
+    assert parsed[2][1] == {"ok": 2}
+    assert isinstance(parsed[1][1], ValueError)
+    assert "line 2" in str(parsed[1][1])
 
 
 def test_directory_round_trip_with_multipart_file(s3_storage: S3Storage, tmp_path: Path) -> None:
@@ -120,7 +122,7 @@ def test_rerun_replaces_stale_files_and_failed_block_stays_uncommitted(
     with s3_storage.output(prefix) as out:
         out.write_bytes("old-only.txt", b"stale")
         out.write_bytes("judgments.jsonl", b"{}\n")
-    with pytest.raises(RuntimeError), s3_storage.output(prefix) as out:
+    with pytest.raises(RuntimeError), s3_storage.output(prefix) as out:  # noqa: PT012 (the block is the scenario)
         out.write_bytes("judgments.jsonl", b'{"new": true}\n')
         raise RuntimeError("stage crashed")
     assert not s3_storage.is_committed(prefix)
@@ -154,7 +156,7 @@ def test_server_stopped_mid_output_leaves_prefix_uncommitted_and_rerun_commits(
         endpoint = server.start()
         storage = storage_at(endpoint, "s3://artifacts/run")
         prefix = "ns/run/iteration-0/pairs/shard-00001"
-        with pytest.raises(StorageUnavailable), storage.output(prefix) as out:
+        with pytest.raises(StorageUnavailable), storage.output(prefix) as out:  # noqa: PT012 (the block is the scenario)
             out.write_bytes("part-1.jsonl", b'{"n": 1}\n')
             server.stop()
             out.write_bytes("part-2.jsonl", b'{"n": 2}\n')
@@ -210,7 +212,8 @@ def test_unreachable_endpoint_is_unavailable_after_bounded_retries() -> None:
     assert time.monotonic() - started < 10
     assert len(sleeps) == 2  # three attempts, two pauses
     message = str(error.value)
-    assert f"127.0.0.1:{port}" in message and "s3://artifacts/p/k" in message
+    assert f"127.0.0.1:{port}" in message
+    assert "s3://artifacts/p/k" in message
     assert "3 attempt(s)" in message
 
 

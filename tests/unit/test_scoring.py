@@ -108,7 +108,7 @@ def test_invalid_and_position_consistency() -> None:
 
 
 def test_scores_validate_as_the_status_type() -> None:
-    scores = score_set(results("alpacaeval-hard", 1, 2) + [ExampleResult("x", 1.0, True, True)])
+    scores = score_set([*results("alpacaeval-hard", 1, 2), ExampleResult("x", 1.0, True, True)])
     parsed = SetScores.model_validate(scores)
     assert parsed.dump() == {k: v for k, v in scores.items() if v is not None}
 

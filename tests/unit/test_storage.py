@@ -34,7 +34,8 @@ def test_bytes_round_trip_and_missing_key(storage: Storage) -> None:
     storage.write_bytes("a/b.bin", b"\x00data")
     assert storage.read_bytes("a/b.bin") == b"\x00data"
     assert storage.size("a/b.bin") == 5
-    assert storage.exists("a/b.bin") and not storage.exists("a")
+    assert storage.exists("a/b.bin")
+    assert not storage.exists("a")
     with pytest.raises(StorageNotFound) as error:
         storage.read_bytes("a/missing")
     assert storage.uri_for("a/missing") in str(error.value)
@@ -46,7 +47,8 @@ def test_jsonl_yields_errors_for_bad_lines_instead_of_dying(storage: Storage) ->
     assert [n for n, _ in parsed] == [1, 2, 4, 5]
     assert parsed[0][1] == {"x": 1}
     assert parsed[2][1] == "just a string"
-    assert isinstance(parsed[1][1], ValueError) and "line 2" in str(parsed[1][1])
+    assert isinstance(parsed[1][1], ValueError)
+    assert "line 2" in str(parsed[1][1])
     assert isinstance(parsed[3][1], ValueError)
 
 
@@ -101,11 +103,11 @@ def test_rerun_overwrites_instead_of_appending(storage: Storage) -> None:
 
 
 def test_failed_block_is_not_committed_and_readers_refuse_it(storage: Storage) -> None:
-    with pytest.raises(KeyError), storage.output(PREFIX) as out:
+    with pytest.raises(KeyError), storage.output(PREFIX) as out:  # noqa: PT012 (the block is the scenario)
         out.write_bytes("out.jsonl", b"{}\n")
         raise KeyError("stage crashed")
     assert not storage.is_committed(PREFIX)
-    with pytest.raises(UncommittedError, match="not committed.*re-run that stage"):
+    with pytest.raises(UncommittedError, match=r"not committed.*re-run that stage"):
         storage.read_committed_bytes(PREFIX, "out.jsonl")
 
 
@@ -142,6 +144,13 @@ def test_reading_a_file_outside_the_manifest_names_what_exists(storage: Storage)
         storage.read_committed_bytes(PREFIX, "b.jsonl")
 
 
+def test_output_refuses_the_root_prefix(storage: Storage) -> None:
+    storage.write_bytes("keep.txt", b"x")
+    with pytest.raises(ValueError, match="non-empty prefix"), storage.output("/"):
+        pass
+    assert storage.exists("keep.txt")
+
+
 @pytest.mark.parametrize("name", ["", COMMIT_MARKER, "../escape", "a/../../b"])
 def test_output_rejects_bad_file_names(storage: Storage, name: str) -> None:
     with pytest.raises(ValueError, match="invalid output file name"), storage.output(PREFIX) as out:
@@ -162,7 +171,7 @@ def test_download_committed_subdirectory(storage: Storage, tmp_path: Path) -> No
 
 def test_file_commit_stages_outside_the_prefix_and_cleans_up(tmp_path: Path) -> None:
     storage = FileStorage(tmp_path)
-    with pytest.raises(RuntimeError), storage.output(PREFIX) as out:
+    with pytest.raises(RuntimeError), storage.output(PREFIX) as out:  # noqa: PT012 (the block is the scenario)
         out.write_bytes("x.jsonl", b"{}\n")
         assert storage.list(PREFIX) == []  # nothing visible before the commit
         raise RuntimeError("boom")

@@ -12,6 +12,7 @@ from selftaught.storage import (
     ModelNotFound,
     S3Storage,
     materialize_model,
+    models,
     open_for_spec,
     open_object,
     open_storage,
@@ -46,7 +47,10 @@ def test_file_uri_without_a_model_is_a_clear_error(tmp_path: Path, setup: str, m
     assert str(target) in str(error.value)
 
 
-def test_registered_scheme_resolves_through_its_function(tmp_path: Path) -> None:
+def test_registered_scheme_resolves_through_its_function(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(models, "_RESOLVERS", {})  # leave the real registry untouched
     seen: list[tuple[str, Path]] = []
 
     def resolve(uri: str, cache: Path) -> Path:
@@ -115,12 +119,14 @@ def test_open_object_splits_a_dataset_uri(tmp_path: Path) -> None:
     assert key == "data.jsonl"
     assert list(storage.read_jsonl(key)) == [(1, {"a": 1})]
     s3, name = open_object("s3://bucket/sets/rb.jsonl")
-    assert isinstance(s3, S3Storage) and (s3.bucket, s3.prefix, name) == (
+    assert isinstance(s3, S3Storage)
+    assert (s3.bucket, s3.prefix, name) == (
         "bucket",
         "sets",
         "rb.jsonl",
     )
     top, leaf = open_object("s3://bucket/rb.jsonl")
-    assert isinstance(top, S3Storage) and (top.prefix, leaf) == ("", "rb.jsonl")
+    assert isinstance(top, S3Storage)
+    assert (top.prefix, leaf) == ("", "rb.jsonl")
     with pytest.raises(ValueError, match="not an object URI"):
         open_object("s3://bucket/")

@@ -107,7 +107,8 @@ def test_paper_sampling_settings_pass_unchanged(fake_vllm: FakeVllm) -> None:
     ]
     messages, _ = fake_vllm.chats[0]
     assert messages == CONVERSATIONS
-    assert len(result) == 2 and all(len(r) == 15 for r in result)
+    assert len(result) == 2
+    assert all(len(r) == 15 for r in result)
     assert result[1][14] == "1:14"
 
 

@@ -283,5 +283,6 @@ def test_huge_error_message_is_shortened_not_dropped() -> None:
     text = compact_summary(summary)
     assert len(text.encode()) < SUMMARY_LIMIT
     parsed = json.loads(text)
-    assert parsed["error"].endswith("[...]") and parsed["error"].startswith("éé")
+    assert parsed["error"].endswith("[...]")
+    assert parsed["error"].startswith("éé")
     assert parsed["errorType"] == "BadInput"

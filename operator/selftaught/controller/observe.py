@@ -157,7 +157,8 @@ def _pod_failure(pod: Object) -> tuple[int, FailureClass, str] | None:
     if code == EXIT_BAD_INPUT:
         failure = FailureClass.BAD_INPUT
     elif terminated.get("reason") == "OOMKilled":
-        failure, detail = FailureClass.OUT_OF_MEMORY, detail or "container exceeded its memory limit"
+        failure = FailureClass.OUT_OF_MEMORY
+        detail = detail or "container exceeded its memory limit"
     elif reason == "DeadlineExceeded":
         failure = FailureClass.DEADLINE_EXCEEDED
     elif _true(conditions.get("DisruptionTarget")) or reason in DISRUPTION_REASONS:

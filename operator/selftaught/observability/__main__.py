@@ -1,5 +1,5 @@
 """``python -m selftaught.observability [--chart charts/selftaught]``: regenerate the chart's
-dashboard JSON and alert rules file from the Python builders.
+generated files (dashboard JSON, alert rules, and the chart's copy of the CRD) from Python.
 
 Run it after changing :mod:`~selftaught.observability.dashboard` or
 :mod:`~selftaught.observability.alerts`; the tests compare the committed files with the
@@ -16,13 +16,20 @@ from pathlib import Path
 #: Chart-relative paths of the generated files (the chart's templates read them from here).
 DASHBOARD_PATH = Path("dashboards/selftaught.json")
 RULES_PATH = Path("rules/selftaught.rules.yaml")
+#: Helm installs crds/ itself and cannot package a symlink, so the chart holds a copy.
+CRD_PATH = Path("crds/selftaughtrun.yaml")
 
 
 def generated_files() -> dict[Path, str]:
     """Chart-relative path -> content of every generated file."""
+    from selftaught import crd
     from selftaught.observability import alerts, dashboard
 
-    return {DASHBOARD_PATH: dashboard.render_json(), RULES_PATH: alerts.render_yaml()}
+    return {
+        DASHBOARD_PATH: dashboard.render_json(),
+        RULES_PATH: alerts.render_yaml(),
+        CRD_PATH: crd.render_yaml(),
+    }
 
 
 def write(chart: Path) -> list[Path]:

@@ -166,6 +166,8 @@ class Storage(ABC):
     @contextmanager
     def output(self, prefix: str) -> Iterator[OutputWriter]:
         """Write a stage's output under ``prefix`` and commit it when the block exits cleanly."""
+        if not prefix.strip("/"):
+            raise ValueError("an output needs a non-empty prefix (it replaces what is under it)")
         staging = self.begin_output(prefix)
         writer = OutputWriter(self, staging)
         try:

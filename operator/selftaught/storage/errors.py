@@ -18,7 +18,7 @@ class StorageError(Exception):
         self.uri = uri
 
 
-class StorageNotFound(StorageError):  # noqa: N818 (the public name)
+class StorageNotFound(StorageError):
     """The key, prefix, bucket or model does not exist (or was never committed)."""
 
 
@@ -26,11 +26,11 @@ class StorageAuthError(StorageError):
     """The store refused the credentials (wrong key, wrong secret, or no permission)."""
 
 
-class StorageUnavailable(StorageError):  # noqa: N818 (the public name)
+class StorageUnavailable(StorageError):
     """A transient fault: endpoint unreachable, 5xx, throttling. Retrying may succeed."""
 
 
-class StorageCorrupt(StorageError):  # noqa: N818 (the public name)
+class StorageCorrupt(StorageError):
     """Committed data does not match its manifest (truncated, missing file, bad manifest)."""
 
 

@@ -77,6 +77,8 @@ def random_problem(rng: random.Random, op: str | None = None) -> Problem:
     args = tuple(rng.randint(0, 9) for _ in range(ARITY[op]))
     if op == "sub" and args[0] < args[1]:
         args = (args[1], args[0])
+    if op == "add" and sum(args) > 9:
+        args = (args[0], rng.randint(0, 9 - args[0]))
     return Problem(op, args)
 
 
@@ -89,12 +91,17 @@ def similar_problem(rng: random.Random, problem: Problem) -> Problem:
         args = list(problem.args)
         position = rng.randrange(len(args))
         args[position] = rng.choice([v for v in range(10) if v != args[position]])
-        if problem.op == "sub" and args[0] < args[1]:
+        if not _valid(problem.op, tuple(args)):
             continue
         other = Problem(problem.op, tuple(args))
         if other.answer != problem.answer:
             return other
     return problem
+
+
+def _valid(op: str, args: tuple[int, ...]) -> bool:
+    """Every answer is one digit: sums stay below 10, differences are not negative."""
+    return not (op == "sub" and args[0] < args[1]) and not (op == "add" and sum(args) > 9)
 
 
 def chat_instruction(rng: random.Random) -> str:
@@ -110,7 +117,7 @@ def parse_problem(text: str) -> Problem | None:
     if not all(p.isdigit() and len(p) == 1 for p in parts[1:]):
         return None
     args = tuple(int(p) for p in parts[1:])
-    if parts[0] == "sub" and args[0] < args[1]:
+    if not _valid(parts[0], args):
         return None
     return Problem(parts[0], args)
 

@@ -23,11 +23,22 @@ def api() -> Iterator[ApiServer]:
         yield server
 
 
-def request(api: ApiServer, method: str, path: str, body: Any = None, *,
-            content_type: str = "application/json", accept: str = "application/json") -> tuple[int, Any]:
+def request(
+    api: ApiServer,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    content_type: str = "application/json",
+    accept: str = "application/json",
+) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(api.url + path, data=data, method=method,
-                                 headers={"Content-Type": content_type, "Accept": accept})
+    req = urllib.request.Request(
+        api.url + path,
+        data=data,
+        method=method,
+        headers={"Content-Type": content_type, "Accept": accept},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             raw = resp.read()

@@ -15,15 +15,23 @@ WIDGETS = "/apis/example.dev/v1/namespaces/default/widgets"
 
 
 def cm(name: str, **labels: str) -> dict[str, object]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}, "data": {"a": "1"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "labels": labels},
+        "data": {"a": "1"},
+    }
 
 
 def test_discovery_lists_core_batch_and_crd_resources(http: Http) -> None:
     _, core = http("GET", "/api/v1")
-    assert {"namespaces", "pods", "pods/status", "events", "secrets"} <= {r["name"] for r in core["resources"]}
+    assert {"namespaces", "pods", "pods/status", "events", "secrets"} <= {
+        r["name"] for r in core["resources"]
+    }
     _, groups = http("GET", "/apis")
     assert {"batch", "apiextensions.k8s.io", "coordination.k8s.io", "events.k8s.io"} <= {
-        g["name"] for g in groups["groups"]}
+        g["name"] for g in groups["groups"]
+    }
     assert http("GET", "/apis/example.dev/v1")[0] == 404
     assert http("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", CRD)[0] == 201
     _, widgets = http("GET", "/apis/example.dev/v1")
@@ -33,60 +41,108 @@ def test_discovery_lists_core_batch_and_crd_resources(http: Http) -> None:
 def test_create_get_list_and_conflicts(http: Http) -> None:
     status, created = http("POST", CMS, cm("one"))
     meta = created["metadata"]
-    assert status == 201 and meta["uid"] and meta["generation"] == 1 and meta["creationTimestamp"]
+    assert status == 201
+    assert meta["uid"]
+    assert meta["generation"] == 1
+    assert meta["creationTimestamp"]
     status, again = http("POST", CMS, cm("one"))
-    assert (status, again["kind"], again["reason"], again["code"]) == (409, "Status", "AlreadyExists", 409)
+    assert (status, again["kind"], again["reason"], again["code"]) == (
+        409,
+        "Status",
+        "AlreadyExists",
+        409,
+    )
     _, listing = http("GET", CMS)
-    assert listing["kind"] == "ConfigMapList" and listing["apiVersion"] == "v1"
+    assert listing["kind"] == "ConfigMapList"
+    assert listing["apiVersion"] == "v1"
     assert int(listing["metadata"]["resourceVersion"]) >= int(meta["resourceVersion"])
     assert http("GET", f"{CMS}/nope")[0] == 404
     assert http("POST", "/api/v1/namespaces/ghost/configmaps", cm("x"))[0] == 404
 
 
 def test_generate_name_never_collides(http: Http) -> None:
-    names = {http("POST", "/api/v1/namespaces/default/events",
-                  {"metadata": {"generateName": "w1."}, "reason": "R"})[1]["metadata"]["name"] for _ in range(20)}
-    assert len(names) == 20 and all(n.startswith("w1.") for n in names)
+    names = {
+        http(
+            "POST",
+            "/api/v1/namespaces/default/events",
+            {"metadata": {"generateName": "w1."}, "reason": "R"},
+        )[1]["metadata"]["name"]
+        for _ in range(20)
+    }
+    assert len(names) == 20
+    assert all(n.startswith("w1.") for n in names)
 
 
 def test_resource_version_is_global_and_generation_tracks_spec_only(http: Http) -> None:
     http("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", CRD)
-    _, w = http("POST", WIDGETS, {"apiVersion": "example.dev/v1", "kind": "Widget", "metadata": {"name": "w"},
-                                  "spec": {"size": 2}})
+    _, w = http(
+        "POST",
+        WIDGETS,
+        {
+            "apiVersion": "example.dev/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w"},
+            "spec": {"size": 2},
+        },
+    )
     _, other = http("POST", CMS, cm("later"))
     assert int(other["metadata"]["resourceVersion"]) > int(w["metadata"]["resourceVersion"])
     merge = "application/merge-patch+json"
-    _, labelled = http("PATCH", f"{WIDGETS}/w", {"metadata": {"labels": {"a": "b"}}}, content_type=merge)
+    _, labelled = http(
+        "PATCH", f"{WIDGETS}/w", {"metadata": {"labels": {"a": "b"}}}, content_type=merge
+    )
     assert labelled["metadata"]["generation"] == 1
-    _, noop = http("PATCH", f"{WIDGETS}/w", {"metadata": {"labels": {"a": "b"}}}, content_type=merge)
+    _, noop = http(
+        "PATCH", f"{WIDGETS}/w", {"metadata": {"labels": {"a": "b"}}}, content_type=merge
+    )
     assert noop["metadata"]["resourceVersion"] == labelled["metadata"]["resourceVersion"]
     _, resized = http("PATCH", f"{WIDGETS}/w", {"spec": {"size": 4}}, content_type=merge)
     assert resized["metadata"]["generation"] == 2
-    _, stat = http("PATCH", f"{WIDGETS}/w/status", {"status": {"phase": "Ready"}}, content_type=merge)
-    assert stat["metadata"]["generation"] == 2 and stat["status"] == {"phase": "Ready"}
+    _, stat = http(
+        "PATCH", f"{WIDGETS}/w/status", {"status": {"phase": "Ready"}}, content_type=merge
+    )
+    assert stat["metadata"]["generation"] == 2
+    assert stat["status"] == {"phase": "Ready"}
 
 
 def test_status_subresource_is_isolated(http: Http) -> None:
     http("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", CRD)
-    _, w = http("POST", WIDGETS, {"metadata": {"name": "w"}, "spec": {"size": 2}, "status": {"phase": "Sneaky"}})
+    _, w = http(
+        "POST",
+        WIDGETS,
+        {"metadata": {"name": "w"}, "spec": {"size": 2}, "status": {"phase": "Sneaky"}},
+    )
     assert "status" not in w
     merge = "application/merge-patch+json"
-    _, w = http("PATCH", f"{WIDGETS}/w", {"spec": {"size": 6}, "status": {"phase": "Ignored"}}, content_type=merge)
-    assert w["spec"]["size"] == 6 and "status" not in w
-    _, w = http("PATCH", f"{WIDGETS}/w/status", {"spec": {"size": 8}, "status": {"phase": "Ready"}},
-                content_type=merge)
-    assert w["spec"]["size"] == 6 and w["status"]["phase"] == "Ready"
+    _, w = http(
+        "PATCH",
+        f"{WIDGETS}/w",
+        {"spec": {"size": 6}, "status": {"phase": "Ignored"}},
+        content_type=merge,
+    )
+    assert w["spec"]["size"] == 6
+    assert "status" not in w
+    _, w = http(
+        "PATCH",
+        f"{WIDGETS}/w/status",
+        {"spec": {"size": 8}, "status": {"phase": "Ready"}},
+        content_type=merge,
+    )
+    assert w["spec"]["size"] == 6
+    assert w["status"]["phase"] == "Ready"
     w["spec"]["size"] = 10
     w["status"]["phase"] = "Changed"
     _, put = http("PUT", f"{WIDGETS}/w", w)
-    assert put["spec"]["size"] == 10 and put["status"]["phase"] == "Ready"
+    assert put["spec"]["size"] == 10
+    assert put["status"]["phase"] == "Ready"
 
 
 def test_replace_with_stale_resource_version_conflicts(http: Http) -> None:
     _, obj = http("POST", CMS, cm("c"))
     obj["data"] = {"a": "2"}
     status, fresh = http("PUT", f"{CMS}/c", obj)
-    assert status == 200 and fresh["data"] == {"a": "2"}
+    assert status == 200
+    assert fresh["data"] == {"a": "2"}
     obj["data"] = {"a": "3"}
     status, body = http("PUT", f"{CMS}/c", obj)
     assert (status, body["reason"]) == (409, "Conflict")
@@ -95,16 +151,31 @@ def test_replace_with_stale_resource_version_conflicts(http: Http) -> None:
 
 def test_patch_content_types(http: Http) -> None:
     http("POST", CMS, cm("p"))
-    _, merged = http("PATCH", f"{CMS}/p", {"data": {"a": None, "b": "2"}}, content_type="application/merge-patch+json")
+    _, merged = http(
+        "PATCH",
+        f"{CMS}/p",
+        {"data": {"a": None, "b": "2"}},
+        content_type="application/merge-patch+json",
+    )
     assert merged["data"] == {"b": "2"}
     rv = merged["metadata"]["resourceVersion"]
-    ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": rv},
-           {"op": "add", "path": "/metadata/finalizers", "value": ["x/y"]}]
+    ops = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["x/y"]},
+    ]
     status, patched = http("PATCH", f"{CMS}/p", ops, content_type="application/json-patch+json")
-    assert status == 200 and patched["metadata"]["finalizers"] == ["x/y"]
+    assert status == 200
+    assert patched["metadata"]["finalizers"] == ["x/y"]
     status, failed = http("PATCH", f"{CMS}/p", ops, content_type="application/json-patch+json")
-    assert status == 422 and failed["kind"] == "Status" and "testing value" in failed["message"]
-    _, strategic = http("PATCH", f"{CMS}/p", {"data": {"c": "3"}}, content_type="application/strategic-merge-patch+json")
+    assert status == 422
+    assert failed["kind"] == "Status"
+    assert "testing value" in failed["message"]
+    _, strategic = http(
+        "PATCH",
+        f"{CMS}/p",
+        {"data": {"c": "3"}},
+        content_type="application/strategic-merge-patch+json",
+    )
     assert strategic["data"] == {"b": "2", "c": "3"}
     assert http("PATCH", f"{CMS}/p", {}, content_type="text/plain")[0] == 415
 
@@ -112,18 +183,56 @@ def test_patch_content_types(http: Http) -> None:
 def test_finalizers_delay_deletion_until_removed(http: Http) -> None:
     http("POST", CMS, {**cm("f"), "metadata": {"name": "f", "finalizers": ["keep/me"]}})
     status, marked = http("DELETE", f"{CMS}/f")
-    assert status == 200 and marked["metadata"]["deletionTimestamp"]
+    assert status == 200
+    assert marked["metadata"]["deletionTimestamp"]
     assert http("GET", f"{CMS}/f")[0] == 200
-    http("PATCH", f"{CMS}/f", {"metadata": {"finalizers": None}}, content_type="application/merge-patch+json")
+    http(
+        "PATCH",
+        f"{CMS}/f",
+        {"metadata": {"finalizers": None}},
+        content_type="application/merge-patch+json",
+    )
     assert http("GET", f"{CMS}/f")[0] == 404
 
 
 def test_owner_references_cascade(http: Http) -> None:
     _, root = http("POST", CMS, cm("root"))
-    _, mid = http("POST", CMS, {**cm("mid"), "metadata": {"name": "mid", "ownerReferences": [
-        {"apiVersion": "v1", "kind": "ConfigMap", "name": "root", "uid": root["metadata"]["uid"]}]}})
-    http("POST", CMS, {**cm("leaf"), "metadata": {"name": "leaf", "ownerReferences": [
-        {"apiVersion": "v1", "kind": "ConfigMap", "name": "mid", "uid": mid["metadata"]["uid"]}]}})
+    _, mid = http(
+        "POST",
+        CMS,
+        {
+            **cm("mid"),
+            "metadata": {
+                "name": "mid",
+                "ownerReferences": [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "name": "root",
+                        "uid": root["metadata"]["uid"],
+                    }
+                ],
+            },
+        },
+    )
+    http(
+        "POST",
+        CMS,
+        {
+            **cm("leaf"),
+            "metadata": {
+                "name": "leaf",
+                "ownerReferences": [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "name": "mid",
+                        "uid": mid["metadata"]["uid"],
+                    }
+                ],
+            },
+        },
+    )
     http("POST", CMS, cm("bystander"))
     http("DELETE", f"{CMS}/root")
     _, listing = http("GET", CMS)
@@ -131,7 +240,11 @@ def test_owner_references_cascade(http: Http) -> None:
 
 
 def test_label_and_field_selectors(http: Http) -> None:
-    for name, labels in [("a", {"app": "x", "tier": "web"}), ("b", {"app": "y"}), ("c", {"app": "z", "tier": "db"})]:
+    for name, labels in [
+        ("a", {"app": "x", "tier": "web"}),
+        ("b", {"app": "y"}),
+        ("c", {"app": "z", "tier": "db"}),
+    ]:
         http("POST", CMS, cm(name, **labels))
 
     def names(query: str) -> list[str]:
@@ -158,7 +271,8 @@ def test_fault_injection_and_request_log(api: ApiServer, http: Http) -> None:
     api.faults.fail("POST", r"/configmaps$", status=503, times=2)
     assert [http("POST", CMS, cm(f"x{i}"))[0] for i in range(3)] == [503, 503, 201]
     api.faults.fail("*", r"/configmaps/x2$", status=409, times=None)
-    assert http("GET", f"{CMS}/x2")[0] == 409 and http("GET", f"{CMS}/x2")[0] == 409
+    assert http("GET", f"{CMS}/x2")[0] == 409
+    assert http("GET", f"{CMS}/x2")[0] == 409
     api.faults.clear()
     assert http("GET", f"{CMS}/x2")[0] == 200
     assert api.requests.count(verb="create", resource="configmaps") == 3
@@ -172,7 +286,8 @@ def test_request_log_is_bounded() -> None:
 
         for _ in range(12):
             request(small, "GET", "/version")
-        assert len(small.requests.records()) == 5 and small.requests.total == 12
+        assert len(small.requests.records()) == 5
+        assert small.requests.total == 12
 
 
 def test_crd_deletion_removes_its_objects_and_discovery(http: Http) -> None:

@@ -15,13 +15,18 @@ SCHEMA: dict[str, Any] = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
 
 def widget(**spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "example.dev/v1", "kind": "Widget", "metadata": {"name": "w"},
-            "spec": {"size": 2, **spec}}
+    return {
+        "apiVersion": "example.dev/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": {"size": 2, **spec},
+    }
 
 
 def test_defaults_fill_absent_fields_and_list_items() -> None:
     out = apply_defaults(SCHEMA, widget(parts=[{"name": "a"}, {"name": "b", "count": 5}]))
-    assert out["spec"]["color"] == "green" and out["spec"]["kind"] == "plain"
+    assert out["spec"]["color"] == "green"
+    assert out["spec"]["kind"] == "plain"
     assert [p["count"] for p in out["spec"]["parts"]] == [1, 5]
 
 
@@ -29,33 +34,76 @@ def test_prune_drops_unknown_fields_but_keeps_preserved_ones_and_metadata() -> N
     obj = widget(extra=1, labels={"free": {"form": True}}, parts=[{"name": "a", "junk": 2}])
     obj["metadata"]["labels"] = {"x": "y"}
     out = prune(SCHEMA, obj)
-    assert "extra" not in out["spec"] and out["spec"]["labels"] == {"free": {"form": True}}
-    assert out["spec"]["parts"] == [{"name": "a"}] and out["metadata"]["labels"] == {"x": "y"}
+    assert "extra" not in out["spec"]
+    assert out["spec"]["labels"] == {"free": {"form": True}}
+    assert out["spec"]["parts"] == [{"name": "a"}]
+    assert out["metadata"]["labels"] == {"x": "y"}
 
 
 BAD = [
     ("missing-required", {"spec": {}}, "spec.size: Required value"),
-    ("below-minimum", {"spec": {"size": 0}}, "spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"),
-    ("above-maximum", {"spec": {"size": 101}}, "spec.size in body should be less than or equal to 100"),
-    ("wrong-type", {"spec": {"size": "two"}}, 'spec.size: Invalid value: "string": spec.size in body must be of type integer'),
-    ("enum", {"spec": {"size": 2, "color": "pink"}}, 'spec.color: Unsupported value: "pink": supported values: "red", "green", "blue"'),
-    ("max-length", {"spec": {"size": 2, "kind": "x" * 11}}, "spec.kind: Too long: may not be more than 10 bytes"),
+    (
+        "below-minimum",
+        {"spec": {"size": 0}},
+        "spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1",
+    ),
+    (
+        "above-maximum",
+        {"spec": {"size": 101}},
+        "spec.size in body should be less than or equal to 100",
+    ),
+    (
+        "wrong-type",
+        {"spec": {"size": "two"}},
+        'spec.size: Invalid value: "string": spec.size in body must be of type integer',
+    ),
+    (
+        "enum",
+        {"spec": {"size": 2, "color": "pink"}},
+        'spec.color: Unsupported value: "pink": supported values: "red", "green", "blue"',
+    ),
+    (
+        "max-length",
+        {"spec": {"size": 2, "kind": "x" * 11}},
+        "spec.kind: Too long: may not be more than 10 bytes",
+    ),
     ("pattern", {"spec": {"size": 2, "uri": "http://a"}}, "spec.uri in body should match '^s3://'"),
-    ("min-items", {"spec": {"size": 2, "parts": []}}, "spec.parts in body should have at least 1 items"),
-    ("cel-rule-message", {"spec": {"size": 3, "color": "red"}}, 'spec: Invalid value: "object": red widgets must have an even size'),
-    ("cel-uniqueness", {"spec": {"size": 2, "parts": [{"name": "a"}, {"name": "a"}]}}, "spec.parts: Invalid value: 2: part names must be unique"),
-    ("cel-default-message", {"spec": {"size": 2, "uri": "gs://b"}}, "failed rule: self.startsWith('s3://')"),
+    (
+        "min-items",
+        {"spec": {"size": 2, "parts": []}},
+        "spec.parts in body should have at least 1 items",
+    ),
+    (
+        "cel-rule-message",
+        {"spec": {"size": 3, "color": "red"}},
+        'spec: Invalid value: "object": red widgets must have an even size',
+    ),
+    (
+        "cel-uniqueness",
+        {"spec": {"size": 2, "parts": [{"name": "a"}, {"name": "a"}]}},
+        "spec.parts: Invalid value: 2: part names must be unique",
+    ),
+    (
+        "cel-default-message",
+        {"spec": {"size": 2, "uri": "gs://b"}},
+        "failed rule: self.startsWith('s3://')",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "body", "expected"), BAD, ids=[b[0] for b in BAD])
 def test_bad_manifests_name_the_field(case: str, body: dict[str, Any], expected: str) -> None:
-    errors = validate_custom_resource(SCHEMA, {"apiVersion": "example.dev/v1", "kind": "Widget", **body})
+    errors = validate_custom_resource(
+        SCHEMA, {"apiVersion": "example.dev/v1", "kind": "Widget", **body}
+    )
     assert any(expected in e for e in errors), errors
 
 
 def test_valid_manifest_has_no_errors() -> None:
-    assert validate_custom_resource(SCHEMA, apply_defaults(SCHEMA, widget(parts=[{"name": "a"}]))) == []
+    assert (
+        validate_custom_resource(SCHEMA, apply_defaults(SCHEMA, widget(parts=[{"name": "a"}])))
+        == []
+    )
 
 
 def test_transition_rule_runs_only_on_update_and_reports_field_path() -> None:
@@ -68,7 +116,17 @@ def test_transition_rule_runs_only_on_update_and_reports_field_path() -> None:
 
 
 def test_cel_evaluation_error_is_reported_not_raised() -> None:
-    schema = {"type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
-              "x-kubernetes-validations": [{"rule": "self.missing > 1"}]}}}
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "x-kubernetes-validations": [{"rule": "self.missing > 1"}],
+            }
+        },
+    }
     errors = validate_custom_resource(schema, {"spec": {}})
-    assert len(errors) == 1 and errors[0].startswith("spec: Invalid value") and "evaluation error" in errors[0]
+    assert len(errors) == 1
+    assert errors[0].startswith("spec: Invalid value")
+    assert "evaluation error" in errors[0]

@@ -1,9 +1,10 @@
-"""Watch streams: resume from a resourceVersion, bookmarks, 410 Gone, timeouts, selectors, faults."""
+"""Watch streams: resuming from a resourceVersion, bookmarks, 410 Gone, timeouts, selectors."""
 
 from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from tests.harness.apiserver import ApiServer
 from tests.harness.tests.conftest import Http
@@ -15,8 +16,10 @@ def cm(name: str, **labels: str) -> dict[str, object]:
     return {"metadata": {"name": name, "labels": labels}}
 
 
-def types_and_names(events: list[dict[str, object]]) -> list[tuple[object, object]]:
-    return [(e["type"], e["object"]["metadata"].get("name")) for e in events if e["type"] != "BOOKMARK"]  # type: ignore[index]
+def types_and_names(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [
+        (e["type"], e["object"]["metadata"].get("name")) for e in events if e["type"] != "BOOKMARK"
+    ]
 
 
 def test_watch_from_resource_version_sends_only_later_events(http: Http) -> None:
@@ -39,21 +42,31 @@ def test_live_events_bookmarks_and_timeout(api: ApiServer, http: Http) -> None:
     later = threading.Timer(0.3, lambda: http("POST", CMS, cm("live", app="x")))
     later.start()
     started = time.monotonic()
-    _, events = http("GET", f"{CMS}?watch=true&resourceVersion=1&allowWatchBookmarks=true&timeoutSeconds=1"
-                            "&labelSelector=app%3Dx")
+    _, events = http(
+        "GET",
+        f"{CMS}?watch=true&resourceVersion=1&allowWatchBookmarks=true&timeoutSeconds=1"
+        "&labelSelector=app%3Dx",
+    )
     later.join()
     assert 0.9 < time.monotonic() - started < 3
     assert types_and_names(events)[-1:] == [("ADDED", "live")]
     bookmarks = [e for e in events if e["type"] == "BOOKMARK"]
-    assert bookmarks and bookmarks[-1]["object"]["kind"] == "ConfigMap"
+    assert bookmarks
+    assert bookmarks[-1]["object"]["kind"] == "ConfigMap"
     assert int(bookmarks[-1]["object"]["metadata"]["resourceVersion"]) >= int(
-        events[-1]["object"]["metadata"]["resourceVersion"] if events[-1]["type"] != "BOOKMARK" else 0)
+        events[-1]["object"]["metadata"]["resourceVersion"]
+        if events[-1]["type"] != "BOOKMARK"
+        else 0
+    )
 
 
 def test_selector_filters_watch_events(http: Http) -> None:
     http("POST", CMS, cm("x", app="x"))
     http("POST", CMS, cm("y", app="y"))
-    _, events = http("GET", f"{CMS}?watch=true&resourceVersion=1&timeoutSeconds=1&fieldSelector=metadata.name%3Dy")
+    _, events = http(
+        "GET",
+        f"{CMS}?watch=true&resourceVersion=1&timeoutSeconds=1&fieldSelector=metadata.name%3Dy",
+    )
     assert types_and_names(events) == [("ADDED", "y")]
 
 
@@ -61,8 +74,10 @@ def test_too_old_resource_version_gets_410_gone(http: Http) -> None:
     for i in range(60):  # the fixture keeps 50 events of history
         http("POST", CMS, cm(f"c{i}"))
     _, events = http("GET", f"{CMS}?watch=true&resourceVersion=2&timeoutSeconds=1")
-    assert len(events) == 1 and events[0]["type"] == "ERROR"
-    assert events[0]["object"]["code"] == 410 and events[0]["object"]["reason"] == "Expired"
+    assert len(events) == 1
+    assert events[0]["type"] == "ERROR"
+    assert events[0]["object"]["code"] == 410
+    assert events[0]["object"]["reason"] == "Expired"
 
 
 def test_close_and_silence_watches(api: ApiServer, http: Http) -> None:
@@ -72,5 +87,7 @@ def test_close_and_silence_watches(api: ApiServer, http: Http) -> None:
     assert time.monotonic() - started < 3
     api.faults.silence_watches(r"/configmaps", seconds=5)
     threading.Timer(0.2, lambda: http("POST", CMS, cm("unseen"))).start()
-    _, events = http("GET", f"{CMS}?watch=true&resourceVersion=1&allowWatchBookmarks=true&timeoutSeconds=1")
+    _, events = http(
+        "GET", f"{CMS}?watch=true&resourceVersion=1&allowWatchBookmarks=true&timeoutSeconds=1"
+    )
     assert events == []

@@ -23,11 +23,19 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 @kopf.on.create("example.dev", "v1", "widgets", retries=3, backoff=0.2)
-def create_child(name: str, namespace: str, spec: dict[str, Any], body: Any, **_: Any) -> dict[str, Any]:
-    child = {"apiVersion": "v1", "kind": "ConfigMap",
-             "metadata": {"name": f"{name}-child"}, "data": {"size": str(spec.get("size"))}}
+def create_child(
+    name: str, namespace: str | None, spec: kopf.Spec, body: kopf.Body, **_: Any
+) -> dict[str, Any]:
+    child: Any = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{name}-child"},
+        "data": {"size": str(spec.get("size"))},
+    }
     kopf.adopt(child, owner=body)
-    kubernetes.client.CoreV1Api().create_namespaced_config_map(namespace, child)
+    kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+    kubernetes.client.CoreV1Api().create_namespaced_config_map(namespace or "default", child)
+    kopf.info(body, reason="ChildCreated", message=f"created {name}-child")
     return {"child": f"{name}-child"}
 
 

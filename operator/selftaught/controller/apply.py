@@ -1,0 +1,129 @@
+"""Carry out a plan: create and delete Jobs, write the status once, then send the Events.
+
+The order is the contract of :mod:`selftaught.plan`:
+
+1. actions first -- a create whose Job exists is success (the names are deterministic), a delete
+   of a missing Job is success, so a crash anywhere here converges on the next reconcile;
+2. the status, once, only if it changed, as a JSON merge patch guarded by the resourceVersion
+   the plan was computed from (a concurrent writer gets a 409 and we plan again);
+3. Events only after the status write succeeded, so a retried reconcile never tells the story
+   twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from selftaught.api import API_VERSION, KIND, SelfTaughtRun
+from selftaught.conditions import rfc3339
+from selftaught.controller.kube import KubeApi
+from selftaught.jobs import JobSettings, build_job, build_service
+from selftaught.plan import CreateJob, DeleteJob, Event, Plan
+
+log = logging.getLogger(__name__)
+COMPONENT = "selftaught-operator"
+_sequence = itertools.count()
+
+Object = dict[str, Any]
+
+
+@dataclass
+class Applied:
+    """What one apply did, for metrics and logs."""
+
+    created: list[CreateJob] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    status_written: bool = False
+    events: int = 0
+
+
+def apply_plan(
+    api: KubeApi,
+    run: SelfTaughtRun,
+    raw_status: Object,
+    result: Plan,
+    *,
+    job_settings: JobSettings,
+    now: datetime,
+) -> Applied:
+    """Apply ``result`` to the cluster; raises :class:`~.kube.Conflict` if the run moved on."""
+    applied = Applied()
+    for action in result.actions:
+        if isinstance(action, CreateJob):
+            service = build_service(run, action, operator_settings=job_settings)
+            if service is not None:
+                api.create(service)
+            if api.create(build_job(run, action, operator_settings=job_settings)):
+                applied.created.append(action)
+        elif isinstance(action, DeleteJob):
+            if api.delete_job(run.namespace, action.name):
+                log.info("deleted Job %s/%s: %s", run.namespace, action.name, action.reason)
+            applied.deleted.append(action.name)
+    new_status = result.status.dump()
+    patch = merge_patch(raw_status, new_status)
+    if patch:
+        body = {
+            "metadata": {"resourceVersion": run.metadata.get("resourceVersion")},
+            "status": patch,
+        }
+        api.patch_run_status(run.namespace, run.name, body)
+        applied.status_written = True
+    for event in result.events:
+        try:
+            api.create(event_manifest(run, event, now=now))
+            applied.events += 1
+        except Exception:  # an Event is best effort: never fail the reconcile for it
+            log.warning("could not post event %s on %s/%s", event.reason, run.namespace, run.name)
+    return applied
+
+
+def merge_patch(old: Any, new: Any) -> Object:
+    """RFC 7386 patch turning ``old`` into ``new`` (removed keys become null; lists replaced)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        raise TypeError("merge_patch compares two objects")
+    patch: Object = {}
+    for key in old.keys() - new.keys():
+        patch[key] = None
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = merge_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif key not in old or before != value:
+            patch[key] = value
+    return patch
+
+
+def event_manifest(run: SelfTaughtRun, event: Event, *, now: datetime) -> Object:
+    """A core/v1 Event on the run (what ``kubectl describe`` lists)."""
+    stamp = rfc3339(now)
+    suffix = f"{time.time_ns():x}{next(_sequence) % 4096:03x}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{run.name}.{suffix}"[:253], "namespace": run.namespace},
+        "involvedObject": {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": run.name,
+            "namespace": run.namespace,
+            "uid": run.uid,
+            "resourceVersion": run.metadata.get("resourceVersion"),
+        },
+        "type": event.type,
+        "reason": event.reason,
+        "message": event.message[:1024],
+        "source": {"component": COMPONENT},
+        "reportingComponent": f"selftaught.dev/{COMPONENT}",
+        "reportingInstance": os.environ.get("HOSTNAME", COMPONENT)[:128],
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }

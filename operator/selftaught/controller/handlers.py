@@ -1,0 +1,146 @@
+"""The kopf handlers: each one only decides *which run* to reconcile and enqueues it.
+
+==================  =====================================================================
+handler             does
+==================  =====================================================================
+startup             apply :class:`.config.OperatorConfig` to kopf, start metrics + queue
+cleanup             stop the queue (in-flight reconciles get ``shutdown_timeout``), metrics
+run event           create / resume (initial listing) / spec change -> enqueue the run;
+                    deletion -> forget its metrics (owner GC removes its Jobs)
+Job event           a child Job changed -> enqueue its owning run (ownerReferences)
+pod event           a child pod changed (started, stuck, finished) -> enqueue its run
+==================  =====================================================================
+
+Event handlers have no kopf retries by design: they cannot fail (they only enqueue), and the
+queue retries a failing reconcile with its own backoff (0.5 s .. 60 s). The activity handlers
+(startup, cleanup) set ``retries``, ``backoff`` and ``timeout`` explicitly.
+
+No ``on.create/on.update/on.resume``, daemon or timer is used: those make kopf write its
+bookkeeping into every run (annotations, a finalizer), so deleting a run would wait for the
+operator. Watch events carry the same information: the initial listing covers resume, an event
+whose ``metadata.generation`` moved covers update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kopf
+
+from selftaught import names
+from selftaught.api import GROUP, KIND, PLURAL, VERSION
+from selftaught.controller.config import OperatorConfig, configure_kopf
+from selftaught.controller.kube import KubeApi
+from selftaught.controller.queue import Key, WorkQueue
+from selftaught.controller.reconcile import Reconciler
+from selftaught.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class Controller:
+    """The long-lived parts of one operator process, wired together at startup."""
+
+    def __init__(self, config: OperatorConfig, *, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.reconciler: Reconciler | None = None
+        self.queue: WorkQueue | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._server: Any = None
+        self._generations: dict[Key, int] = {}
+        #: run uid -> (namespace, name): pods are owned by Jobs, so children carry the uid label.
+        self._runs_by_uid: dict[str, Key] = {}
+
+    async def start(self) -> None:
+        api = KubeApi.from_environment(timeout=self.config.request_timeout)
+        self.reconciler = Reconciler(
+            api,
+            self.metrics,
+            job_settings=self.config.jobs,
+            resync_seconds=self.config.resync_seconds,
+        )
+        self._executor = ThreadPoolExecutor(self.config.workers, "selftaught-reconcile")
+        self.queue = WorkQueue(self._reconcile, workers=self.config.workers)
+        self.queue.start()
+        if self.config.metrics_port:
+            self._server = self.metrics.serve(self.config.metrics_port, self.config.metrics_address)
+
+    async def stop(self) -> None:
+        if self.queue is not None:
+            await self.queue.stop(self.config.shutdown_timeout)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self.reconciler is not None:
+            self.reconciler.api.close()
+
+    async def _reconcile(self, key: Key) -> float | None:
+        assert self.reconciler is not None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.reconciler.reconcile, *key)
+
+    # ----------------------------------------------------------------------- triggers
+
+    def on_run(self, event_type: str | None, body: Any) -> None:
+        meta = body.get("metadata", {})
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if self.queue is None:
+            return
+        if event_type == "DELETED":
+            self._generations.pop(key, None)
+            self._runs_by_uid.pop(meta.get("uid", ""), None)
+            self.queue.forget(key)
+            self.metrics.forget_run(*key)
+            return
+        self._runs_by_uid[meta.get("uid", "")] = key
+        generation = int(meta.get("generation") or 0)
+        if self._generations.get(key) != generation:  # new, resumed, or its spec changed
+            self._generations[key] = generation
+            self.queue.add(key)
+
+    def on_child(self, body: Any) -> None:
+        """A Job or pod of ours changed: reconcile the run it belongs to (by its uid label)."""
+        meta = body.get("metadata", {})
+        key = self._runs_by_uid.get((meta.get("labels") or {}).get(names.LABEL_RUN_UID, ""))
+        if key is None:  # a Job's owner reference also names it
+            for owner in meta.get("ownerReferences") or []:
+                if owner.get("kind") == KIND and owner.get("controller"):
+                    key = (meta.get("namespace", ""), owner.get("name", ""))
+        if key is not None and self.queue is not None:
+            self.queue.add(key)
+
+
+def build_registry(controller: Controller) -> kopf.OperatorRegistry:
+    """A kopf registry with our handlers only (no module-level globals)."""
+    registry = kopf.OperatorRegistry()
+    config = controller.config
+
+    @kopf.on.startup(registry=registry, retries=3, backoff=2.0, timeout=30.0)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_kopf(settings, config)
+        await controller.start()
+        log.info("selftaught operator started (namespaces: %s)", config.namespaces or "all")
+
+    @kopf.on.cleanup(registry=registry, retries=1, backoff=1.0, timeout=config.shutdown_timeout)
+    async def cleanup(**_: Any) -> None:
+        await controller.stop()
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def run_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        controller.on_run(type, body)
+
+    @kopf.on.event("batch", "v1", "jobs", labels=names.CHILD_SELECTOR, registry=registry)
+    async def job_event(body: kopf.Body, **_: Any) -> None:
+        controller.on_child(body)
+
+    @kopf.on.event("v1", "pods", labels=names.CHILD_SELECTOR, registry=registry)
+    async def pod_event(body: kopf.Body, **_: Any) -> None:
+        controller.on_child(body)
+
+    return registry

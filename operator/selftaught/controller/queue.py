@@ -1,0 +1,137 @@
+"""A reconcile queue with controller-runtime semantics, on asyncio.
+
+Why not one kopf handler per trigger? A run is touched by many things -- its own spec, each of its
+Jobs and pods, the planner's ``requeue_after`` -- and every one of them must end in the same
+reconcile, never two at once for one run (two concurrent planners would both see "no Job" and
+both emit "StageStarted"). So kopf's handlers only *enqueue* the run's key, and this queue
+guarantees, for each key:
+
+* at most one reconcile in flight; triggers that arrive meanwhile collapse into one rerun;
+* a delayed requeue (``add(key, after=s)``) that an earlier trigger supersedes;
+* a bounded number of workers overall, and a clean stop that waits for in-flight reconciles.
+
+No kopf daemon or timer is used because both make kopf put a finalizer on every run, which
+would make deleting a run depend on the operator being up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+Key = tuple[str, str]
+#: Returns seconds until the key should be reconciled again (None: only on the next trigger).
+ReconcileFn = Callable[[Key], Awaitable[float | None]]
+
+log = logging.getLogger(__name__)
+
+
+class WorkQueue:
+    """Deduplicating, delaying work queue; ``start()`` spawns workers, ``stop()`` ends them."""
+
+    def __init__(
+        self,
+        reconcile: ReconcileFn,
+        *,
+        workers: int = 4,
+        error_backoff: tuple[float, ...] = (0.5, 1, 2, 5, 10, 30, 60),
+    ) -> None:
+        self._reconcile = reconcile
+        self._workers = workers
+        self._error_backoff = error_backoff
+        self._ready: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._active: set[Key] = set()
+        self._again: set[Key] = set()
+        self._delayed: list[tuple[float, int, Key]] = []
+        self._due: dict[Key, float] = {}
+        self._errors: dict[Key, int] = {}
+        self._counter = 0
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------------------ api
+
+    def add(self, key: Key, *, after: float | None = None) -> None:
+        """Reconcile ``key`` now (or in ``after`` seconds, unless something sooner comes)."""
+        if after is not None and after > 0:
+            due = time.monotonic() + after
+            if self._due.get(key, float("inf")) <= due:
+                return
+            self._due[key] = due
+            self._counter += 1
+            heapq.heappush(self._delayed, (due, self._counter, key))
+            self._wakeup.set()
+            return
+        self._due.pop(key, None)
+        if key in self._active:
+            self._again.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._ready.put_nowait(key)
+
+    def forget(self, key: Key) -> None:
+        """Drop pending delayed work and error history of a deleted key."""
+        self._due.pop(key, None)
+        self._errors.pop(key, None)
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._worker(), name=f"selftaught-reconcile-{i}")
+            for i in range(self._workers)
+        ]
+        self._tasks.append(asyncio.create_task(self._timer(), name="selftaught-requeue-timer"))
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking work; give in-flight reconciles ``timeout`` seconds, then cancel."""
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout)
+        self._tasks = []
+
+    @property
+    def depth(self) -> int:
+        return self._ready.qsize() + len(self._delayed)
+
+    # ------------------------------------------------------------------------- internals
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self._ready.get()
+            self._queued.discard(key)
+            self._active.add(key)
+            try:
+                after = await self._reconcile(key)
+                self._errors.pop(key, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures = self._errors.get(key, 0)
+                self._errors[key] = failures + 1
+                after = self._error_backoff[min(failures, len(self._error_backoff) - 1)]
+                log.exception("reconcile of %s/%s failed; retrying in %.1fs", *key, after)
+            finally:
+                self._active.discard(key)
+            if key in self._again:
+                self._again.discard(key)
+                self.add(key)
+            elif after is not None:
+                self.add(key, after=after)
+
+    async def _timer(self) -> None:
+        while True:
+            now = time.monotonic()
+            while self._delayed and self._delayed[0][0] <= now:
+                due, _, key = heapq.heappop(self._delayed)
+                if self._due.get(key) == due:
+                    del self._due[key]
+                    self.add(key)
+            timeout = self._delayed[0][0] - now if self._delayed else 3600.0
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=max(0.0, timeout))

@@ -1,0 +1,108 @@
+"""One reconcile of one run: observe, plan, apply, metrics. Synchronous, run in a worker thread.
+
+This is the thin imperative shell around the pure core (:func:`selftaught.plan.plan`,
+:func:`selftaught.jobs.build_job`, :mod:`.observe`). It reads the run fresh (the status is the
+memory, and the watch's copy may predate our own last write), lists the run's Jobs and pods by
+the run-uid label, and never reads storage or Secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from selftaught import names
+from selftaught.api import ObservedJob, RunStatus, SelfTaughtRun
+from selftaught.controller.apply import apply_plan
+from selftaught.controller.kube import Conflict, KubeApi
+from selftaught.controller.observe import observe_jobs
+from selftaught.jobs import JobSettings
+from selftaught.metrics import Metrics
+from selftaught.phases import JobState, Phase, Stage
+from selftaught.plan import plan
+
+log = logging.getLogger(__name__)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Reconciler:
+    """Everything a reconcile needs; one per operator process."""
+
+    api: KubeApi
+    metrics: Metrics
+    job_settings: JobSettings = field(default_factory=JobSettings)
+    #: While a stage runs, look again at least this often (stuck pods, missed watch events).
+    resync_seconds: float = 60.0
+    clock: Callable[[], datetime] = _utcnow
+
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        """Seconds until this run wants another look (None: only when something changes)."""
+        with self.metrics.reconcile():
+            body = self.api.get_run(namespace, name)
+            if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+                self.metrics.forget_run(namespace, name)
+                return None
+            run = SelfTaughtRun.model_validate(body)
+            jobs = self.api.list_children(namespace, run.uid, "jobs")
+            pods = self.api.list_children(namespace, run.uid, "pods") if jobs else []
+            observed = observe_jobs(run.name, jobs, pods)
+            now = self.clock()
+            result = plan(run, observed, now)
+            try:
+                applied = apply_plan(
+                    self.api,
+                    run,
+                    body.get("status") or {},
+                    result,
+                    job_settings=self.job_settings,
+                    now=now,
+                )
+            except Conflict:
+                log.info("run %s/%s changed while planning; planning again", namespace, name)
+                return 0.0
+            for create in applied.created:
+                self.metrics.job_created(create.task.stage)
+                log.info("created Job %s/%s", namespace, create.name)
+            failure = consumed_failure(run.name, run.status, result.status, observed)
+            if failure is not None:
+                self.metrics.job_failed(*failure)
+            self.metrics.observe_transition(run, result.status)
+            self.metrics.observe_run(run.model_copy(update={"status": result.status}))
+        return self.requeue_after(result.status, result.requeue_after)
+
+    def requeue_after(self, status: RunStatus, wanted: float | None) -> float | None:
+        if Phase(status.phase).is_terminal():
+            return None
+        if status.children:
+            return min(wanted, self.resync_seconds) if wanted is not None else self.resync_seconds
+        return wanted
+
+
+def consumed_failure(
+    run_name: str, old: RunStatus, new: RunStatus, jobs: list[ObservedJob]
+) -> tuple[Stage, str] | None:
+    """(stage, reason) when this plan moved past a failed or stuck attempt, else None."""
+    if old.stage is None:
+        return None
+    current = names.job_name(run_name, old.iteration, old.stage, old.attempt.number)
+    job = next((j for j in jobs if j.name == current), None)
+    if job is None or job.state is JobState.SUCCEEDED:
+        return None
+    moved = (new.iteration, new.stage, new.attempt.number) != (
+        old.iteration,
+        old.stage,
+        old.attempt.number,
+    ) or (new.phase == Phase.FAILED and old.phase != Phase.FAILED)
+    if not moved:
+        return None
+    if job.state is JobState.FAILED and job.failure is not None:
+        return Stage(job.stage), job.failure.value
+    if job.stuck_reason:
+        return Stage(job.stage), job.stuck_reason
+    return None

@@ -1,0 +1,96 @@
+"""Security properties of every render: the restricted Pod Security Standard on the operator pod
+and least-privilege RBAC (no wildcards, exactly the verbs the controller needs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import helm_python as helm
+import pytest
+
+from tests.chart.cases import CASES
+from tests.chart.rendering import PROMETHEUS_OPERATOR, pod_specs, render
+
+RBAC_KINDS = {"ClusterRole", "Role"}
+
+#: What the controller does, resource by resource (see the comment in templates/_helpers.tpl).
+CONTROLLER_NEEDS: dict[tuple[str, str], set[str]] = {
+    ("selftaught.dev", "selftaughtruns"): {"get", "list", "watch", "patch"},
+    ("selftaught.dev", "selftaughtruns/status"): {"get", "patch", "update"},
+    ("batch", "jobs"): {"create", "get", "list", "watch", "delete", "patch"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "services"): {"create", "get", "delete"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+}
+#: kopf's cluster-wide scanners (kopf/_core/reactor/observation.py): discovery only.
+SCANNING_NEEDS: dict[tuple[str, str], set[str]] = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+    ("", "namespaces"): {"list", "watch"},
+}
+
+
+def _grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    grants: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                grants.setdefault((group, resource), set()).update(rule["verbs"])
+    return grants
+
+
+@pytest.mark.parametrize("case_id", list(CASES))
+def test_rbac_has_no_wildcards(chart: helm.Chart, case_id: str) -> None:
+    rendered = render(chart, CASES[case_id].values, api_versions=[PROMETHEUS_OPERATOR])
+    for role in rendered.docs:
+        if role["kind"] not in RBAC_KINDS:
+            continue
+        for rule in role["rules"]:
+            for key in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule.get(key, []), f"{role['metadata']['name']}: {rule}"
+            assert "nonResourceURLs" not in rule
+            assert "resourceNames" not in rule or rule["resourceNames"]
+
+
+@pytest.mark.parametrize("case_id", ["defaults", "namespaced-listed"])
+def test_rbac_grants_exactly_what_the_operator_needs(chart: helm.Chart, case_id: str) -> None:
+    rendered = render(chart, CASES[case_id].values)
+    for role in rendered.docs:
+        if role["kind"] not in RBAC_KINDS:
+            continue
+        scan = role["metadata"]["name"].endswith("-scan")
+        expected = SCANNING_NEEDS if scan else CONTROLLER_NEEDS
+        assert _grants(role) == expected, role["metadata"]["name"]
+        # No access to Secrets, ever: workers get credentials by reference, the operator never.
+        assert not any(resource == "secrets" for _, resource in _grants(role))
+
+
+@pytest.mark.parametrize("case_id", list(CASES))
+def test_operator_pod_meets_restricted_pod_security(chart: helm.Chart, case_id: str) -> None:
+    """The checks of the 'restricted' Pod Security Standard, plus the chart's own hardening."""
+    specs = list(pod_specs(render(chart, CASES[case_id].values)))
+    assert len(specs) == 1
+    _, pod = specs[0]
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        assert not pod.get(key)
+    pod_context = pod["securityContext"]
+    assert pod_context["runAsNonRoot"] is True
+    assert pod_context["runAsUser"] == 1000
+    assert pod_context["seccompProfile"] == {"type": "RuntimeDefault"}
+    for volume in pod["volumes"]:
+        allowed = {"configMap", "emptyDir", "projected", "secret", "downwardAPI"}
+        assert set(volume) - {"name"} <= allowed, volume
+    assert {v["name"]: v for v in pod["volumes"]}["tmp"]["emptyDir"]
+    for container in pod["containers"] + pod.get("initContainers", []):
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["runAsNonRoot"] is True
+        assert context.get("runAsUser", pod_context["runAsUser"]) != 0
+        assert not context.get("privileged")
+        assert context["capabilities"]["drop"] == ["ALL"]
+        assert set(context["capabilities"].get("add", [])) <= {"NET_BIND_SERVICE"}
+        assert context["seccompProfile"]["type"] in {"RuntimeDefault", "Localhost"}
+        assert not any(port.get("hostPort") for port in container.get("ports", []))
+        mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
+        assert "/tmp" in mounts
