@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import Any, cast
 
 import celpy
 import jsonschema
+from celpy.adapter import json_to_cel
+from celpy.celparser import CELParseError
+from celpy.evaluation import CELEvalError
 
 #: Keys a custom resource always keeps at its root, whatever its schema says.
 _ROOT_KEEP = ("apiVersion", "kind", "metadata")
@@ -146,7 +149,7 @@ def _short(value: Any) -> str:
 
 def _message(err: jsonschema.ValidationError) -> str:
     """One field error in the API server's words."""
-    kw, arg, inst = err.validator, err.validator_value, err.instance
+    kw, arg, inst = err.validator, cast(Any, err.validator_value), cast(Any, err.instance)
     path = _path(err.absolute_path)
     if kw == "required":
         missing = [n for n in arg if isinstance(inst, dict) and n not in inst]
@@ -209,9 +212,12 @@ def _correlate(schema: dict[str, Any], old: Any, item: Any, index: int) -> Any:
         return None
     keys = schema.get("x-kubernetes-list-map-keys") or []
     for candidate in old:
-        if isinstance(candidate, dict) and isinstance(item, dict):
-            if all(candidate.get(k) == item.get(k) for k in keys):
-                return candidate
+        if (
+            isinstance(candidate, dict)
+            and isinstance(item, dict)
+            and all(candidate.get(k) == item.get(k) for k in keys)
+        ):
+            return candidate
     return None
 
 
@@ -222,21 +228,21 @@ def _cel_errors(schema: dict[str, Any], value: Any, old: Any, *, path: str) -> l
         transition = "oldSelf" in text
         if transition and old is None and not rule.get("optionalOldSelf"):
             continue
-        activation = {"self": celpy.json_to_cel(value)}
+        activation = {"self": json_to_cel(value)}
         if transition:
-            activation["oldSelf"] = celpy.json_to_cel(old)
+            activation["oldSelf"] = json_to_cel(old)
         where = path + (rule.get("fieldPath") or "")
         where = where.lstrip(".") or "<root>"
         try:
             program = _program(text)
-        except celpy.CELParseError as exc:
+        except CELParseError as exc:
             errors.append(f"{where}: Invalid value: {_short(value)}: rule compile error: {exc}")
             continue
         try:
             result = program.evaluate(activation)
-        except celpy.CELEvalError as exc:  # e.g. a missing key without has()
+        except CELEvalError as exc:  # e.g. a missing key without has()
             result = exc
-        if isinstance(result, celpy.CELEvalError):
+        if isinstance(result, CELEvalError):
             reason = result.args[0] if result.args else result
             errors.append(
                 f"{where}: Invalid value: {_short(value)}: rule evaluation error: {reason}"
@@ -266,7 +272,7 @@ def _cel_errors(schema: dict[str, Any], value: Any, old: Any, *, path: str) -> l
 def unknown_fields(original: Any, pruned: Any, path: str = "") -> list[str]:
     """Paths present in ``original`` that pruning removed (for ``fieldValidation=Strict``)."""
     if isinstance(original, dict) and isinstance(pruned, dict):
-        found = []
+        found: list[str] = []
         for key, value in original.items():
             sub = f"{path}.{key}" if path else key
             found.extend([sub] if key not in pruned else unknown_fields(value, pruned[key], sub))

@@ -3,6 +3,7 @@
 ==================  =====================================================================
 handler             does
 ==================  =====================================================================
+login               service account in a pod, else $KUBECONFIG
 startup             apply :class:`.config.OperatorConfig` to kopf, start metrics + queue
 cleanup             stop the queue (in-flight reconciles get ``shutdown_timeout``), metrics
 run event           create / resume (initial listing) / spec change -> enqueue the run;
@@ -120,6 +121,11 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     """A kopf registry with our handlers only (no module-level globals)."""
     registry = kopf.OperatorRegistry()
     config = controller.config
+
+    @kopf.on.login(registry=registry, retries=3, backoff=2.0, timeout=30.0)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In-cluster service account first, then $KUBECONFIG (kopf's own, no client library)."""
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.startup(registry=registry, retries=3, backoff=2.0, timeout=30.0)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:

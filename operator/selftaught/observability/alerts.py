@@ -40,6 +40,8 @@ RECONCILE_ERRORS_PER_SECOND = 0.05
 #: Failed Job attempts of one stage and reason within an hour that fire SelfTaughtJobsFailing.
 JOB_FAILURES_PER_HOUR = 3
 
+#: Joined with ``* on (namespace, run) group_left ()``: a plain one-to-one ``on`` would keep only
+#: the ``on`` labels and drop ``stage``, which the descriptions print.
 _RUNNING = '(max by (namespace, run) (selftaught_run_phase{phase="Running"}) == 1)'
 
 
@@ -80,7 +82,7 @@ def _stage_stuck(stage: Stage, seconds: int) -> Alert:
         "  * on (namespace, run) group_left (stage)\n"
         "    (max by (namespace, run, stage) "
         f'(selftaught_run_stage{{stage="{stage.value}"}}) == 1)\n'
-        f"  * on (namespace, run) {_RUNNING}\n"
+        f"  * on (namespace, run) group_left () {_RUNNING}\n"
         f"> {seconds}"
     )
     return Alert(
@@ -120,7 +122,7 @@ def alerts() -> list[Alert]:
             expr=(
                 "(time() - max by (namespace, run) "
                 "(selftaught_run_last_progress_timestamp_seconds))\n"
-                f"  * on (namespace, run) {_RUNNING}\n"
+                f"  * on (namespace, run) group_left () {_RUNNING}\n"
                 f"> {NO_PROGRESS_SECONDS}"
             ),
             for_="5m",

@@ -7,7 +7,7 @@ counted, not fatal: a generator that fails on some instructions is normal.
 
 Shard k takes the selected instructions with ``id % shards == k``. Output (committed at the
 shard's prefix): ``pairs.jsonl`` with rows ``{"id", "instruction", "chosen", "rejected",
-"otherInstruction", "split"}``. Summary: ``pairs`` (train), ``heldoutPairs``, ``failed``.
+"otherInstruction", "split", "category"}``. Summary: ``pairs`` (train), ``heldoutPairs``, ``failed``.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
             continue
         pairs.append(
             {"id": row["id"], "instruction": row["instruction"], "chosen": y_w,
-             "rejected": y_l, "otherInstruction": x2, "split": row["split"]}
+             "rejected": y_l, "otherInstruction": x2, "split": row["split"],
+             "category": row.get("category", "")}
         )
     prefix = shard_prefix(task.namespace, task.run, 0, Stage.PAIRS, shard)
     with storage.output(prefix) as out:

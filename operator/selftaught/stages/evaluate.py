@@ -1,0 +1,175 @@
+"""Step 5: measure a judge on held-out synthetic pairs and on RewardBench-format datasets.
+
+Scored as RewardBench scores a generative judge (:mod:`selftaught.scoring`): a seeded A/B swap
+per example, ``majorityVote`` samples whose majority verdict counts, unparsable = 0.5, scores
+per section. Every example is also judged in the other order, for position consistency.
+
+For the built-in task the held-out pairs are also scored by the warm start's split
+(``heldout-seen`` / ``heldout-unseen``), so the loop's gain where the seed never saw a labelled
+judgment is visible, and the stage checks that the judge's reasoning drives its verdict
+(``reasoningAgreement``): the loop can only amplify a judge whose verdicts follow from its
+reasoning, so a low value gets a warning.
+
+Output (committed at ``stage_prefix(ns, run, i, evaluate)``): ``scores.json`` and
+``judgments.jsonl`` (every example's verdicts). Summary: ``{"scores": {set: SetScores}}`` plus
+``warnings`` and ``reasoningAgreement`` when they apply.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from selftaught import prompts, scoring
+from selftaught.artifacts import stage_prefix
+from selftaught.phases import Stage
+from selftaught.stages.common import LoadedModel, generation_seed, open_engine, read_shards
+from selftaught.storage import Storage, StorageNotFound, open_object
+from selftaught.task import StageTask
+from selftaught.worker import BadInput
+
+#: Below this share of judgments whose verdict follows their own reasoning, warn.
+MIN_REASONING_AGREEMENT = 0.8
+#: Below this position consistency, warn: the judge mostly follows the A/B position.
+MIN_POSITION_CONSISTENCY = 0.6
+
+
+@dataclass(frozen=True)
+class Example:
+    """One pairwise example: which answer is better is known."""
+
+    prompt: str
+    chosen: str
+    rejected: str
+    subset: str
+    part: str | None = None  # built-in task only: "seen" / "unseen"
+
+
+def heldout_examples(task: StageTask, storage: Storage) -> list[Example]:
+    from selftaught.tiny.task import part_of
+
+    rows = read_shards(storage, task, iteration=0, stage=Stage.PAIRS, name="pairs.jsonl")
+    held = sorted((r for r in rows if r["split"] == "heldout"), key=lambda r: int(r["id"]))
+    builtin = task.spec.instructions.source.startswith("builtin://")
+    return [
+        Example(r["instruction"], r["chosen"], r["rejected"], r.get("category") or "heldout",
+                part_of(r["instruction"]) if builtin else None)
+        for r in held
+    ]
+
+
+def dataset_examples(task: StageTask, uri: str) -> tuple[list[Example], int]:
+    """A RewardBench-format JSONL file's examples and its count of bad lines."""
+    try:
+        store, key = open_object(uri, storage_spec=task.spec.storage)
+        lines = list(store.read_jsonl(key))
+    except (ValueError, StorageNotFound) as error:
+        raise BadInput(f"evaluation dataset {uri} cannot be read: {error}") from error
+    found, bad = [], 0
+    for _, row in lines:
+        fields = [row.get(k) for k in ("prompt", "chosen", "rejected")] if isinstance(row, dict) else []
+        if len(fields) == 3 and all(isinstance(f, str) and f.strip() for f in fields):
+            found.append(Example(fields[0], fields[1], fields[2], str(row.get("subset") or "")))
+        else:
+            bad += 1
+    if not found:
+        raise BadInput(f"evaluation dataset {uri}: no usable line (needs prompt, chosen, rejected)")
+    return found, bad
+
+
+def judge_both_orders(
+    task: StageTask, model: LoadedModel, examples: Sequence[Example], seed: int
+) -> list[tuple[scoring.ExampleResult, list[str]]]:
+    """Each example judged with the seeded order and with the swapped one."""
+    spec = task.spec.evaluation
+    base = task.spec.worker.seed
+    orders = [scoring.ab_order(base, i) for i in range(len(examples))]
+    conversations = []
+    for example, chosen_is_a in zip(examples, orders, strict=True):
+        for first in (chosen_is_a, not chosen_is_a):
+            a, b = (example.chosen, example.rejected) if first else (example.rejected, example.chosen)
+            conversations.append(prompts.judge_prompt(model.style, example.prompt, a, b))
+    samples = model.engine.generate(
+        conversations,
+        n=spec.majority_vote,
+        temperature=spec.temperature,
+        top_p=1.0,
+        max_new_tokens=spec.max_new_tokens,
+        seed=seed,
+    )
+    results = []
+    for i, (example, chosen_is_a) in enumerate(zip(examples, orders, strict=True)):
+        main, swapped = samples[2 * i], samples[2 * i + 1]
+        verdicts = [prompts.parse_verdict(s) for s in main]
+        score = scoring.example_score(verdicts, chosen_is_a)
+        other = scoring.example_score([prompts.parse_verdict(s) for s in swapped], not chosen_is_a)
+        result = scoring.ExampleResult(
+            subset=example.subset,
+            score=score,
+            invalid=all(v is None for v in verdicts),
+            consistent=score == other and score != 0.5,
+        )
+        results.append((result, main))
+    return results
+
+
+def reasoning_agreement(judgments: Sequence[str]) -> float | None:
+    """Share of compact judgments whose stated verdict is the one their reasoning implies."""
+    from selftaught.tiny.task import implied_verdict
+
+    if not judgments:
+        return None
+    agree = sum(1 for j in judgments if implied_verdict(j) is not None
+                and implied_verdict(j) == prompts.parse_verdict(j))
+    return agree / len(judgments)
+
+
+def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
+    model = open_engine(task)
+    seed = generation_seed(task, shard)
+    scores: dict[str, Any] = {}
+    details: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    extra: dict[str, Any] = {}
+
+    held = heldout_examples(task, storage)
+    judged = judge_both_orders(task, model, held, seed)
+    scores["heldout"] = scoring.score_set([r for r, _ in judged])
+    for part in ("seen", "unseen"):
+        subset = [r for (r, _), e in zip(judged, held, strict=True) if e.part == part]
+        if subset:
+            scores[f"heldout-{part}"] = scoring.score_set(subset)
+    details += [{"set": "heldout", "prompt": e.prompt, "score": r.score, "judgments": j}
+                for (r, j), e in zip(judged, held, strict=True)]
+    if model.style == "compact" and judged:
+        agreement = reasoning_agreement([j[0] for _, j in judged])
+        extra["reasoningAgreement"] = agreement
+        if agreement is not None and agreement < MIN_REASONING_AGREEMENT:
+            warnings.append(
+                f"only {agreement:.0%} of held-out judgments state the verdict their own reasoning "
+                "implies: the loop cannot amplify a judge whose reasoning does not drive its verdict"
+            )
+
+    for dataset in task.spec.evaluation.datasets:
+        examples, bad = dataset_examples(task, dataset.uri)
+        judged_set = judge_both_orders(task, model, examples, seed)
+        scores[dataset.name] = scoring.score_set([r for r, _ in judged_set])
+        if bad:
+            warnings.append(f"dataset {dataset.name}: {bad} bad line(s) skipped")
+        details += [{"set": dataset.name, "prompt": e.prompt, "score": r.score, "judgments": j}
+                    for (r, j), e in zip(judged_set, examples, strict=True)]
+
+    for name, value in scores.items():
+        consistency = value.get("positionConsistency")
+        if consistency is not None and consistency < MIN_POSITION_CONSISTENCY and value["examples"]:
+            warnings.append(f"{name}: position consistency {consistency:.0%}: verdicts follow A/B order")
+    prefix = stage_prefix(task.namespace, task.run, task.iteration, Stage.EVALUATE)
+    with storage.output(prefix) as out:
+        out.write_bytes("scores.json", json.dumps({"scores": scores, **extra}, indent=2).encode())
+        out.write_jsonl("judgments.jsonl", details)
+    summary: dict[str, Any] = {"scores": scores, **extra}
+    if warnings:
+        summary["warnings"] = warnings
+    return summary
