@@ -520,9 +520,10 @@ class StagesSpec(Model):
 class WorkerSpec(Model):
     """Settings shared by every worker pod."""
 
-    image: str = Field(
-        default="ghcr.io/selftaught/worker:0.1.0",
-        description="Default worker image (CUDA, vLLM, TRL).",
+    image: str | None = Field(
+        default=None,
+        description="Worker image (CUDA, vLLM, TRL) for every stage that names none. Empty: "
+        "the operator's default (Helm value workerImage), so upgrading the chart upgrades runs.",
         min_length=1,
     )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(

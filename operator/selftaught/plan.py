@@ -249,6 +249,15 @@ class _Planner:
         seen = [
             j.attempt for j in self.jobs.values() if j.iteration == iteration and j.stage == stage
         ]
+        # Jobs of the stages after it (and of later iterations) hold results from before the
+        # resume; left in place, attempt 0 of those stages would be mistaken for a fresh run.
+        later_stages = set(order[order.index(stage) + 1 :])
+        for job in list(self.jobs.values()):
+            if job.iteration > iteration or (
+                job.iteration == iteration and job.stage in later_stages
+            ):
+                self.out.actions.append(DeleteJob(job.name, f"superseded by resumeFrom {key}"))
+                del self.jobs[job.name]
         self.status.iteration, self.status.stage = iteration, stage
         self.status.attempt.number = max(seen, default=-1) + 1
         self.status.attempt.failures = self.status.attempt.disruptions = 0

@@ -225,7 +225,7 @@ def test_declared_minimum_kubernetes_is_the_oldest_tested(chart: helm.Chart) -> 
     assert chart.metadata["kubeVersion"] == f">={KUBE_OLDEST}-0"
 
 
-BAD_VALUES = {
+BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "unknown-top-level-key": ({"replicaCount": 2}, "replicaCount"),
     "unknown-nested-key": ({"image": {"name": "x"}}, "name"),
     "typo-in-monitoring": ({"monitoring": {"serviceMonitors": {}}}, "serviceMonitors"),

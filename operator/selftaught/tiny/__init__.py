@@ -19,7 +19,7 @@ from selftaught.tiny.warmstart import WarmStartPlan, warm_start
 __all__ = ["TinyShape", "WarmStartPlan", "build_tiny_model", "resolve_builtin"]
 
 #: Bump when the recipe changes, so cached builds of an older recipe are not reused.
-RECIPE_VERSION = 4
+RECIPE_VERSION = 5
 
 
 def build_tiny_model(

@@ -82,21 +82,19 @@ def random_problem(rng: random.Random, op: str | None = None) -> Problem:
     return Problem(op, args)
 
 
-def similar_problem(rng: random.Random, problem: Problem) -> Problem:
-    """x': the same operation with one number changed, so its answer is usually different.
+def similar_problem(problem: Problem) -> Problem:
+    """x': a close variant whose answer differs (for all but degenerate inputs).
 
-    The warm start teaches this rewrite; at run time the model itself writes x'.
+    Deterministic, so a greedy generator can learn it: sums and differences move their last
+    number by one, ``max`` and ``min`` swap into each other. The warm start teaches this
+    rewrite; at run time the model itself writes x', and sometimes gets it wrong.
     """
-    for _ in range(20):
-        args = list(problem.args)
-        position = rng.randrange(len(args))
-        args[position] = rng.choice([v for v in range(10) if v != args[position]])
-        if not _valid(problem.op, tuple(args)):
-            continue
-        other = Problem(problem.op, tuple(args))
-        if other.answer != problem.answer:
-            return other
-    return problem
+    op, args = problem.op, problem.args
+    if op in ("max", "min"):
+        return Problem("min" if op == "max" else "max", args)
+    a, b = args
+    room = a + b < 9 if op == "add" else b < a
+    return Problem(op, (a, b + 1 if room else max(b - 1, 0)))
 
 
 def _valid(op: str, args: tuple[int, ...]) -> bool:
@@ -211,7 +209,7 @@ def corpus(*, seed: int, size: int = 3000) -> list[str]:
     texts = [" ".join(CATEGORIES), " ".join(OPS), "[[A]] [[B]] none . = | A: B:"]
     for _ in range(size):
         problem = random_problem(rng)
-        other = similar_problem(rng, problem)
+        other = similar_problem(problem)
         texts.append(f" judge: {problem.text} | A: {problem.answer} | B: {other.answer}")
         texts.append(" " + judgment_text(problem, problem.answer, other.answer))
         texts.append(f" answer: {problem.text} similar: {other.text} check: category: ")

@@ -58,14 +58,14 @@ def skill_example(rng: random.Random) -> Example:
     if kind < 0.5:
         return prompts.answer_prompt("compact", problem.text), problem.answer
     if kind < 0.65:
-        return prompts.similar_prompt("compact", problem.text), similar_problem(rng, problem).text
-    candidate = problem.answer if rng.random() < 0.5 else similar_problem(rng, problem).answer
+        return prompts.similar_prompt("compact", problem.text), similar_problem(problem).text
+    candidate = problem.answer if rng.random() < 0.5 else similar_problem(problem).answer
     return prompts.check_prompt(problem.text, candidate), check_text(problem, candidate)
 
 
 def judgment_example(rng: random.Random, problem: Problem) -> Example:
     """A labelled pairwise judgment, winner in A or B with equal odds."""
-    loser = similar_problem(rng, problem).answer
+    loser = similar_problem(problem).answer
     a, b = (problem.answer, loser) if rng.random() < 0.5 else (loser, problem.answer)
     return prompts.judge_prompt("compact", problem.text, a, b), judgment_text(problem, a, b)
 

@@ -1,0 +1,192 @@
+"""The real operator, real kopf, real kubectl: a run from ``kubectl apply`` to ``Succeeded``."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.e2e.conftest import E2E, SUMMARIES, Operator, run_manifest
+
+pytestmark = pytest.mark.e2e
+
+
+def jobs_of(cluster: E2E, run: str) -> list[str]:
+    items = cluster.get("jobs")["items"]
+    return sorted(
+        j["metadata"]["name"]
+        for j in items
+        if j["metadata"].get("labels", {}).get("selftaught.dev/run") == run
+    )
+
+
+def wait_until(predicate: object, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_run_succeeds_with_its_story(cluster: E2E, operator: Operator) -> None:
+    cluster.require_emulator()
+    cluster.instant()
+    cluster.apply(run_manifest("demo"))
+    run = cluster.wait_phase("demo", "Succeeded", timeout=60)
+    status = run["status"]
+
+    assert status["progress"] == "1/1"
+    assert [r["iteration"] for r in status["history"]] == [0, 1]
+    baseline, first = status["history"]
+    assert baseline["pairs"] == 96
+    assert baseline["scores"]["heldout"]["accuracy"] == 0.75
+    assert set(baseline["stageSeconds"]) == {"select", "pairs", "evaluate"}
+    assert (first["judgmentsSampled"], first["judgmentsKept"]) == (384, 72)
+    assert first["trainingLoss"] == 0.42
+    assert set(first["stageSeconds"]) == {"judge", "train", "evaluate"}
+    assert status["bestAccuracy"] == 0.75
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Succeeded"]["status"] == "True"
+    assert conditions["Succeeded"]["reason"] == "Completed"
+    assert conditions["Progressing"]["status"] == "False"
+    assert jobs_of(cluster, "demo") == [
+        "demo-i0-eval-a0", "demo-i0-pair-a0", "demo-i0-sel-a0",
+        "demo-i1-eval-a0", "demo-i1-judge-a0", "demo-i1-train-a0",
+    ]  # fmt: skip
+
+    table = cluster.ns("get", "selftaughtruns").stdout.splitlines()
+    assert table[0].split() == ["NAME", "PHASE", "STAGE", "ITERATION", "BEST", "AGE"]
+    assert table[1].split()[:5] == ["demo", "Succeeded", "evaluate", "1/1", "0.75"]
+
+    described = cluster.ns("describe", "selftaughtrun", "demo").stdout
+    events = described[described.index("Events:") :]
+    for reason in ("Created", "StageStarted", "IterationCompleted", "Completed"):
+        assert reason in events, events
+    assert events.count("StageStarted") == 6
+
+    key = {"namespace": cluster.namespace, "run": "demo"}
+    assert operator.sample("selftaught_run_phase", **key, phase="Succeeded") == 1
+    assert operator.sample("selftaught_run_iteration", **key) == 1
+    assert operator.sample("selftaught_judgments_kept_ratio", **key) == 0.75
+    assert operator.sample("selftaught_jobs_created_total", stage="judge") == 1
+    assert operator.sample("selftaught_runs", phase="Succeeded") == 1
+
+
+def test_delete_garbage_collects_jobs_and_metrics(cluster: E2E, operator: Operator) -> None:
+    cluster.require_emulator()
+    cluster.instant()
+    cluster.apply(run_manifest("gone"))
+    cluster.wait_phase("gone", "Succeeded")
+    assert jobs_of(cluster, "gone")
+    cluster.ns("delete", "selftaughtrun", "gone", "--timeout=30s")
+    wait_until(lambda: not jobs_of(cluster, "gone"), what="owner GC of the Jobs")
+    wait_until(
+        lambda: operator.sample("selftaught_run_info", run="gone") is None,
+        what="metrics series removed",
+    )
+    assert operator.sample("selftaught_runs", phase="Succeeded") == 0
+
+
+def test_suspend_then_resume(cluster: E2E, operator: Operator) -> None:
+    cluster.require_emulator()
+    cluster.instant()
+    cluster.apply(run_manifest("paused", suspend=True))
+    run = cluster.wait_phase("paused", "Suspended")
+    conditions = {c["type"]: c for c in run["status"]["conditions"]}
+    assert conditions["Suspended"]["status"] == "True"
+    assert jobs_of(cluster, "paused") == []
+    cluster.ns("patch", "selftaughtrun", "paused", "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    run = cluster.wait_phase("paused", "Succeeded")
+    conditions = {c["type"]: c for c in run["status"]["conditions"]}
+    assert conditions["Suspended"]["status"] == "False"
+    assert "Resumed" in cluster.ns("describe", "selftaughtrun", "paused").stdout
+
+
+def test_resume_from_reruns_a_stage(cluster: E2E, operator: Operator) -> None:
+    cluster.require_emulator()
+    cluster.instant()
+    cluster.apply(run_manifest("again"))
+    cluster.wait_phase("again", "Succeeded")
+    assert "again-i1-train-a1" not in jobs_of(cluster, "again")
+    patch = '{"spec":{"resumeFrom":{"iteration":1,"stage":"train"}}}'
+    cluster.ns("patch", "selftaughtrun", "again", "--type=merge", "-p", patch)
+    wait_until(lambda: "again-i1-eval-a1" in jobs_of(cluster, "again"), what="re-run Jobs")
+    run = cluster.wait_phase("again", "Succeeded")
+    assert run["status"]["appliedResumeFrom"] == "1/train"
+    assert {"again-i1-train-a1", "again-i1-eval-a1"} <= set(jobs_of(cluster, "again"))
+    assert "ResumedFrom" in cluster.ns("describe", "selftaughtrun", "again").stdout
+
+
+def test_failing_stage_is_retried_then_fails(cluster: E2E, operator: Operator) -> None:
+    """Exit 1 twice with maxRetries 1: one retry (10 s backoff), then Failed with the cause."""
+    cluster.require_emulator()
+    cluster.instant({k: v for k, v in SUMMARIES.items() if k != "train"})
+    from tests.harness.pod_faults import PodFault
+
+    cluster.kubelet.inject(
+        PodFault.EXIT,
+        labels={"selftaught.dev/stage": "train"},
+        exit_code=1,
+        message='{"error": "CUDA error: an illegal memory access was encountered"}',
+    )
+    manifest = run_manifest("flaky")
+    manifest["spec"]["stages"]["train"]["maxRetries"] = 1
+    cluster.apply(manifest)
+    run = cluster.wait_phase("flaky", "Failed", timeout=60)
+    status = run["status"]
+    failed = {c["type"]: c for c in status["conditions"]}["Failed"]
+    assert failed["status"] == "True"
+    assert failed["reason"] == "RetriesExhausted"
+    assert "illegal memory access" in failed["message"]
+    assert "ProgramError" in failed["message"]
+    assert {"flaky-i1-train-a0", "flaky-i1-train-a1"} <= set(jobs_of(cluster, "flaky"))
+    assert "flaky-i1-train-a2" not in jobs_of(cluster, "flaky")
+    events = cluster.ns("describe", "selftaughtrun", "flaky").stdout
+    assert "StageRetrying" in events
+    assert "RetriesExhausted" in events
+    assert operator.sample("selftaught_jobs_failed_total", stage="train", reason="ProgramError") == 2
+    assert operator.sample("selftaught_run_phase", run="flaky", phase="Failed") == 1
+
+
+def test_bad_input_fails_at_once(cluster: E2E, operator: Operator) -> None:
+    cluster.require_emulator()
+    from tests.harness.pod_faults import PodFault
+
+    cluster.kubelet.inject(
+        PodFault.EXIT,
+        labels={"selftaught.dev/stage": "select"},
+        exit_code=2,
+        message='{"error": "instructions: no line has the field \'instruction\'"}',
+    )
+    cluster.apply(run_manifest("bad"))
+    run = cluster.wait_phase("bad", "Failed", timeout=30)
+    failed = {c["type"]: c for c in run["status"]["conditions"]}["Failed"]
+    assert failed["reason"] == "BadInput"
+    assert "no line has the field" in failed["message"]
+    assert jobs_of(cluster, "bad") == ["bad-i0-sel-a0"]
+
+
+def test_operator_restart_converges_without_duplicates(cluster: E2E, tmp_path: object) -> None:
+    """Stop the operator mid-run; a new one finishes the run from the status alone."""
+    cluster.require_emulator()
+    from pathlib import Path
+
+    from tests.e2e.conftest import start_operator, stop_operator
+    from tests.harness.pod_faults import PodFault
+
+    cluster.instant({k: v for k, v in SUMMARIES.items() if k != "pairs"})
+    cluster.kubelet.inject(
+        PodFault.SLOW_START, labels={"selftaught.dev/stage": "pairs"}, delay=1.5, times=1
+    )
+    log = Path(str(tmp_path)) / "operator.log"
+    first = start_operator(cluster, log)
+    cluster.apply(run_manifest("restart"))
+    wait_until(lambda: "restart-i0-pair-a0" in jobs_of(cluster, "restart"), what="pairs Job")
+    assert stop_operator(first) == 0
+    second = start_operator(cluster, log)
+    try:
+        cluster.wait_phase("restart", "Succeeded", timeout=60)
+    finally:
+        assert stop_operator(second) == 0
+    assert len(jobs_of(cluster, "restart")) == 6
