@@ -27,7 +27,7 @@ from selftaught.storage import FileStorage
 from selftaught.task import CACHE_ENV, StageTask
 
 
-def loop_spec(seed: int, storage_uri: str) -> RunSpec:
+def loop_spec(seed: int, storage_uri: str, **overrides: Any) -> RunSpec:
     """The benchmark's run: the built-in task at sizes that fit 2 CPU cores in minutes."""
     cpu = {"engine": "transformers", "gpus": 0, "cpu": "1", "threads": 1}
     return RunSpec.model_validate(
@@ -40,13 +40,18 @@ def loop_spec(seed: int, storage_uri: str) -> RunSpec:
                 "maxInstructions": 1200,
             },
             "pairs": {"temperature": 0.0, "maxNewTokens": 8},
-            "judging": {"samplesPerPair": 4, "temperature": 1.0, "topP": 1.0, "maxNewTokens": 32},
+            "judging": {
+                "samplesPerPair": overrides.get("samples", 4),
+                "temperature": overrides.get("temperature", 1.0),
+                "topP": 1.0,
+                "maxNewTokens": 32,
+            },
             "training": {
-                "initFrom": "seed",
-                "learningRate": 1e-3,
+                "initFrom": overrides.get("init_from", "seed"),
+                "learningRate": overrides.get("lr", 1e-3),
                 "lrScheduler": "cosine",
                 "warmupSteps": 5,
-                "epochs": 1,
+                "epochs": overrides.get("epochs", 1),
                 "batchSize": 16,
                 "microBatchSize": 16,
                 "maxLength": 128,
@@ -71,23 +76,39 @@ class IterationResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def run_stage(spec: RunSpec, storage: FileStorage, stage: Stage, iteration: int, *, model: str,
-              init_model: str | None = None) -> tuple[dict[str, Any], float]:
+def run_stage(
+    spec: RunSpec,
+    storage: FileStorage,
+    stage: Stage,
+    iteration: int,
+    *,
+    model: str,
+    init_model: str | None = None,
+) -> tuple[dict[str, Any], float]:
     import importlib
 
-    task = StageTask(run="bench", namespace="default", iteration=iteration, stage=stage,
-                     model=model, init_model=init_model, spec=spec)
+    task = StageTask(
+        run="bench",
+        namespace="default",
+        iteration=iteration,
+        stage=stage,
+        model=model,
+        init_model=init_model,
+        spec=spec,
+    )
     module = importlib.import_module(f"selftaught.stages.{stage.value}")
     started = time.monotonic()
     summary = module.run(task, storage, 0)
     return summary, time.monotonic() - started
 
 
-def run_loop(seed: int, workdir: Path, *, iterations: int = 3) -> list[IterationResult]:
+def run_loop(
+    seed: int, workdir: Path, *, iterations: int = 3, **overrides: Any
+) -> list[IterationResult]:
     """One full run: iteration 0 (select, pairs, evaluate the seed), then judge/train/evaluate."""
     storage_dir = workdir / f"artifacts-{seed}"
     storage_dir.mkdir(parents=True, exist_ok=True)
-    spec = loop_spec(seed, f"file://{storage_dir}")
+    spec = loop_spec(seed, f"file://{storage_dir}", **overrides)
     storage = FileStorage(f"file://{storage_dir}")
     results = []
     seconds: dict[str, float] = {}
@@ -98,12 +119,17 @@ def run_loop(seed: int, workdir: Path, *, iterations: int = 3) -> list[Iteration
     judge_model = spec.seed_model
     for iteration in range(1, iterations + 1):
         seconds = {}
-        judged, seconds["judge"] = run_stage(spec, storage, Stage.JUDGE, iteration, model=judge_model)
+        judged, seconds["judge"] = run_stage(
+            spec, storage, Stage.JUDGE, iteration, model=judge_model
+        )
         init = spec.seed_model if spec.training.init_from == "seed" else judge_model
-        trained, seconds["train"] = run_stage(spec, storage, Stage.TRAIN, iteration,
-                                             model=judge_model, init_model=init)
+        trained, seconds["train"] = run_stage(
+            spec, storage, Stage.TRAIN, iteration, model=judge_model, init_model=init
+        )
         judge_model = trained["model"]
-        scores, seconds["evaluate"] = run_stage(spec, storage, Stage.EVALUATE, iteration, model=judge_model)
+        scores, seconds["evaluate"] = run_stage(
+            spec, storage, Stage.EVALUATE, iteration, model=judge_model
+        )
         result = _result(iteration, scores, seconds)
         result.kept, result.loss = judged["kept"], trained["loss"]
         results.append(result)
@@ -139,6 +165,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--temperature", type=float, default=1.0, help="judging temperature")
+    parser.add_argument("--samples", type=int, default=4, help="judgments per pair")
+    parser.add_argument("--init-from", choices=["seed", "previous"], default="seed")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=float, default=1.0)
     args = parser.parse_args()
     import torch
 
@@ -148,14 +179,28 @@ def main() -> None:
     gains, unseen_gains = [], []
     for seed in args.seeds:
         started = time.monotonic()
-        results = run_loop(seed, workdir, iterations=args.iterations)
+        results = run_loop(
+            seed,
+            workdir,
+            iterations=args.iterations,
+            temperature=args.temperature,
+            samples=args.samples,
+            init_from=args.init_from,
+            lr=args.lr,
+            epochs=args.epochs,
+        )
         print(table(seed, results))
-        print(f"wall {time.monotonic() - started:.0f} s; warnings: {results[-1].warnings}\n", flush=True)
+        print(
+            f"wall {time.monotonic() - started:.0f} s; warnings: {results[-1].warnings}\n",
+            flush=True,
+        )
         gains.append(results[-1].heldout - results[0].heldout)
         if results[-1].unseen is not None and results[0].unseen is not None:
             unseen_gains.append(results[-1].unseen - results[0].unseen)
-    print(f"mean held-out gain {sum(gains) / len(gains):+.3f}; "
-          f"never-labelled part {sum(unseen_gains) / max(1, len(unseen_gains)):+.3f}")
+    print(
+        f"mean held-out gain {sum(gains) / len(gains):+.3f}; "
+        f"never-labelled part {sum(unseen_gains) / max(1, len(unseen_gains)):+.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -98,7 +99,11 @@ def _operator(args: argparse.Namespace) -> int:
         priority=args.priority,
         workers=args.workers,
         resync_seconds=args.resync_seconds,
-        jobs=JobSettings(ttl_seconds_after_finished=args.job_ttl_seconds),
+        jobs=JobSettings(
+            ttl_seconds_after_finished=args.job_ttl_seconds,
+            worker_image=args.worker_image,
+            pushgateway=args.pushgateway or None,
+        ),
     )
     run(config, verbose=args.verbose)
     return 0
@@ -122,6 +127,16 @@ def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     operator.add_argument("--workers", type=int, default=4, help="concurrent reconciles")
     operator.add_argument("--resync-seconds", type=float, default=60.0)
     operator.add_argument("--job-ttl-seconds", type=int, default=86400)
+    operator.add_argument(
+        "--worker-image",
+        default=os.environ.get("SELFTAUGHT_WORKER_IMAGE", "ghcr.io/selftaught/worker:0.1.0"),
+        help="image of runs that name none (env SELFTAUGHT_WORKER_IMAGE)",
+    )
+    operator.add_argument(
+        "--pushgateway",
+        default=os.environ.get("SELFTAUGHT_PUSHGATEWAY_URL", ""),
+        help="Pushgateway URL for workers' live progress (env SELFTAUGHT_PUSHGATEWAY_URL)",
+    )
     operator.add_argument("-v", "--verbose", action="store_true")
     operator.set_defaults(func=_operator)
 

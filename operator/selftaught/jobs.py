@@ -43,6 +43,8 @@ CONTAINER_NAME = "worker"
 TMP_PATH = "/tmp"
 SHM_PATH = "/dev/shm"
 GPU_RESOURCE = "nvidia.com/gpu"
+DEFAULT_WORKER_IMAGE = "ghcr.io/selftaught/worker:0.1.0"
+PUSHGATEWAY_ENV = "SELFTAUGHT_PUSHGATEWAY"
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,13 @@ class JobSettings:
     cache_size_limit: str | None = None
     #: torchrun rendezvous port for multi-node training.
     master_port: int = 29500
+    #: Worker image for runs that name none (``spec.worker.image`` and the stage's ``image``
+    #: win). The chart sets it (``SELFTAUGHT_WORKER_IMAGE``), so upgrading the chart upgrades
+    #: the workers of runs that did not pin an image.
+    worker_image: str = DEFAULT_WORKER_IMAGE
+    #: Prometheus Pushgateway URL given to workers (``SELFTAUGHT_PUSHGATEWAY``) for live
+    #: progress; None: workers push nothing.
+    pushgateway: str | None = None
 
 
 def build_job(
@@ -270,13 +279,15 @@ def _container(
     if resources.gpus > 0:
         requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(resources.gpus)
     env = _env(run, task, resources)
+    if settings.pushgateway:
+        env.append({"name": PUSHGATEWAY_ENV, "value": settings.pushgateway})
     command = task.command()
     if multi_node:
         env += _rendezvous_env(create, resources, settings)
         command = torchrun_command()
     return {
         "name": CONTAINER_NAME,
-        "image": resources.image or worker.image,
+        "image": resources.image or worker.image or settings.worker_image,
         "imagePullPolicy": worker.image_pull_policy,
         "command": command,
         "env": env,

@@ -117,12 +117,12 @@ def parse_verdict(text: str) -> Verdict | None:
 
 def normalise_text(text: str) -> str:
     """Case- and whitespace-insensitive form: deduplication and "is it the same" checks."""
-    return re.sub(r"\s+", " ", text).strip().lower()
+    return " ".join(text.split()).lower()
 
 
 def parse_category(text: str, known: Sequence[str]) -> str:
     """The first known category named in a labelling reply; ``other`` when none is."""
-    words = re.findall(r"[a-z]+", text.lower())
+    words: list[str] = re.findall(r"[a-z]+", text.lower())
     for word in words:
         if word in known:
             return word

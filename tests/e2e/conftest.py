@@ -190,11 +190,12 @@ def start_operator(e2e: E2E, log: Path, *extra: str) -> Operator:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"operator exited {process.returncode}:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(liveness, timeout=1) as response:
-                if response.status == 200:
-                    return operator
+            raise AssertionError(
+                f"operator exited {process.returncode}:\n{log.read_text()[-3000:]}"
+            )
+        with contextlib.suppress(OSError), urllib.request.urlopen(liveness, timeout=1) as answer:
+            if answer.status == 200:
+                return operator
         time.sleep(0.1)
     stop_operator(operator)
     raise AssertionError(f"operator not live after 30 s:\n{log.read_text()[-3000:]}")

@@ -344,8 +344,16 @@ def test_schema_check_can_fail() -> None:
 
 def test_settings_are_applied() -> None:
     run, create = create_for()
-    settings = JobSettings(ttl_seconds_after_finished=60, run_as_user=2000, shm_size_limit=None)
+    settings = JobSettings(
+        ttl_seconds_after_finished=60,
+        run_as_user=2000,
+        shm_size_limit=None,
+        worker_image="registry.local/worker:9",
+        pushgateway="http://pushgateway:9091",
+    )
     job = build_job(run, create, operator_settings=settings)
+    assert container(job)["image"] == "registry.local/worker:9"
+    assert env(job)["SELFTAUGHT_PUSHGATEWAY"] == "http://pushgateway:9091"
     assert job["spec"]["ttlSecondsAfterFinished"] == 60
     assert pod(job)["securityContext"]["runAsUser"] == 2000
     assert {v["name"]: v for v in pod(job)["volumes"]}["dshm"]["emptyDir"] == {"medium": "Memory"}

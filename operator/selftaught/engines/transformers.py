@@ -41,14 +41,15 @@ class TransformersEngine:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         self.tokenizer: Any = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
-        self.model.to(self.device).eval()
+        model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+        self.model: Any = model.to(self.device)
+        self.model.eval()
         self.seed = seed
         self.batch_size = max(1, batch_size)
         eos = self.model.generation_config.eos_token_id
@@ -83,7 +84,7 @@ class TransformersEngine:
         greedy = temperature <= 0.0
         per_prompt = 1 if greedy else n
         prompts_per_batch = max(1, self.batch_size // per_prompt)
-        config = GenerationConfig(
+        config = GenerationConfig(  # type: ignore[no-untyped-call]
             max_new_tokens=max_new_tokens,
             do_sample=not greedy,
             num_return_sequences=per_prompt,
@@ -97,8 +98,12 @@ class TransformersEngine:
             indices = order[start : start + prompts_per_batch]
             width = max(len(prompts[i]) for i in indices)
             pad = self.tokenizer.pad_token_id
-            input_ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] for i in indices])
-            mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in indices])
+            input_ids = torch.tensor(
+                [[pad] * (width - len(prompts[i])) + prompts[i] for i in indices]
+            )
+            mask = torch.tensor(
+                [[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in indices]
+            )
             torch.manual_seed((seed * 1_000_003 + batch_no) % 2**31)
             with torch.inference_mode():
                 out = self.model.generate(

@@ -45,7 +45,8 @@ def cache_dir(task: StageTask) -> Path:
 def model_path(task: StageTask, uri: str) -> Path:
     """A local directory for ``uri``; BadInput when the model cannot be found or loaded."""
     try:
-        return materialize_model(uri, cache_dir(task), s3=task.spec.storage.s3)
+        storage = task.spec.storage
+        return materialize_model(uri, cache_dir(task), s3=storage.s3 if storage else None)
     except (FileNotFoundError, ValueError) as error:
         raise BadInput(f"model {uri} cannot be loaded: {error}") from error
 

@@ -54,8 +54,13 @@ def heldout_examples(task: StageTask, storage: Storage) -> list[Example]:
     held = sorted((r for r in rows if r["split"] == "heldout"), key=lambda r: int(r["id"]))
     builtin = task.spec.instructions.source.startswith("builtin://")
     return [
-        Example(r["instruction"], r["chosen"], r["rejected"], r.get("category") or "heldout",
-                part_of(r["instruction"]) if builtin else None)
+        Example(
+            r["instruction"],
+            r["chosen"],
+            r["rejected"],
+            r.get("category") or "heldout",
+            part_of(r["instruction"]) if builtin else None,
+        )
         for r in held
     ]
 
@@ -69,9 +74,12 @@ def dataset_examples(task: StageTask, uri: str) -> tuple[list[Example], int]:
         raise BadInput(f"evaluation dataset {uri} cannot be read: {error}") from error
     found, bad = [], 0
     for _, row in lines:
-        fields = [row.get(k) for k in ("prompt", "chosen", "rejected")] if isinstance(row, dict) else []
+        fields = (
+            [row.get(k) for k in ("prompt", "chosen", "rejected")] if isinstance(row, dict) else []
+        )
         if len(fields) == 3 and all(isinstance(f, str) and f.strip() for f in fields):
-            found.append(Example(fields[0], fields[1], fields[2], str(row.get("subset") or "")))
+            prompt, chosen, rejected = (str(f) for f in fields)
+            found.append(Example(prompt, chosen, rejected, str(row.get("subset") or "")))
         else:
             bad += 1
     if not found:
@@ -89,7 +97,9 @@ def judge_both_orders(
     conversations = []
     for example, chosen_is_a in zip(examples, orders, strict=True):
         for first in (chosen_is_a, not chosen_is_a):
-            a, b = (example.chosen, example.rejected) if first else (example.rejected, example.chosen)
+            a, b = (
+                (example.chosen, example.rejected) if first else (example.rejected, example.chosen)
+            )
             conversations.append(prompts.judge_prompt(model.style, example.prompt, a, b))
     samples = model.engine.generate(
         conversations,
@@ -121,8 +131,11 @@ def reasoning_agreement(judgments: Sequence[str]) -> float | None:
 
     if not judgments:
         return None
-    agree = sum(1 for j in judgments if implied_verdict(j) is not None
-                and implied_verdict(j) == prompts.parse_verdict(j))
+    agree = sum(
+        1
+        for j in judgments
+        if implied_verdict(j) is not None and implied_verdict(j) == prompts.parse_verdict(j)
+    )
     return agree / len(judgments)
 
 
@@ -141,15 +154,18 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
         subset = [r for (r, _), e in zip(judged, held, strict=True) if e.part == part]
         if subset:
             scores[f"heldout-{part}"] = scoring.score_set(subset)
-    details += [{"set": "heldout", "prompt": e.prompt, "score": r.score, "judgments": j}
-                for (r, j), e in zip(judged, held, strict=True)]
+    details += [
+        {"set": "heldout", "prompt": e.prompt, "score": r.score, "judgments": j}
+        for (r, j), e in zip(judged, held, strict=True)
+    ]
     if model.style == "compact" and judged:
         agreement = reasoning_agreement([j[0] for _, j in judged])
         extra["reasoningAgreement"] = agreement
         if agreement is not None and agreement < MIN_REASONING_AGREEMENT:
             warnings.append(
                 f"only {agreement:.0%} of held-out judgments state the verdict their own reasoning "
-                "implies: the loop cannot amplify a judge whose reasoning does not drive its verdict"
+                "implies: the loop cannot amplify a judge whose reasoning does not drive its "
+                "verdict"
             )
 
     for dataset in task.spec.evaluation.datasets:
@@ -158,13 +174,17 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
         scores[dataset.name] = scoring.score_set([r for r, _ in judged_set])
         if bad:
             warnings.append(f"dataset {dataset.name}: {bad} bad line(s) skipped")
-        details += [{"set": dataset.name, "prompt": e.prompt, "score": r.score, "judgments": j}
-                    for (r, j), e in zip(judged_set, examples, strict=True)]
+        details += [
+            {"set": dataset.name, "prompt": e.prompt, "score": r.score, "judgments": j}
+            for (r, j), e in zip(judged_set, examples, strict=True)
+        ]
 
     for name, value in scores.items():
         consistency = value.get("positionConsistency")
         if consistency is not None and consistency < MIN_POSITION_CONSISTENCY and value["examples"]:
-            warnings.append(f"{name}: position consistency {consistency:.0%}: verdicts follow A/B order")
+            warnings.append(
+                f"{name}: position consistency {consistency:.0%}: verdicts follow A/B order"
+            )
     prefix = stage_prefix(task.namespace, task.run, task.iteration, Stage.EVALUATE)
     with storage.output(prefix) as out:
         out.write_bytes("scores.json", json.dumps({"scores": scores, **extra}, indent=2).encode())

@@ -34,7 +34,9 @@ def winner_positions(task: StageTask, count: int) -> list[str]:
 
 
 def render(style: prompts.Style, pair: dict[str, Any], winner: str) -> list[prompts.Message]:
-    a, b = (pair["chosen"], pair["rejected"]) if winner == "A" else (pair["rejected"], pair["chosen"])
+    a, b = (
+        (pair["chosen"], pair["rejected"]) if winner == "A" else (pair["rejected"], pair["chosen"])
+    )
     return prompts.judge_prompt(style, pair["instruction"], a, b)
 
 
@@ -61,16 +63,21 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
     )
     pick = rng_for(task, "pick", task.iteration, shard)
     kept, invalid = [], 0
-    for (_, pair, winner), conversation, judgments in zip(share, conversations, samples, strict=True):
+    for (_, pair, winner), conversation, judgments in zip(
+        share, conversations, samples, strict=True
+    ):
         verdicts = [prompts.parse_verdict(j) for j in judgments]
         invalid += sum(1 for v in verdicts if v is None)
         correct = [j for j, v in zip(judgments, verdicts, strict=True) if v == winner]
         if not correct:
             continue
         kept.append(
-            {"prompt": conversation,
-             "completion": [{"role": "assistant", "content": pick.choice(correct)}],
-             "pairId": pair["id"], "winner": winner}
+            {
+                "prompt": conversation,
+                "completion": [{"role": "assistant", "content": pick.choice(correct)}],
+                "pairId": pair["id"],
+                "winner": winner,
+            }
         )
     prefix = shard_prefix(task.namespace, task.run, task.iteration, Stage.JUDGE, shard)
     with storage.output(prefix) as out:

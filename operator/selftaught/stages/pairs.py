@@ -7,7 +7,8 @@ counted, not fatal: a generator that fails on some instructions is normal.
 
 Shard k takes the selected instructions with ``id % shards == k``. Output (committed at the
 shard's prefix): ``pairs.jsonl`` with rows ``{"id", "instruction", "chosen", "rejected",
-"otherInstruction", "split", "category"}``. Summary: ``pairs`` (train), ``heldoutPairs``, ``failed``.
+"otherInstruction", "split", "category"}``.
+Summary: ``pairs`` (train), ``heldoutPairs``, ``failed``.
 """
 
 from __future__ import annotations
@@ -56,16 +57,23 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
     others = generate([prompts.similar_prompt(model.style, x) for x in xs], 1)
     losers = generate([prompts.answer_prompt(model.style, x2) for x2 in others], 2)
 
-    pairs, failures = [], {}
+    pairs: list[dict[str, Any]] = []
+    failures: dict[str, int] = {}
     for row, y_w, x2, y_l in zip(rows, winners, others, losers, strict=True):
         why = failure(row["instruction"], y_w, x2, y_l)
         if why:
             failures[why] = failures.get(why, 0) + 1
             continue
         pairs.append(
-            {"id": row["id"], "instruction": row["instruction"], "chosen": y_w,
-             "rejected": y_l, "otherInstruction": x2, "split": row["split"],
-             "category": row.get("category", "")}
+            {
+                "id": row["id"],
+                "instruction": row["instruction"],
+                "chosen": y_w,
+                "rejected": y_l,
+                "otherInstruction": x2,
+                "split": row["split"],
+                "category": row.get("category", ""),
+            }
         )
     prefix = shard_prefix(task.namespace, task.run, 0, Stage.PAIRS, shard)
     with storage.output(prefix) as out:

@@ -85,9 +85,7 @@ def _known_categories(style: prompts.Style, wanted: list[str]) -> list[str]:
     return [*prompts.STANDARD_CATEGORIES, *wanted]
 
 
-def choose(
-    task: StageTask, texts: list[str], categories: list[str]
-) -> list[dict[str, Any]]:
+def choose(task: StageTask, texts: list[str], categories: list[str]) -> list[dict[str, Any]]:
     """Filter, deduplicate, cap and split; pure given the labels (the tests call it directly)."""
     spec = task.spec.instructions
     wanted = set(spec.categories)
@@ -107,8 +105,12 @@ def choose(
     heldout = round(len(kept) * task.spec.evaluation.held_out_fraction) if len(kept) > 1 else 0
     heldout = max(heldout, 1) if len(kept) > 1 else 0
     return [
-        {"id": i, "instruction": text, "category": category,
-         "split": "heldout" if i < heldout else "train"}
+        {
+            "id": i,
+            "instruction": text,
+            "category": category,
+            "split": "heldout" if i < heldout else "train",
+        }
         for i, (text, category) in enumerate(kept)
     ]
 

@@ -62,7 +62,7 @@ def sft_arguments(
         "packing": False,
         "bf16": gpu,
         "use_cpu": not gpu,
-        "gradient_checkpointing": gpu,
+        "activation_checkpointing": gpu,
         "save_strategy": "no",
         "report_to": "none",
         "logging_steps": 10,
@@ -90,7 +90,9 @@ def lora_config(task: StageTask) -> Any:
 
 
 def examples(task: StageTask, storage: Storage) -> list[dict[str, Any]]:
-    rows = read_shards(storage, task, iteration=task.iteration, stage=Stage.JUDGE, name="judgments.jsonl")
+    rows = read_shards(
+        storage, task, iteration=task.iteration, stage=Stage.JUDGE, name="judgments.jsonl"
+    )
     return [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
 
 
@@ -99,9 +101,9 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
 
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     rows = examples(task, storage)
     if not rows:
         raise BadInput(
@@ -111,9 +113,13 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
     init = model_path(task, task.init_model or task.spec.seed_model)
     gpu = torch.cuda.is_available()
     with tempfile.TemporaryDirectory(prefix="selftaught-train-") as work:
-        arguments = sft_arguments(task, output_dir=str(Path(work) / "trainer"), gpu=gpu, world=world_size())
+        arguments = sft_arguments(
+            task, output_dir=str(Path(work) / "trainer"), gpu=gpu, world=world_size()
+        )
         tokenizer = AutoTokenizer.from_pretrained(init)
-        model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.bfloat16 if gpu else torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            init, dtype=torch.bfloat16 if gpu else torch.float32
+        )
         trainer = SFTTrainer(
             model=model,
             args=SFTConfig(**arguments),
@@ -127,7 +133,7 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
         uri = storage.uri_for(model_prefix(task.namespace, task.run, task.iteration))
         if trainer.accelerator.is_main_process and is_rank_zero():
             out_dir = Path(work) / "model"
-            trained = trainer.model
+            trained: Any = trainer.model
             if hasattr(trained, "merge_and_unload"):
                 trained = trained.merge_and_unload()
             trained.save_pretrained(out_dir)
@@ -135,7 +141,10 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
             if (init / STYLE_FILE).is_file():
                 shutil.copy(init / STYLE_FILE, out_dir / STYLE_FILE)
             with storage.output(prefix) as out:
-                out.upload_dir(out_dir, model_prefix(task.namespace, task.run, task.iteration)[len(prefix) + 1 :])
+                out.upload_dir(
+                    out_dir,
+                    model_prefix(task.namespace, task.run, task.iteration)[len(prefix) + 1 :],
+                )
     return {
         "loss": float(result.training_loss),
         "examples": len(rows),

@@ -13,13 +13,15 @@ import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from selftaught.storage import register_model_resolver
 from selftaught.tiny.model import TinyShape, build_base_model
-from selftaught.tiny.warmstart import WarmStartPlan, warm_start
+from selftaught.tiny.warmstart import WarmStartPlan
+from selftaught.tiny.warmstart import warm_start as run_warm_start
 
 __all__ = ["TinyShape", "WarmStartPlan", "build_tiny_model", "resolve_builtin"]
 
 #: Bump when the recipe changes, so cached builds of an older recipe are not reused.
-RECIPE_VERSION = 5
+RECIPE_VERSION = 6
 
 
 def build_tiny_model(
@@ -37,12 +39,8 @@ def build_tiny_model(
     """
     build_base_model(out_dir, seed=seed, shape=shape)
     if warm_start:
-        _warm_start(out_dir, seed=seed, plan=plan)
+        run_warm_start(out_dir, seed=seed, plan=plan)
     return out_dir
-
-
-def _warm_start(out_dir: Path, *, seed: int, plan: WarmStartPlan | None) -> None:
-    warm_start(out_dir, seed=seed, plan=plan)
 
 
 def resolve_builtin(uri: str, cache_dir: Path) -> Path:
@@ -71,12 +69,4 @@ def resolve_builtin(uri: str, cache_dir: Path) -> Path:
     return target
 
 
-def _register() -> None:
-    try:
-        from selftaught.storage import register_model_resolver
-    except ImportError:  # storage not installed in this environment: nothing to register with
-        return
-    register_model_resolver("builtin", resolve_builtin)
-
-
-_register()
+register_model_resolver("builtin", resolve_builtin)

@@ -64,7 +64,7 @@ def train_tokenizer(*, seed: int, vocab: int) -> object:
         show_progress=False,
     )
     core.train_from_iterator(corpus(seed=seed), trainer=trainer)
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=core,
         pad_token=PAD,
         eos_token=END,

@@ -93,8 +93,9 @@ def similar_problem(problem: Problem) -> Problem:
     if op in ("max", "min"):
         return Problem("min" if op == "max" else "max", args)
     a, b = args
-    room = a + b < 9 if op == "add" else b < a
-    return Problem(op, (a, b + 1 if room else max(b - 1, 0)))
+    if op == "add":
+        return Problem(op, (a, b + 1) if a + b < 9 else ((a, b - 1) if b else (a - 1, b)))
+    return Problem(op, (a, b + 1) if b < a else ((a, b - 1) if b else (a + 1, b)))
 
 
 def _valid(op: str, args: tuple[int, ...]) -> bool:

@@ -99,7 +99,9 @@ def batches(tokenizer: Any, examples: Iterator[Example], size: int) -> Iterator[
         pad = tokenizer.pad_token_id
         yield {
             "input_ids": torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows]),
-            "attention_mask": torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows]),
+            "attention_mask": torch.tensor(
+                [[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows]
+            ),
             "labels": torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows]),
         }
 
@@ -126,7 +128,9 @@ def warm_start(model_dir: Path, *, seed: int, plan: WarmStartPlan | None = None)
     phases = [(skills, plan.skill_steps), (judged, plan.judge_steps)]
     for examples, steps in phases:
         losses = []
-        for _, batch in zip(range(steps), batches(tokenizer, examples, plan.batch_size), strict=False):
+        for _, batch in zip(
+            range(steps), batches(tokenizer, examples, plan.batch_size), strict=False
+        ):
             loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -134,6 +138,6 @@ def warm_start(model_dir: Path, *, seed: int, plan: WarmStartPlan | None = None)
             schedule.step()
             optimizer.zero_grad()
             losses.append(float(loss.detach()))
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     model.save_pretrained(model_dir)
     return sum(losses[-20:]) / max(1, len(losses[-20:]))

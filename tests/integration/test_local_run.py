@@ -1,0 +1,181 @@
+"""`selftaught run` end to end on the tiny model: a whole run, and a killed run resumed.
+
+These run the real CLI as a subprocess (the way a person does), each stage as its own worker
+process, on the built-in task at sizes that keep a run around a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+MANIFEST = """\
+apiVersion: selftaught.dev/v1alpha1
+kind: SelfTaughtRun
+metadata:
+  name: {name}
+spec:
+  seedModel: builtin://tiny-judge?seed=0
+  instructions:
+    source: builtin://arithmetic
+    categories: [math, list]
+    maxInstructions: 160
+  pairs: {{temperature: 0.0, maxNewTokens: 8}}
+  judging: {{samplesPerPair: 2, temperature: 1.0, topP: 1.0, maxNewTokens: 32}}
+  training:
+    initFrom: seed
+    learningRate: 0.001
+    warmupSteps: 0
+    epochs: 1
+    batchSize: 16
+    microBatchSize: 16
+    maxLength: 128
+  evaluation: {{heldOutFraction: 0.25, maxNewTokens: 32}}
+  iterations: 1
+  worker: {{seed: 0}}
+  stages:
+    select: {{engine: transformers, gpus: 0, cpu: "1"}}
+    pairs: {{engine: transformers, gpus: 0, cpu: "1", shards: 2}}
+    judge: {{engine: transformers, gpus: 0, cpu: "1", shards: 2}}
+    train: {{engine: transformers, gpus: 0, cpu: "1"}}
+    evaluate: {{engine: transformers, gpus: 0, cpu: "1"}}
+"""
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model cache for the module: the tiny judge is built once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def command(manifest: Path, workdir: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "selftaught.cli", "run", str(manifest),
+        "--workdir", str(workdir), "--no-progress", "--parallel", "2",
+    ]  # fmt: skip
+
+
+def environment(cache: Path) -> dict[str, str]:
+    return {**os.environ, "SELFTAUGHT_CACHE": str(cache), "COLUMNS": "200"}
+
+
+def write_manifest(directory: Path, name: str) -> Path:
+    path = directory / f"{name}.yaml"
+    path.write_text(MANIFEST.format(name=name))
+    return path
+
+
+def load_status(path: Path) -> dict[str, Any]:
+    return dict(yaml.safe_load(path.read_text())["status"])
+
+
+def comparable(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """The history without wall-clock facts, which differ between two runs."""
+    records = []
+    for record in status["history"]:
+        kept = {k: v for k, v in record.items() if k not in ("startedAt", "completedAt")}
+        kept.pop("stageSeconds", None)
+        kept.pop("gpuSeconds", None)
+        records.append(kept)
+    return records
+
+
+def test_a_local_run_completes_with_status_artifacts_table_and_plot(
+    tmp_path: Path, cache: Path
+) -> None:
+    manifest = write_manifest(tmp_path, "whole")
+    done = subprocess.run(
+        command(manifest, tmp_path / "runs"),
+        env=environment(cache),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    status = load_status(tmp_path / "runs" / "whole" / "status.yaml")
+    assert status["phase"] == "Succeeded"
+    assert [r["iteration"] for r in status["history"]] == [0, 1]
+    first = status["history"][1]
+    assert first["judgmentsSampled"] > 0 and 0 < first["judgmentsKept"] <= first["pairs"]
+    assert 0.0 <= first["scores"]["heldout"]["accuracy"] <= 1.0
+    assert set(first["stageSeconds"]) == {"judge", "train", "evaluate"}
+    artifacts = tmp_path / "runs" / "whole" / "artifacts" / "default" / "whole"
+    assert (artifacts / "iteration-1" / "train" / "_COMMITTED").is_file()
+    assert (artifacts / "iteration-1" / "train" / "model" / "config.json").is_file()
+    assert (artifacts / "iteration-0" / "pairs" / "shard-00001" / "_COMMITTED").is_file()
+    assert (tmp_path / "runs" / "whole" / "accuracy.png").stat().st_size > 1000
+    assert "kept/sampled" in done.stdout and "heldout" in done.stdout
+    shown = subprocess.run(
+        [sys.executable, "-m", "selftaught.cli", "status", str(tmp_path / "runs" / "whole")],
+        env=environment(cache),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "Succeeded" in shown.stdout and "heldout" in shown.stdout
+
+
+def test_a_killed_run_resumes_to_the_same_result_without_redoing_finished_stages(
+    tmp_path: Path, cache: Path
+) -> None:
+    reference_manifest = write_manifest(tmp_path, "steady")
+    subprocess.run(
+        command(reference_manifest, tmp_path / "runs"),
+        env=environment(cache),
+        capture_output=True,
+        timeout=900,
+        check=True,
+    )
+    reference = load_status(tmp_path / "runs" / "steady" / "status.yaml")
+
+    manifest = tmp_path / "steady-copy.yaml"
+    manifest.write_text(reference_manifest.read_text())
+    workdir = tmp_path / "killed"
+    process = subprocess.Popen(
+        command(manifest, workdir), env=environment(cache), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    status_path = workdir / "steady" / "status.yaml"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if status_path.exists() and load_status(status_path).get("stage") == "judge":
+            break
+        time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail("the run never reached the judge stage")
+    time.sleep(1.0)  # in the middle of judging
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    finished = sorted(p.parent.name for p in (workdir / "steady" / "jobs").glob("*/result.json"))
+    assert finished == ["steady-i0-eval-a0", "steady-i0-pair-a0", "steady-i0-sel-a0"]
+    before = {name: (workdir / "steady" / "jobs" / name / "result.json").stat().st_mtime_ns
+              for name in finished}  # fmt: skip
+
+    resumed = subprocess.run(
+        command(manifest, workdir),
+        env=environment(cache),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "resuming steady at iteration 1, judge" in resumed.stdout
+    after = load_status(status_path)
+    assert after["phase"] == "Succeeded"
+    assert comparable(after) == comparable(reference)
+    for name, mtime in before.items():
+        assert (workdir / "steady" / "jobs" / name / "result.json").stat().st_mtime_ns == mtime

@@ -1,0 +1,321 @@
+"""Observation: Job + Pod objects -> ObservedJob, table-driven, plus the shell's pure helpers
+(merge patch, failure accounting) and the reconcile queue's guarantees."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from selftaught.api import ObservedJob, RunStatus
+from selftaught.controller.apply import merge_patch
+from selftaught.controller.observe import observe_job, observe_jobs
+from selftaught.controller.queue import Key, WorkQueue
+from selftaught.controller.reconcile import consumed_failure
+from selftaught.phases import FailureClass, JobState, Stage
+
+T = "2026-01-01T00:00:00Z"
+LABELS = {
+    "app.kubernetes.io/managed-by": "selftaught-operator",
+    "selftaught.dev/run": "demo",
+    "selftaught.dev/run-uid": "uid-1",
+    "selftaught.dev/iteration": "1",
+    "selftaught.dev/stage": "judge",
+    "selftaught.dev/attempt": "0",
+}
+
+
+def job(*conditions: tuple[str, str], suspend: bool = False, **labels: str) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "demo-i1-judge-a0",
+            "labels": {**LABELS, **labels},
+            "creationTimestamp": T,
+        },
+        "spec": {"suspend": suspend},
+        "status": {
+            "startTime": T,
+            "completionTime": "2026-01-01T00:01:00Z" if ("Complete", "") in conditions else None,
+            "conditions": [
+                {"type": t, "status": "True", "reason": r, "message": f"{r} msg",
+                 "lastTransitionTime": "2026-01-01T00:01:00Z"}
+                for t, r in conditions
+            ],
+        },
+    }  # fmt: skip
+
+
+def pod(
+    phase: str,
+    *,
+    index: int = 0,
+    exit_code: int | None = None,
+    message: str = "",
+    reason: str | None = None,
+    terminated_reason: str = "Error",
+    waiting: str | None = None,
+    conditions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    if exit_code is not None:
+        state = {
+            "terminated": {
+                "exitCode": exit_code,
+                "message": message,
+                "reason": "Completed" if exit_code == 0 else terminated_reason,
+            }
+        }
+    elif waiting:
+        state = {"waiting": {"reason": waiting, "message": "back-off pulling image"}}
+    status: dict[str, Any] = {
+        "phase": phase,
+        "containerStatuses": [{"name": "worker", "state": state, "image": "img:1"}],
+        "conditions": conditions or [],
+    }
+    if reason:
+        status["reason"] = reason
+    return {
+        "metadata": {
+            "name": f"demo-i1-judge-a0-{index}-abcde",
+            "labels": dict(LABELS),
+            "annotations": {"batch.kubernetes.io/job-completion-index": str(index)},
+            "creationTimestamp": T,
+        },
+        "status": status,
+    }  # fmt: skip
+
+
+SUMMARY = {"pairs": 40, "sampled": 160, "kept": 30}
+
+CASES = [
+    pytest.param(job(), [pod("Pending")], JobState.PENDING, None, None, id="created"),
+    pytest.param(job(), [pod("Running")], JobState.RUNNING, None, None, id="running"),
+    pytest.param(
+        job(("Complete", "")),
+        [pod("Succeeded", exit_code=0, message=json.dumps(SUMMARY))],
+        JobState.SUCCEEDED, None, None, id="succeeded",
+    ),
+    pytest.param(
+        job(("Failed", "PodFailurePolicy")),
+        [pod("Failed", exit_code=2, message='{"error": "line 3: no instruction"}')],
+        JobState.FAILED, FailureClass.BAD_INPUT, "line 3: no instruction", id="bad-input",
+    ),
+    pytest.param(
+        job(("Failed", "BackoffLimitExceeded")),
+        [pod("Failed", exit_code=137, terminated_reason="OOMKilled")],
+        JobState.FAILED, FailureClass.OUT_OF_MEMORY, "memory limit", id="oom",
+    ),
+    pytest.param(
+        job(("Failed", "DeadlineExceeded")), [pod("Running")],
+        JobState.FAILED, FailureClass.DEADLINE_EXCEEDED, "DeadlineExceeded msg", id="deadline",
+    ),
+    pytest.param(
+        job(("Failed", "BackoffLimitExceeded")),
+        [pod("Failed", reason="Evicted", conditions=[
+            {"type": "DisruptionTarget", "status": "True", "message": "node drained"}])],
+        JobState.FAILED, FailureClass.DISRUPTED, "node drained", id="evicted",
+    ),
+    pytest.param(
+        job(("Failed", "BackoffLimitExceeded")),
+        [pod("Failed", exit_code=1, message="Traceback ...\nRuntimeError: CUDA error")],
+        JobState.FAILED, FailureClass.PROGRAM_ERROR, "CUDA error", id="program-error-log-tail",
+    ),
+    pytest.param(
+        job(("Failed", "BackoffLimitExceeded")),
+        [pod("Failed", index=0, reason="Evicted"),
+         pod("Failed", index=1, exit_code=2, message='{"error": "bad"}')],
+        JobState.FAILED, FailureClass.BAD_INPUT, "bad", id="bad-input-beats-eviction",
+    ),
+    pytest.param(
+        job(("Failed", "BackoffLimitExceeded")), [],
+        JobState.FAILED, FailureClass.PROGRAM_ERROR, "BackoffLimitExceeded msg", id="pods-gone",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("job_obj", "pods", "state", "failure", "message"), CASES)
+def test_observe_job(
+    job_obj: dict[str, Any],
+    pods: list[dict[str, Any]],
+    state: JobState,
+    failure: FailureClass | None,
+    message: str | None,
+) -> None:
+    observed = observe_job(job_obj, pods)
+    assert observed is not None
+    assert (observed.iteration, observed.stage, observed.attempt) == (1, Stage.JUDGE, 0)
+    assert observed.state is state
+    assert observed.failure is failure
+    if message is not None:
+        assert observed.failure_message is not None
+        assert message in observed.failure_message
+    if state is JobState.SUCCEEDED:
+        assert observed.summaries == {0: SUMMARY}
+        assert observed.completed_at == datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+
+
+def test_summaries_per_shard() -> None:
+    pods = [
+        pod("Succeeded", index=i, exit_code=0, message=json.dumps({"kept": i})) for i in range(3)
+    ]
+    pods.append(pod("Failed", index=1, reason="Evicted"))  # a replaced shard leaves no summary
+    observed = observe_job(job(("Complete", "")), pods)
+    assert observed is not None
+    assert observed.summaries == {0: {"kept": 0}, 1: {"kept": 1}, 2: {"kept": 2}}
+
+
+STUCK = [
+    pytest.param(
+        job(suspend=True, **{"kueue.x-k8s.io/queue-name": "team-a"}), [],
+        "NotAdmitted", "team-a", id="kueue-not-admitted",
+    ),
+    pytest.param(
+        job(), [pod("Pending", conditions=[{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/3 nodes have nvidia.com/gpu", "lastTransitionTime": T}])],
+        "Unschedulable", "nvidia.com/gpu", id="unschedulable",
+    ),
+    pytest.param(
+        job(), [pod("Pending", waiting="ImagePullBackOff")],
+        "ImagePullBackOff", "back-off", id="image-pull",
+    ),
+    pytest.param(job(suspend=True), [], None, None, id="suspended-without-queue-is-not-stuck"),
+    pytest.param(job(), [pod("Running")], None, None, id="running-is-not-stuck"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("job_obj", "pods", "reason", "message"), STUCK)
+def test_stuck_reasons(
+    job_obj: dict[str, Any], pods: list[dict[str, Any]], reason: str | None, message: str | None
+) -> None:
+    observed = observe_job(job_obj, pods)
+    assert observed is not None
+    assert observed.stuck_reason == reason
+    if message is not None:
+        assert observed.stuck_message is not None
+        assert message in observed.stuck_message
+        assert observed.stuck_since == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_pods_are_matched_to_their_own_attempt() -> None:
+    other = pod("Succeeded", exit_code=0, message=json.dumps({"kept": 99}))
+    other["metadata"]["labels"]["selftaught.dev/attempt"] = "1"
+    mine = pod("Succeeded", exit_code=0, message=json.dumps(SUMMARY))
+    stranger = {"metadata": {"name": "x", "labels": {}}, "status": {}}
+    observed = observe_jobs("demo", [job(("Complete", ""))], [other, mine, stranger])
+    assert [o.summaries for o in observed] == [{0: SUMMARY}]
+
+
+def test_foreign_job_is_ignored() -> None:
+    assert observe_job({"metadata": {"name": "x", "labels": {}}}, []) is None
+
+
+# --------------------------------------------------------------------- the shell's helpers
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "patch"),
+    [
+        pytest.param({"a": 1}, {"a": 1}, {}, id="unchanged"),
+        pytest.param({"a": 1}, {"a": 2}, {"a": 2}, id="changed"),
+        pytest.param({"a": 1, "b": 2}, {"a": 1}, {"b": None}, id="removed-is-null"),
+        pytest.param({"x": {"y": 1, "z": 2}}, {"x": {"y": 1}}, {"x": {"z": None}}, id="nested"),
+        pytest.param({"l": [1, 2]}, {"l": [1]}, {"l": [1]}, id="lists-replaced"),
+    ],
+)
+def test_merge_patch(old: dict[str, Any], new: dict[str, Any], patch: dict[str, Any]) -> None:
+    assert merge_patch(old, new) == patch
+
+
+def observed(state: JobState, **extra: Any) -> ObservedJob:
+    return ObservedJob(
+        name="demo-i1-train-a0", iteration=1, stage=Stage.TRAIN, attempt=0, state=state, **extra
+    )
+
+
+def at(attempt: int, phase: str = "Running") -> RunStatus:
+    return RunStatus.model_validate(
+        {"phase": phase, "stage": "train", "iteration": 1, "attempt": {"number": attempt}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "jobs", "expected"),
+    [
+        pytest.param(at(0), at(1), [observed(JobState.FAILED, failure="OOMKilled")],
+                     (Stage.TRAIN, "OOMKilled"), id="retried"),
+        pytest.param(at(0), at(0, "Failed"), [observed(JobState.FAILED, failure="BadInput")],
+                     (Stage.TRAIN, "BadInput"), id="failed-run"),
+        pytest.param(at(0), at(1), [observed(JobState.PENDING, stuck_reason="Unschedulable")],
+                     (Stage.TRAIN, "Unschedulable"), id="stuck-too-long"),
+        pytest.param(at(0), at(0), [observed(JobState.FAILED, failure="OOMKilled")], None,
+                     id="not-yet-handled"),
+        pytest.param(at(0), at(1), [observed(JobState.SUCCEEDED)], None, id="succeeded"),
+    ],
+)  # fmt: skip
+def test_consumed_failure(
+    old: RunStatus, new: RunStatus, jobs: list[ObservedJob], expected: tuple[Stage, str] | None
+) -> None:
+    assert consumed_failure("demo", old, new, jobs) == expected
+
+
+def test_queue_serialises_and_collapses_triggers() -> None:
+    """One reconcile per key at a time; triggers during one collapse into a single rerun."""
+
+    async def scenario() -> tuple[list[Key], int]:
+        calls: list[Key] = []
+        running = 0
+        overlap = 0
+        gate = asyncio.Event()
+
+        async def reconcile(key: Key) -> float | None:
+            nonlocal running, overlap
+            running += 1
+            overlap = max(overlap, running)
+            calls.append(key)
+            if len(calls) == 1:
+                await gate.wait()
+            running -= 1
+            return None
+
+        queue = WorkQueue(reconcile, workers=4)
+        queue.start()
+        key = ("ns", "a")
+        queue.add(key)
+        await asyncio.sleep(0.01)
+        for _ in range(5):  # arrive while the first reconcile runs
+            queue.add(key)
+        gate.set()
+        await asyncio.sleep(0.05)
+        await queue.stop(timeout=1)
+        return calls, overlap
+
+    calls, overlap = asyncio.run(scenario())
+    assert calls == [("ns", "a"), ("ns", "a")]
+    assert overlap == 1
+
+
+def test_queue_requeues_after_delay_and_backs_off_errors() -> None:
+    async def scenario() -> list[str]:
+        seen: list[str] = []
+
+        async def reconcile(key: Key) -> float | None:
+            seen.append(key[1])
+            if key[1] == "boom" and seen.count("boom") == 1:
+                raise RuntimeError("transient")
+            return 0.05 if seen.count(key[1]) == 1 else None
+
+        queue = WorkQueue(reconcile, workers=2, error_backoff=(0.05,))
+        queue.start()
+        queue.add(("ns", "ok"))
+        queue.add(("ns", "boom"))
+        await asyncio.sleep(0.3)
+        await queue.stop(timeout=1)
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen.count("ok") == 2  # once, then once more after its requeue_after
+    assert seen.count("boom") == 2  # failed, retried after the error backoff, then done
