@@ -97,8 +97,32 @@ def validate_custom_resource(
     ``oldSelf``) run only when it is given and the field existed before. An empty list means valid.
     """
     errors = _openapi_errors(schema, obj)
-    errors.extend(_cel_errors(schema, obj, old_obj, path=""))
+    typed_old = _as_declared(schema, old_obj) if old_obj is not None else None
+    errors.extend(_cel_errors(schema, _as_declared(schema, obj), typed_old, path=""))
     return errors
+
+
+def _as_declared(schema: dict[str, Any], value: Any) -> Any:
+    """``value`` with integers turned into floats wherever the schema says ``number``.
+
+    JSON has one number type: ``kubectl apply`` sends ``temperature: 1.0`` as ``1``. The API
+    server types CEL values by the schema, so ``self.temperature > 0.0`` compares doubles; CEL
+    has no int-double overloads, so without this a valid manifest would fail to evaluate.
+    """
+    kind = schema.get("type")
+    if kind == "number" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, dict):
+        known = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        out = {}
+        for key, item in value.items():
+            sub = known.get(key) if key in known else (extra if isinstance(extra, dict) else None)
+            out[key] = _as_declared(sub, item) if sub else item
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_as_declared(schema["items"], item) for item in value]
+    return value
 
 
 # --- OpenAPI keywords, checked by jsonschema ---------------------------------------------------

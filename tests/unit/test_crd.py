@@ -276,3 +276,9 @@ def test_mutable_changes_are_accepted(change: dict[str, Any]) -> None:
 
 def test_the_suite_of_bad_manifests_is_large() -> None:
     assert len(BAD) + len(IMMUTABLE) >= 30
+
+
+def test_whole_numbers_in_number_fields_pass_cel_as_kubectl_sends_them() -> None:
+    """kubectl encodes ``temperature: 1.0`` as JSON ``1``; CEL must still compare doubles."""
+    document = with_spec(judging={"samplesPerPair": 4, "temperature": 1, "topP": 1})
+    assert check_manifest(document) == []
