@@ -104,8 +104,9 @@ class LocalRunner:
             if Phase(result.status.phase).is_terminal() or self._blocked(run):
                 return run.status
             for action in result.actions:
-                if isinstance(action, DeleteJob):
-                    jobs.pop(action.name, None)  # nothing runs between passes locally
+                if isinstance(action, DeleteJob):  # nothing runs between passes locally
+                    jobs.pop(action.name, None)
+                    self.directory.forget_job(action.name)
             if not result.creates:
                 if result.requeue_after is None:
                     return run.status

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -67,6 +68,12 @@ class RunDirectory:
         for result in sorted(self.jobs_dir.glob("*/result.json")):
             jobs.append(ObservedJob.model_validate_json(result.read_text()))
         return jobs
+
+    def forget_job(self, name: str) -> None:
+        """Delete a Job's record (its logs stay, renamed), as deleting the Job does on a cluster."""
+        result = self.job_dir(name) / "result.json"
+        if result.exists():
+            result.rename(result.with_name(f"result.deleted-{time.time_ns()}.json"))
 
     def save_job(self, job: ObservedJob) -> None:
         write_atomically(self.job_dir(job.name) / "result.json", job.model_dump_json(indent=1))
