@@ -517,7 +517,18 @@ class _Planner:
         self.condition(ConditionType.FAILED, True, reason, message)
         self.event("Warning", reason, message)
 
+    def coalesce_events(self) -> None:
+        """One Normal event per pass: a hand-off that ends an iteration and starts the next (or
+        finishes the run) tells it in one Event, keeping API writes per transition at three
+        (Job, status, Event). Warnings stay separate: each names its own problem."""
+        normal = [e for e in self.out.events if e.type == "Normal"]
+        if len(normal) < 2:
+            return
+        merged = Event("Normal", normal[-1].reason, "; ".join(e.message for e in normal))
+        self.out.events = [e for e in self.out.events if e.type != "Normal"] + [merged]
+
     def finish(self) -> Plan:
+        self.coalesce_events()
         status = self.status
         if status.stage is not None:
             status.progress = f"{status.iteration}/{self.spec.iterations}"

@@ -11,6 +11,10 @@ worker was started in, so stages never care who is watching:
   Pushgateway needs no per-pod Service or PodMonitor.
 
 Updates are rate-limited (``min_interval`` seconds) so reporting costs nothing measurable.
+
+The worker shell activates one reporter per process (:func:`activate`); engines and trainers
+report to :func:`current`: items done, tokens, and the seconds spent inside model compute,
+which the summary carries as ``computeSeconds`` so the pipeline's overhead can be measured.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +47,14 @@ class Reporter:
     file: Path | None = None
     pushgateway: str | None = None
     started: float = field(default_factory=time.monotonic)
+    #: Seconds spent inside model compute (generation, training steps) in this process.
+    compute_seconds: float = 0.0
     _last: float = 0.0
+
+    def expect(self, items: int) -> None:
+        """More work arrived (an engine call): the total grows, the bar keeps its progress."""
+        self.total += items
+        self.publish(force=True)
 
     def start(self, total: int) -> None:
         self.total, self.done, self.tokens = total, 0, 0
@@ -118,6 +130,48 @@ class Reporter:
             self.pushgateway = None
 
 
+class _ComputeTimer:
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.started = 0.0
+
+    def __enter__(self) -> None:
+        self.started = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        self.reporter.compute_seconds += time.monotonic() - self.started
+
+
+def compute(reporter: Reporter | None = None) -> _ComputeTimer:
+    """``with progress.compute():`` around model work counts its time as compute."""
+    return _ComputeTimer(reporter or current())
+
+
+_current: Reporter | None = None
+
+
+def activate(
+    stage: str,
+    shard: int = 0,
+    *,
+    namespace: str = "",
+    run: str = "",
+    environ: Mapping[str, str] | None = None,
+) -> Reporter:
+    """Make a fresh reporter the process's current one (the worker shell, once per stage)."""
+    global _current
+    _current = reporter(stage, shard, namespace=namespace, run=run, environ=environ)
+    return _current
+
+
+def current() -> Reporter:
+    """The process's reporter; a silent one when no worker activated any (tests, notebooks)."""
+    global _current
+    if _current is None:
+        _current = Reporter(stage="")
+    return _current
+
+
 def _write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".progress-")
@@ -126,16 +180,24 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def reporter(stage: str, shard: int = 0, *, namespace: str = "", run: str = "") -> Reporter:
+def reporter(
+    stage: str,
+    shard: int = 0,
+    *,
+    namespace: str = "",
+    run: str = "",
+    environ: Mapping[str, str] | None = None,
+) -> Reporter:
     """A reporter wired to whatever this worker's environment asks for."""
-    target = os.environ.get(PROGRESS_FILE_ENV)
+    environ = os.environ if environ is None else environ
+    target = environ.get(PROGRESS_FILE_ENV)
     return Reporter(
         stage=stage,
         shard=shard,
         namespace=namespace,
         run=run,
         file=Path(target) if target else None,
-        pushgateway=os.environ.get(PUSHGATEWAY_ENV) or None,
+        pushgateway=environ.get(PUSHGATEWAY_ENV) or None,
     )
 
 

@@ -31,6 +31,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
+from selftaught import progress
 from selftaught.api import StageResources
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_TRANSIENT
 from selftaught.storage import (
@@ -244,12 +245,17 @@ def run_worker(
         shard = shard_index(environ, task.shards)
         summary.update(iteration=task.iteration, shard=shard, attempt=task.attempt)
         thread_setter(torch_threads(task.resources))
+        reporter = progress.activate(
+            stage, shard, namespace=task.namespace, run=task.run, environ=environ
+        )
         store = storage if storage is not None else _open_storage(task)
         run = stage_fn if stage_fn is not None else load_stage(stage)
         result = run(task, store, shard)
         if not isinstance(result, dict):
             raise TypeError(f"stage {stage} returned {type(result).__name__}, not a dict")
+        reporter.finish()
         summary["seconds"] = round(clock() - started, 3)
+        summary["computeSeconds"] = round(reporter.compute_seconds, 3)
         summary.update({k: v for k, v in result.items() if k not in summary})
     except Exception as error:
         code = exit_code_for(error)

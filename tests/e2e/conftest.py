@@ -127,7 +127,7 @@ class E2E:
 
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[E2E]:
-    if request.config.getoption("--real-cluster"):
+    if request.config.getoption("--real-cluster", default=False):
         kubeconfig = os.environ.get("KUBECONFIG")
         if not kubeconfig:
             pytest.fail("--real-cluster needs $KUBECONFIG")
@@ -172,14 +172,19 @@ class Operator:
         return None
 
 
-def start_operator(e2e: E2E, log: Path, *extra: str) -> Operator:
+def start_operator(
+    e2e: E2E, log: Path, *extra: str, cluster_wide: bool = False, kubeconfig: Path | None = None
+) -> Operator:
+    """The operator watching ``e2e.namespace`` (``cluster_wide``: every namespace), as the user
+    of ``kubeconfig`` (default: ``e2e.kubeconfig``)."""
     metrics_port, liveness_port = free_port(), free_port()
     liveness = f"http://127.0.0.1:{liveness_port}/healthz"
-    env = dict(os.environ, KUBECONFIG=str(e2e.kubeconfig))
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig or e2e.kubeconfig))
+    scope = [] if cluster_wide else ["--namespace", e2e.namespace]
     handle = log.open("ab")
     process = subprocess.Popen(
         [
-            SELFTAUGHT, "operator", "--namespace", e2e.namespace,
+            SELFTAUGHT, "operator", *scope,
             "--metrics-port", str(metrics_port), "--metrics-address", "127.0.0.1",
             "--liveness", liveness, "--resync-seconds", "5", "--verbose", *extra,
         ],

@@ -204,6 +204,8 @@ class ApiServer:
             else:
                 response = await self._serve_resource(request, route, verb)
             status = response.status
+            if verb == "create" and not name:
+                name = _created_name(response)
             return response
         except ApiError as exc:
             status = exc.code
@@ -222,7 +224,16 @@ class ApiServer:
         finally:
             self.requests.add(
                 RequestRecord(
-                    request.method, request.path, verb, resource, namespace, name, status, started
+                    request.method,
+                    request.path,
+                    verb,
+                    resource,
+                    namespace,
+                    name,
+                    status,
+                    started,
+                    query=request.query_string,
+                    token=request.headers.get("Authorization", "").removeprefix("Bearer "),
                 )
             )
 
@@ -510,3 +521,16 @@ class ApiServer:
             return aiohttp.web.Response(status=499)
         finally:
             store.watchers.discard(queue)
+
+
+def _created_name(response: aiohttp.web.StreamResponse) -> str:
+    """The name a create assigned (generateName, or a name only in the body), for the log."""
+    body = getattr(response, "body", None)
+    if not isinstance(body, bytes | bytearray):
+        return ""
+    try:
+        created = json.loads(body)
+    except ValueError:
+        return ""
+    metadata = created.get("metadata") if isinstance(created, dict) else None
+    return str(metadata.get("name", "")) if isinstance(metadata, dict) else ""

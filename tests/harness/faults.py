@@ -139,6 +139,10 @@ class RequestRecord:
     name: str
     status: int
     at: float
+    #: The raw query string (``watch=true&labelSelector=...``), as an authorizer reads it.
+    query: str = ""
+    #: The bearer token the client sent ("" without one): who made the call.
+    token: str = ""
 
 
 class RequestLog:

@@ -7,15 +7,18 @@ from pathlib import Path
 import yaml
 
 
-def write_kubeconfig(path: str | Path, server_url: str, *, namespace: str = "default") -> Path:
+def write_kubeconfig(
+    path: str | Path, server_url: str, *, namespace: str = "default", token: str = "emulator-token"
+) -> Path:
     """Write a kubeconfig with one context, ``emulator``, for ``server_url`` (plain HTTP, a token
-    that the emulator accepts without checking) and return its path."""
+    that the emulator accepts without checking but logs, so a test can tell clients apart) and
+    return its path."""
     path = Path(path)
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "emulator", "cluster": {"server": server_url}}],
-        "users": [{"name": "emulator", "user": {"token": "emulator-token"}}],
+        "users": [{"name": "emulator", "user": {"token": token}}],
         "contexts": [
             {
                 "name": "emulator",

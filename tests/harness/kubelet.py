@@ -301,6 +301,8 @@ class Kubelet:
         started = now()
         await self._patch_status(pod_path, job_status.running(pod, started))
         if rule is not None and kind == PodFault.INSTANT:
+            if rule.delay:  # "runs" for `delay` seconds, so a stage has a middle
+                await asyncio.sleep(rule.delay)
             return job_status.terminated(pod, 0, "Completed", rule.message, started, now())
         if rule is not None and kind == PodFault.EXIT:
             return job_status.terminated(pod, rule.exit_code, "Error", rule.message, started, now())

@@ -8,6 +8,7 @@ only some completion indexes, and for at most ``times`` pods. The first matching
     kubelet.inject(PodFault.INSTANT, message='{"kept": 10}')       # scale benchmarks
 
 ``SLOW_START`` delays the process by ``delay`` seconds (the pod stays Pending meanwhile);
+``INSTANT`` with a ``delay`` keeps the pod Running that long before it succeeds;
 ``UNSCHEDULABLE`` and ``IMAGE_PULL_BACKOFF`` leave the pod Pending forever (until the Job is
 deleted or its deadline passes); the other kinds run no process at all.
 """

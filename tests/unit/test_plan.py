@@ -26,12 +26,15 @@ def test_new_run_starts_with_selection() -> None:
     assert result.status.phase == Phase.RUNNING
     assert result.status.stage == Stage.SELECT
     assert result.status.progress == "0/2"
-    assert [e.reason for e in result.events] == ["Created", "StageStarted"]
+    # One Event per pass: acceptance and the first stage are told together.
+    assert [e.reason for e in result.events] == ["StageStarted"]
+    assert result.events[0].message.startswith("run accepted")
     assert result.status.children == ["demo-i0-sel-a0"]
 
 
 def test_full_run_walks_every_stage_in_order_and_succeeds() -> None:
-    run, jobs, _ = drive(make_run())
+    run, jobs, plans = drive(make_run())
+    assert all(len([e for e in p.events if e.type == "Normal"]) <= 1 for p in plans)
     assert stages_created(jobs) == [
         (0, "select", 0),
         (0, "pairs", 0),
@@ -163,7 +166,8 @@ def test_suspend_before_start_creates_nothing_until_resumed() -> None:
     second = plan(run, [], T0)
     assert [c.name for c in second.creates] == ["demo-i0-sel-a0"]
     assert second.status.phase == Phase.RUNNING
-    assert [e.reason for e in second.events][:1] == ["Resumed"]
+    assert [e.reason for e in second.events] == ["StageStarted"]
+    assert second.events[0].message.startswith("resumed; ")
 
 
 def test_suspend_lets_the_running_stage_finish_then_stops_at_the_boundary() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,7 @@ def test_success_reports_summary_and_passes_task_storage_shard(
         "shard": 2,
         "attempt": 1,
         "seconds": 3.25,
+        "computeSeconds": 0.0,  # the fake stage did no model work
         "judgmentsSampled": 45,
         "judgmentsKept": 12,
     }
@@ -286,3 +288,27 @@ def test_huge_error_message_is_shortened_not_dropped() -> None:
     assert parsed["error"].endswith("[...]")
     assert parsed["error"].startswith("éé")
     assert parsed["errorType"] == "BadInput"
+
+
+def test_model_compute_time_and_progress_reach_the_summary_and_the_progress_file(
+    harness: Harness, tmp_path: Path
+) -> None:
+    from selftaught import progress
+
+    task = make_task(tmp_path)
+    progress_file = tmp_path / "progress.json"
+    harness.env |= {TASK_ENV: task.to_env(), progress.PROGRESS_FILE_ENV: str(progress_file)}
+
+    def stage(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
+        reporter = progress.current()
+        reporter.expect(4)
+        with progress.compute():
+            time.sleep(0.05)
+        reporter.advance(4, tokens=100)
+        return {}
+
+    assert harness.run(stage_fn=stage) == EXIT_OK
+    assert harness.summary["computeSeconds"] >= 0.05
+    shown = progress.read(progress_file)
+    assert shown is not None
+    assert (shown["done"], shown["total"]) == (4, 4)

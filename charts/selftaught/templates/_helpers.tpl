@@ -78,37 +78,38 @@ Call with (dict "enabled" <true|false|"auto"> "root" $).
 {{- end }}
 
 {{- /*
-Least privilege, no wildcards. Derived from what the operator does:
-  - selftaughtruns: kopf lists and watches them, patches finalizers and its annotations;
-    the status subresource is where the planner writes.
-  - jobs: one Job per stage attempt (create), observed through a watch, deleted when stale
-    (pending too long, superseded attempt), patched to unsuspend / relabel.
-  - pods: read-only, for the termination message (the stage's JSON summary) and failure reasons.
-  - services: a headless Service per multi-node training stage (torchrun rendezvous).
-  - events: kopf posts Events through core/v1; newer clients through events.k8s.io.
-The cluster-scoped "scan" role holds only what kopf's scanners list and watch: CRDs (to
-discover the SelfTaughtRun resource) and namespaces (to follow namespace patterns).
+Least privilege, no wildcards: exactly the calls the operator makes, as recorded from the real
+operator by tests/chart/test_rbac_covers_calls.py (which fails on a missing or an unused grant).
+  - selftaughtruns: kopf lists and watches them; the controller gets one before each plan.
+    Only event handlers are used, so kopf writes no finalizer or annotation (no patch).
+  - selftaughtruns/status: the controller's one merge patch per transition.
+  - jobs: created per stage attempt, listed (the run's children) and watched (kopf), deleted
+    when stale or superseded (resumeFrom) or stuck.
+  - pods: listed for exit codes, termination messages (the JSON summary) and stuck reasons;
+    watched by kopf.
+  - services: a headless Service per multi-node training stage (owner GC removes it).
+  - events: the run's story, and kopf's own warnings; both POST core/v1 Events.
+The cluster-scoped "scan" role holds only what kopf's observers list and watch: CRDs (to
+discover the SelfTaughtRun resource) and, when it watches a list of namespaces rather than the
+whole cluster, namespaces (kopf follows them even when they are exact names).
 */}}
 {{- define "selftaught.rules" -}}
 - apiGroups: ["selftaught.dev"]
   resources: ["selftaughtruns"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["selftaught.dev"]
   resources: ["selftaughtruns/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["create", "get", "list", "watch", "delete", "patch"]
+  verbs: ["create", "list", "watch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["create", "get", "delete"]
+  verbs: ["create"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from selftaught import progress
 from selftaught.engines.base import Message
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ class TransformersEngine:
         )
         results: list[list[str]] = [[] for _ in prompts]
         self.last_generated_tokens = 0
+        reporter = progress.current()
+        reporter.expect(len(prompts))
         for batch_no, start in enumerate(range(0, len(order), prompts_per_batch)):
             indices = order[start : start + prompts_per_batch]
             width = max(len(prompts[i]) for i in indices)
@@ -105,17 +108,20 @@ class TransformersEngine:
                 [[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in indices]
             )
             torch.manual_seed((seed * 1_000_003 + batch_no) % 2**31)
-            with torch.inference_mode():
+            with torch.inference_mode(), progress.compute(reporter):
                 out = self.model.generate(
                     input_ids=input_ids.to(self.device),
                     attention_mask=mask.to(self.device),
                     generation_config=config,
                 )
             new = out[:, width:].tolist()
+            batch_tokens = 0
             for row, tokens in enumerate(new):
                 text, used = self._decode(tokens)
-                self.last_generated_tokens += used
+                batch_tokens += used
                 results[indices[row // per_prompt]].append(text)
+            self.last_generated_tokens += batch_tokens
+            reporter.advance(len(indices), tokens=batch_tokens)
         if greedy and n > 1:
             results = [r * n for r in results]
         return results

@@ -1,0 +1,299 @@
+"""How many concurrent SelfTaughtRuns one operator carries, and how fast it hands off stages.
+
+Runs the real ``selftaught operator`` (a subprocess, as in production) against the test
+harness's Kubernetes API emulator, whose kubelet finishes every Job instantly with a realistic
+termination message, so the operator is the only thing being measured. All times come from the
+emulator's request log (server-side), so client-side scheduling noise does not count:
+
+* CR applied -> first Job created: the run's ``create`` to its first Job ``create``;
+* hand-off: the kubelet's last ``jobs/status`` write for a run's Job (the write that marks it
+  Complete) to the ``create`` of that run's next Job;
+* API requests per stage transition: the operator's own requests (reads: get/list; writes:
+  create/patch/update/delete; watches excluded) divided by the transitions it made (each Job
+  created starts a stage; each run's completion ends one);
+* operator RSS (peak) and CPU (user+system seconds over the wall time), with psutil.
+
+    python benchmarks/operator_scale.py --runs 100 1000        # the README's table
+    python benchmarks/operator_scale.py --quick                # 10 runs, a smoke test
+
+Targets (issue "Benchmarks"): 1,000 runs on 2 cores, p99 hand-off < 1 s, RSS < 300 MB, at most
+3 writes per transition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.harness.apiserver import ApiServer  # noqa: E402
+from tests.harness.cluster import Cluster  # noqa: E402
+from tests.harness.faults import RequestRecord  # noqa: E402
+from tests.harness.kubelet import PodFault  # noqa: E402
+
+CRD = ROOT / "crds" / "selftaughtrun.yaml"
+STAGES = ("select", "pairs", "judge", "train", "evaluate")
+#: Realistic worker summaries, so the planner does its full bookkeeping on each transition.
+SUMMARIES: dict[str, dict[str, Any]] = {
+    "select": {"instructions": 1000, "heldout": 50, "badLines": 0, "read": 1100},
+    "pairs": {"pairs": 950, "heldoutPairs": 48, "failed": 2},
+    "judge": {"pairs": 950, "sampled": 3800, "kept": 700, "invalid": 12},
+    "train": {"loss": 0.41, "examples": 700, "steps": 44, "model": "file:///m"},
+    "evaluate": {
+        "scores": {
+            "heldout": {"accuracy": 0.81, "examples": 48, "positionConsistency": 0.9},
+            "rewardbench": {"accuracy": 0.77, "examples": 2985, "sections": {"Chat": 0.9}},
+        }
+    },
+}
+#: Operator requests, by verb, that count as reads and writes (watches are streams, not counted).
+READS, WRITES = {"get", "list"}, {"create", "patch", "update", "delete"}
+#: Resources only the kubelet writes; everything else the operator's.
+KUBELET_ONLY = {"jobs/status", "pods/status"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def manifest(name: str) -> dict[str, Any]:
+    stage = {"engine": "transformers", "gpus": 0, "cpu": "1", "memory": "1Gi"}
+    return {
+        "apiVersion": "selftaught.dev/v1alpha1",
+        "kind": "SelfTaughtRun",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "seedModel": "builtin://tiny-judge",
+            "storage": {"uri": "file:///artifacts"},
+            "instructions": {"source": "builtin://arithmetic", "categories": ["math"]},
+            "iterations": 1,
+            "evaluation": {"datasets": [{"name": "rewardbench", "uri": "file:///rb.jsonl"}]},
+            "stages": {s: dict(stage) for s in STAGES},
+        },
+    }
+
+
+@dataclass
+class Result:
+    runs: int
+    wall_seconds: float
+    first_job: list[float]
+    handoff: list[float]
+    reads_per_transition: float
+    writes_per_transition: float
+    peak_rss_mb: float
+    cpu_seconds: float
+
+    def row(self) -> dict[str, Any]:
+        def ms(values: list[float], q: float) -> float:
+            ordered = sorted(values)
+            return round(1000 * ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 1)
+
+        return {
+            "runs": self.runs,
+            "wall_s": round(self.wall_seconds, 1),
+            "first_job_p50_ms": round(1000 * statistics.median(self.first_job), 1),
+            "first_job_p99_ms": ms(self.first_job, 0.99),
+            "handoff_p50_ms": round(1000 * statistics.median(self.handoff), 1),
+            "handoff_p99_ms": ms(self.handoff, 0.99),
+            "reads_per_transition": round(self.reads_per_transition, 2),
+            "writes_per_transition": round(self.writes_per_transition, 2),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "cpu_s": round(self.cpu_seconds, 1),
+            "cpu_share": round(self.cpu_seconds / self.wall_seconds, 2),
+        }
+
+
+class Sampler(threading.Thread):
+    """Samples the operator's RSS every 0.2 s (peak) until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(0.2):
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except Exception:  # the process ended
+                return
+
+    def cpu(self) -> float:
+        times = self.process.cpu_times()
+        return float(times.user + times.system)
+
+
+def run_of(record: RequestRecord) -> str:
+    """The run a Job belongs to, from the Job name ``<run>-i<i>-<stage>-a<attempt>``."""
+    return record.name.rsplit("-", 3)[0]
+
+
+def measure(runs: int, *, timeout: float, workers: int) -> Result:
+    cluster = Cluster(max_pods=64)
+    cluster.api = ApiServer(history=50_000, request_log=40 * runs + 20_000)
+    with cluster:
+        assert cluster.kubelet is not None
+        for stage, summary in SUMMARIES.items():
+            cluster.kubelet.inject(
+                PodFault.INSTANT, labels={"selftaught.dev/stage": stage}, message=json.dumps(summary)
+            )
+        cluster.kubectl("apply", "-f", str(CRD), check=True)
+        cluster.kubectl(
+            "wait", "--for=condition=Established", "crd/selftaughtruns.selftaught.dev",
+            "--timeout=20s", check=True,
+        )  # fmt: skip
+        liveness = f"http://127.0.0.1:{free_port()}/healthz"
+        log = open(cluster.dir / "operator.log", "wb")  # noqa: SIM115 - closed below
+        operator = subprocess.Popen(
+            [
+                sys.executable, "-m", "selftaught.cli", "operator", "--namespace", "default",
+                "--metrics-port", str(free_port()), "--metrics-address", "127.0.0.1",
+                "--liveness", liveness, "--workers", str(workers), "--resync-seconds", "60",
+            ],
+            env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_live(liveness, operator)
+            sampler = Sampler(operator.pid)
+            sampler.start()
+            cpu_before = sampler.cpu()
+            since = len(cluster.requests.records())
+            started = time.monotonic()
+            from kubernetes import client, config
+
+            config.load_kube_config(str(cluster.kubeconfig))
+            api = client.CustomObjectsApi()
+            for index in range(runs):
+                api.create_namespaced_custom_object(
+                    "selftaught.dev", "v1alpha1", "default", "selftaughtruns",
+                    manifest(f"scale-{index:04d}"),
+                )  # fmt: skip
+            wait_all(api, runs, deadline=started + timeout)
+            wall = time.monotonic() - started
+            cpu = sampler.cpu() - cpu_before
+            sampler.halt.set()
+            records = cluster.requests.records()[since:]
+        finally:
+            operator.terminate()
+            operator.wait(timeout=30)
+            log.close()
+    return analyse(records, runs, wall, sampler.peak / 2**20, cpu)
+
+
+def wait_live(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"operator exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("operator not live after 60 s")
+
+
+def wait_all(api: Any, runs: int, *, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        items = api.list_namespaced_custom_object(
+            "selftaught.dev", "v1alpha1", "default", "selftaughtruns"
+        )["items"]
+        done = sum(1 for i in items if (i.get("status") or {}).get("phase") == "Succeeded")
+        if done == runs:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"not every run succeeded before the deadline ({done}/{runs})")
+
+
+def analyse(
+    records: list[RequestRecord], runs: int, wall: float, rss_mb: float, cpu: float
+) -> Result:
+    created: dict[str, float] = {}
+    job_creates: dict[str, list[RequestRecord]] = defaultdict(list)
+    status_writes: dict[str, list[float]] = defaultdict(list)
+    reads = writes = 0
+    for record in records:
+        if record.resource == "selftaughtruns" and record.verb == "create":
+            created[record.name] = record.at
+        elif record.resource == "jobs" and record.verb == "create" and record.status < 300:
+            job_creates[run_of(record)].append(record)
+        elif record.resource == "jobs/status" and record.verb in ("patch", "update"):
+            status_writes[run_of(record)].append(record.at)
+        if record.resource in KUBELET_ONLY or (
+            record.resource == "pods" and record.verb not in READS
+        ):
+            continue
+        if record.resource == "selftaughtruns" and record.verb == "create":
+            continue  # the benchmark's own requests
+        if record.verb in READS:
+            reads += 1
+        elif record.verb in WRITES:
+            writes += 1
+    first_job, handoff = [], []
+    for run, creates in job_creates.items():
+        first_job.append(creates[0].at - created[run])
+        for create in creates[1:]:
+            before = [t for t in status_writes[run] if t < create.at]
+            handoff.append(create.at - before[-1])
+    # Every Job creation is a transition (a stage starts), and so is each run's completion.
+    transitions = sum(len(c) for c in job_creates.values()) + runs
+    return Result(
+        runs=runs,
+        wall_seconds=wall,
+        first_job=first_job,
+        handoff=handoff,
+        reads_per_transition=reads / transitions,
+        writes_per_transition=writes / transitions,
+        peak_rss_mb=rss_mb,
+        cpu_seconds=cpu,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--repeats", type=int, default=1, help="medians over repeats")
+    parser.add_argument("--workers", type=int, default=4, help="operator reconcile workers")
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--quick", action="store_true", help="10 runs once (smoke test)")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    sizes = [10] if args.quick else args.runs
+    rows = []
+    for runs in sizes:
+        results = [
+            measure(runs, timeout=args.timeout, workers=args.workers).row()
+            for _ in range(1 if args.quick else args.repeats)
+        ]
+        row = {k: statistics.median([r[k] for r in results]) for k in results[0]}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
