@@ -155,7 +155,9 @@ def measure(runs: int, *, timeout: float, workers: int) -> Result:
         assert cluster.kubelet is not None
         for stage, summary in SUMMARIES.items():
             cluster.kubelet.inject(
-                PodFault.INSTANT, labels={"selftaught.dev/stage": stage}, message=json.dumps(summary)
+                PodFault.INSTANT,
+                labels={"selftaught.dev/stage": stage},
+                message=json.dumps(summary),
             )
         cluster.kubectl("apply", "-f", str(CRD), check=True)
         cluster.kubectl(

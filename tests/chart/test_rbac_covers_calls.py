@@ -18,6 +18,7 @@ Conversely the chart may grant nothing the operator never did, except :data:`UNU
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,7 +204,21 @@ def run_story(e2e: E2E, log: Path, *, cluster_wide: bool) -> list[RequestRecord]
             wait_gone(e2e, name)
     finally:
         assert stop_operator(operator) == 0, log.read_text()[-3000:]
-    return [r for r in e2e.api.requests.records() if r.token == OPERATOR_TOKEN]
+    return settled_requests(e2e)
+
+
+def settled_requests(e2e: E2E) -> list[RequestRecord]:
+    """The operator's logged requests once its watches have ended too (the emulator logs a
+    request when it is answered, and a watch is answered when its stream closes)."""
+    e2e.api.faults.close_watches()
+    ours: list[RequestRecord] = []
+    for _ in range(20):  # at most ~10 s; a closed stream is noticed within 0.25 s
+        time.sleep(0.5)
+        latest = [r for r in e2e.api.requests.records() if r.token == OPERATOR_TOKEN]
+        if ours and len(latest) == len(ours):
+            return latest
+        ours = latest
+    raise AssertionError("the operator's requests did not settle")
 
 
 MODES = {

@@ -39,6 +39,13 @@ _CHAT_TEMPLATES = ("greet {name}", "say {word} to {name}", "tell {name} a {word}
 Part = Literal["seen", "unseen"]
 
 
+def _op_split(problem: "Problem") -> Part:
+    return "seen" if problem.op in SEEN_OPS else "unseen"
+
+
+SPLIT = _op_split
+
+
 @dataclass(frozen=True)
 class Problem:
     """One instruction of the domain: an operation over single-digit numbers."""
@@ -56,7 +63,7 @@ class Problem:
 
     @property
     def part(self) -> Part:
-        return "seen" if self.op in SEEN_OPS else "unseen"
+        return SPLIT(self)
 
 
 def solve(op: str, args: tuple[int, ...]) -> str:

@@ -32,7 +32,9 @@ from selftaught.tiny.task import (
     similar_problem,
 )
 
-Example = tuple[list[dict[str, str]], str]
+#: A conversation, the assistant's text, and whether that text is whole (ends with the end
+#: token). A partial one is a prefix of a longer completion: loss on it only, no end token.
+Example = tuple[list[dict[str, str]], str, bool]
 
 
 @dataclass(frozen=True)
@@ -45,49 +47,77 @@ class WarmStartPlan:
     learning_rate: float = 3e-3
     #: Share of phase-2 batches that replay phase-1 sub-skills (so they are not forgotten).
     replay: float = 0.5
+    #: Share of phase-1 examples that restate a pair in the judging context (partial loss).
+    restate: float = 0.0
+    #: Share of phase-2 judgments whose candidates are both wrong ("none", no verdict).
+    neither: float = 0.0
 
 
-def skill_example(rng: random.Random) -> Example:
-    """One phase-1 example: answer, rewrite, label or check, over the whole domain."""
+def skill_example(rng: random.Random, restate: float = 0.0) -> Example:
+    """One phase-1 example: answer, rewrite, label, check or restate, over the whole domain."""
+    if rng.random() < restate:
+        return restate_example(rng, random_problem(rng))
     kind = rng.random()
     if kind < 0.08:
-        return prompts.category_prompt("compact", chat_instruction(rng)), "chat"
+        return prompts.category_prompt("compact", chat_instruction(rng)), "chat", True
     problem = random_problem(rng)
     if kind < 0.2:
-        return prompts.category_prompt("compact", problem.text), OPS[problem.op]
+        return prompts.category_prompt("compact", problem.text), OPS[problem.op], True
     if kind < 0.5:
-        return prompts.answer_prompt("compact", problem.text), problem.answer
+        return prompts.answer_prompt("compact", problem.text), problem.answer, True
     if kind < 0.65:
-        return prompts.similar_prompt("compact", problem.text), similar_problem(problem).text
+        return prompts.similar_prompt("compact", problem.text), similar_problem(problem).text, True
     candidate = problem.answer if rng.random() < 0.5 else similar_problem(problem).answer
-    return prompts.check_prompt(problem.text, candidate), check_text(problem, candidate)
+    return prompts.check_prompt(problem.text, candidate), check_text(problem, candidate), True
 
 
-def judgment_example(rng: random.Random, problem: Problem) -> Example:
+def restate_example(rng: random.Random, problem: Problem) -> Example:
+    """The judging prompt with only the judgment's listing and problem copy as target."""
+    conversation, text, _ = judgment_example(rng, problem)
+    return conversation, text[: text.index(" = ")], False
+
+
+def judgment_example(rng: random.Random, problem: Problem, neither: bool = False) -> Example:
     """A labelled pairwise judgment, winner in A or B with equal odds."""
     loser = similar_problem(problem).answer
-    a, b = (problem.answer, loser) if rng.random() < 0.5 else (loser, problem.answer)
-    return prompts.judge_prompt("compact", problem.text, a, b), judgment_text(problem, a, b)
+    winner = problem.answer
+    if neither:
+        wrong = [str(d) for d in range(10) if str(d) not in (problem.answer, loser)]
+        winner = rng.choice(wrong)
+    a, b = (winner, loser) if rng.random() < 0.5 else (loser, winner)
+    return prompts.judge_prompt("compact", problem.text, a, b), judgment_text(problem, a, b), True
 
 
-def judge_phase_example(rng: random.Random, replay: float) -> Example:
-    if rng.random() < replay:
-        return skill_example(rng)
-    return judgment_example(rng, random_problem(rng, rng.choice(sorted(SEEN_OPS))))
+def judge_phase_example(rng: random.Random, plan: WarmStartPlan) -> Example:
+    if rng.random() < plan.replay:
+        return skill_example(rng, plan.restate)
+    problem = seen_problem(rng)
+    return judgment_example(rng, problem, rng.random() < plan.neither)
+
+
+def seen_problem(rng: random.Random) -> Problem:
+    while True:
+        problem = random_problem(rng)
+        if problem.part == "seen":
+            return problem
 
 
 def encode(tokenizer: Any, example: Example) -> tuple[list[int], list[int]]:
     """Token ids and labels (-100 on the prompt), exactly as TRL masks prompt/completion data."""
-    conversation, completion = example
+    conversation, completion, whole = example
     prompt_ids = tokenizer.apply_chat_template(
         conversation, add_generation_prompt=True, tokenize=True, return_dict=False
     )
-    full = tokenizer.apply_chat_template(
-        [*conversation, {"role": "assistant", "content": completion}],
-        tokenize=True,
-        return_dict=False,
+    full = list(
+        tokenizer.apply_chat_template(
+            [*conversation, {"role": "assistant", "content": completion}],
+            tokenize=True,
+            return_dict=False,
+        )
     )
-    return list(full), [-100] * len(prompt_ids) + list(full[len(prompt_ids) :])
+    if not whole:
+        full = full[:-1]
+    return full, [-100] * len(prompt_ids) + full[len(prompt_ids) :]
 
 
 def batches(tokenizer: Any, examples: Iterator[Example], size: int) -> Iterator[dict[str, Any]]:
@@ -117,8 +147,8 @@ def warm_start(model_dir: Path, *, seed: int, plan: WarmStartPlan | None = None)
     model.train()
     torch.manual_seed(seed)
     rng = random.Random(f"warm-start-{seed}")
-    skills = iter(lambda: skill_example(rng), None)
-    judged = iter(lambda: judge_phase_example(rng, plan.replay), None)
+    skills = iter(lambda: skill_example(rng, plan.restate), None)
+    judged = iter(lambda: judge_phase_example(rng, plan), None)
     total = plan.skill_steps + plan.judge_steps
     optimizer = torch.optim.AdamW(model.parameters(), lr=plan.learning_rate, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(

@@ -1,0 +1,111 @@
+"""Pipeline overhead of a local run: wall time against time inside model compute, per stage.
+
+Runs ``selftaught run`` on a manifest (default: ``examples/quickstart.yaml``) in a fresh work
+directory, then reads what every stage's Job reported: its wall time (process start to exit, as
+the runner observed it) and ``computeSeconds`` (time inside ``model.generate`` and training
+steps, measured by the worker). Overhead is everything else: interpreter start, imports, model
+loading, storage I/O, planning. For sharded stages the slowest shard's compute counts (shards run
+in parallel).
+
+    python benchmarks/pipeline_overhead.py                     # the README's table
+    python benchmarks/pipeline_overhead.py --quick             # 1 iteration, smaller, smoke test
+
+Target (issue "Benchmarks"): overhead < 5 % of wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quick_manifest(source: Path, target: Path) -> Path:
+    """The quick start shrunk to one iteration on a few hundred instructions."""
+    document = yaml.safe_load(source.read_text())
+    document["metadata"]["name"] = "overhead-quick"
+    spec = document["spec"]
+    spec["iterations"] = 1
+    spec["instructions"]["maxInstructions"] = min(200, spec["instructions"]["maxInstructions"])
+    target.write_text(yaml.safe_dump(document))
+    return target
+
+
+def stage_table(run_dir: Path) -> list[dict[str, Any]]:
+    rows = []
+    for result in sorted(run_dir.glob("jobs/*/result.json")):
+        job = json.loads(result.read_text())
+        if job["state"] != "Succeeded":
+            continue
+        wall = (
+            datetime.fromisoformat(job["completedAt"]) - datetime.fromisoformat(job["startedAt"])
+        ).total_seconds()
+        compute = max(float(s.get("computeSeconds", 0.0)) for s in job["summaries"].values())
+        rows.append(
+            {
+                "iteration": job["iteration"],
+                "stage": job["stage"],
+                "shards": len(job["summaries"]),
+                "wall_s": round(wall, 2),
+                "compute_s": round(compute, 2),
+                "overhead": round(1 - compute / wall, 3) if wall else None,
+            }
+        )
+    return sorted(rows, key=lambda r: (r["iteration"], _ORDER.index(r["stage"])))
+
+
+_ORDER = ["select", "pairs", "judge", "train", "evaluate"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--manifest", type=Path, default=ROOT / "examples" / "quickstart.yaml")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="selftaught-overhead-"))
+    manifest = args.manifest
+    if args.quick:
+        manifest = quick_manifest(manifest, workdir / "quick.yaml")
+    name = yaml.safe_load(manifest.read_text())["metadata"]["name"]
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-m", "selftaught.cli", "run", str(manifest),
+         "--workdir", str(workdir), "--no-progress"],
+        check=True, env=os.environ.copy(), stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    total = time.monotonic() - started
+    rows = stage_table(workdir / name)
+    by_stage: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        by_stage[row["stage"]].append(row["overhead"])
+        print(json.dumps(row))
+    compute = sum(r["compute_s"] for r in rows)
+    summary = {
+        "total_wall_s": round(total, 1),
+        "stages_wall_s": round(sum(r["wall_s"] for r in rows), 1),
+        "compute_s": round(compute, 1),
+        "overhead": round(1 - compute / total, 3),
+        "per_stage_overhead_s": round((sum(r["wall_s"] for r in rows) - compute) / len(rows), 2),
+    }
+    print(json.dumps(summary))
+    if args.json:
+        args.json.write_text(json.dumps({"stages": rows, "total": summary}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

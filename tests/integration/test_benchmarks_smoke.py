@@ -1,0 +1,50 @@
+"""Every benchmark script runs in its --quick mode (a smoke test: no timing assertions).
+
+The measured tables live in the README and docs/benchmarks.md; this only proves the scripts
+still work, so the numbers can be reproduced.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def run(script: str, tmp_path: Path, *extra: str) -> list[dict[str, object]]:
+    out = tmp_path / f"{script}.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--quick", "--json", str(out),
+         *extra],
+        capture_output=True, text=True, timeout=900, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    data = json.loads(out.read_text())
+    return data if isinstance(data, list) else [data]
+
+
+def test_operator_scale_quick(tmp_path: Path) -> None:
+    (row,) = run("operator_scale", tmp_path)
+    assert row["runs"] == 10
+    assert row["writes_per_transition"] > 0
+    assert row["handoff_p50_ms"] > 0
+
+
+def test_judging_throughput_quick(tmp_path: Path) -> None:
+    rows = run("judging_throughput", tmp_path)
+    modes = {r.get("mode") for r in rows}
+    assert {"batched", "naive"} <= modes
+    assert any("speedup" in r for r in rows)
+
+
+def test_pipeline_overhead_quick(tmp_path: Path) -> None:
+    (report,) = run("pipeline_overhead", tmp_path, "--workdir", str(tmp_path / "work"))
+    stages = {row["stage"] for row in report["stages"]}  # type: ignore[union-attr, index]
+    assert stages == {"select", "pairs", "evaluate", "judge", "train"}
+    assert 0 < report["total"]["compute_s"] < report["total"]["total_wall_s"]  # type: ignore[index]
