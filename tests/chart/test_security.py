@@ -13,21 +13,22 @@ from tests.chart.rendering import PROMETHEUS_OPERATOR, pod_specs, render
 
 RBAC_KINDS = {"ClusterRole", "Role"}
 
-#: What the controller does, resource by resource (see the comment in templates/_helpers.tpl).
+#: What the controller does, resource by resource (see the comment in templates/_helpers.tpl;
+#: tests/chart/test_rbac_covers_calls.py derives the same from the operator's real calls).
 CONTROLLER_NEEDS: dict[tuple[str, str], set[str]] = {
-    ("selftaught.dev", "selftaughtruns"): {"get", "list", "watch", "patch"},
-    ("selftaught.dev", "selftaughtruns/status"): {"get", "patch", "update"},
-    ("batch", "jobs"): {"create", "get", "list", "watch", "delete", "patch"},
-    ("", "pods"): {"get", "list", "watch"},
-    ("", "services"): {"create", "get", "delete"},
-    ("", "events"): {"create", "patch"},
-    ("events.k8s.io", "events"): {"create", "patch"},
+    ("selftaught.dev", "selftaughtruns"): {"get", "list", "watch"},
+    ("selftaught.dev", "selftaughtruns/status"): {"patch"},
+    ("batch", "jobs"): {"create", "list", "watch", "delete"},
+    ("", "pods"): {"list", "watch"},
+    ("", "services"): {"create"},
+    ("", "events"): {"create"},
 }
-#: kopf's cluster-wide scanners (kopf/_core/reactor/observation.py): discovery only.
+#: kopf's cluster-wide observers (kopf/_core/reactor/observation.py): discovery only. Namespaces
+#: are observed only when the operator watches a list of them, not the whole cluster.
 SCANNING_NEEDS: dict[tuple[str, str], set[str]] = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
-    ("", "namespaces"): {"list", "watch"},
 }
+NAMESPACE_SCANNING: dict[tuple[str, str], set[str]] = {("", "namespaces"): {"list", "watch"}}
 
 
 def _grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
@@ -52,14 +53,22 @@ def test_rbac_has_no_wildcards(chart: helm.Chart, case_id: str) -> None:
             assert "resourceNames" not in rule or rule["resourceNames"]
 
 
-@pytest.mark.parametrize("case_id", ["defaults", "namespaced-listed"])
+@pytest.mark.parametrize(
+    "case_id",
+    ["defaults", "namespaced-listed", "namespaced-release-namespace", "cluster-restricted-to-list"],
+)
 def test_rbac_grants_exactly_what_the_operator_needs(chart: helm.Chart, case_id: str) -> None:
     rendered = render(chart, CASES[case_id].values)
     for role in rendered.docs:
         if role["kind"] not in RBAC_KINDS:
             continue
         scan = role["metadata"]["name"].endswith("-scan")
-        expected = SCANNING_NEEDS if scan else CONTROLLER_NEEDS
+        watched = CASES[case_id].watched
+        expected = (
+            {**SCANNING_NEEDS, **(NAMESPACE_SCANNING if watched else {})}
+            if scan
+            else CONTROLLER_NEEDS
+        )
         assert _grants(role) == expected, role["metadata"]["name"]
         # No access to Secrets, ever: workers get credentials by reference, the operator never.
         assert not any(resource == "secrets" for _, resource in _grants(role))
