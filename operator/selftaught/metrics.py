@@ -27,7 +27,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from selftaught.api import RunSpec, RunStatus, SelfTaughtRun
-from selftaught.phases import Phase, Stage
+from selftaught.phases import FailureClass, Phase, Reason, Stage
 
 #: Stage durations span a smoke test (seconds) to a 70B training stage (days).
 STAGE_BUCKETS = (10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 172800)
@@ -35,6 +35,15 @@ STAGE_BUCKETS = (10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 8640
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 RunKey = tuple[str, str]
+
+#: Every ``reason`` of ``selftaught_jobs_failed_total``: a failed attempt's class, or why a stuck
+#: attempt was given up (controller.reconcile.consumed_failure).
+FAILURE_REASONS: tuple[str, ...] = (
+    *(failure.value for failure in FailureClass),
+    Reason.UNSCHEDULABLE.value,
+    Reason.IMAGE_PULL.value,
+    Reason.NOT_ADMITTED.value,
+)
 
 
 @dataclass
@@ -121,6 +130,16 @@ class Metrics:
         self.runs = Gauge("selftaught_runs", "Runs by phase.", ["phase"], registry=reg)
         for phase in Phase:
             self.runs.labels(phase=phase.value).set(0)
+        # Every per-stage child exists from the start, at 0: rate() and increase() only see a
+        # counter move between two scrapes, so a child created by its first increment hides
+        # that increment (the first failure of a kind would never reach the "Job failures"
+        # panel or SelfTaughtJobsFailing, and a stage's first duration never reaches the p50).
+        # The label values are small enums: 5 stages x 8 reasons.
+        for stage in Stage:
+            self.jobs_created.labels(stage=stage.value)
+            self.stage_duration.labels(stage=stage.value)
+            for reason in FAILURE_REASONS:
+                self.jobs_failed.labels(stage=stage.value, reason=reason)
         self._series: dict[RunKey, _RunSeries] = {}
         self._lock = threading.Lock()
 

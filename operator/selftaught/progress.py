@@ -19,6 +19,7 @@ which the summary carries as ``computeSeconds`` so the pipeline's overhead can b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -95,6 +96,32 @@ class Reporter:
         if self.pushgateway:
             self._push()
 
+    def close(self) -> None:
+        """The stage is over: remove this shard's group from the Pushgateway.
+
+        Worker gauges describe live progress only; once a stage ends, the operator's own
+        metrics (stage durations, Jobs, accuracy) tell its story, and a deleted run must not
+        leave progress bars behind on the dashboard.
+        """
+        if not self.pushgateway:
+            return
+        try:
+            from prometheus_client import delete_from_gateway
+        except ImportError:
+            return
+        with contextlib.suppress(OSError):  # best effort, as every push
+            delete_from_gateway(
+                str(self.pushgateway), job=PUSH_JOB, grouping_key=self._grouping(), timeout=2
+            )
+
+    def _grouping(self) -> dict[str, str]:
+        return {
+            "namespace": self.namespace,
+            "run": self.run,
+            "stage": self.stage,
+            "shard": str(self.shard),
+        }
+
     def _push(self) -> None:
         try:
             from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
@@ -111,18 +138,12 @@ class Reporter:
         }
         for name, (help_text, value) in values.items():
             Gauge(name, help_text, registry=registry).set(value)
-        grouping = {
-            "namespace": self.namespace,
-            "run": self.run,
-            "stage": self.stage,
-            "shard": str(self.shard),
-        }
         try:
             push_to_gateway(
                 str(self.pushgateway),
                 job=PUSH_JOB,
                 registry=registry,
-                grouping_key=grouping,
+                grouping_key=self._grouping(),
                 timeout=2,
             )
         except OSError:

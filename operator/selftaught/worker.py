@@ -266,6 +266,8 @@ def run_worker(
             traceback.print_exc(file=err)
         else:
             print(f"selftaught worker {stage}: {type(error).__name__}: {error}", file=err)
+    if progress.current().stage == stage:
+        progress.current().close()
     text = compact_summary(summary)
     print(text, file=out, flush=True)
     write_termination_log(text, environ, err)

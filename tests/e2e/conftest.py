@@ -139,13 +139,17 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[E2E]:
         finally:
             e2e.kubectl("delete", "namespace", e2e.namespace, "--wait=false", check=False)
         return
-    emulated = request.getfixturevalue("kube")
-    e2e = E2E(emulated.kubeconfig, "default", tmp_path, kubelet=emulated.kubelet, api=emulated.api)
+    yield emulated_e2e(request.getfixturevalue("kube"), tmp_path)
+
+
+def emulated_e2e(emulated: Any, workdir: Path) -> E2E:
+    """An E2E on a started emulator ``Cluster`` (namespace default), with the CRD established."""
+    e2e = E2E(emulated.kubeconfig, "default", workdir, kubelet=emulated.kubelet, api=emulated.api)
     e2e.kubectl("apply", "-f", str(CRD))
     e2e.kubectl(
         "wait", "--for=condition=Established", "crd/selftaughtruns.selftaught.dev", "--timeout=20s"
     )
-    yield e2e
+    return e2e
 
 
 @dataclass

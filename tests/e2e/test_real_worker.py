@@ -4,6 +4,7 @@ Job, on the tiny built-in judge and the built-in arithmetic task (CPU, no downlo
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,9 @@ def test_tiny_run_with_the_real_worker(cluster: E2E, operator: Operator, tmp_pat
         training={"learningRate": 0.001, "lrScheduler": "constant", "warmupSteps": 0,
                   "epochs": 1, "batchSize": 8, "microBatchSize": 8, "maxLength": 256},
         evaluation={"heldOutFraction": 0.25, "maxNewTokens": 96},
-        worker={"modelCache": str(tmp_path / "cache")},
+        # The session's model cache (tests/conftest.py): the tiny judge is built once per run
+        # of the suite, not once per test.
+        worker={"modelCache": os.environ["SELFTAUGHT_CACHE"]},
         stages={s: dict(small) for s in ("select", "pairs", "judge", "train", "evaluate")},
     )  # fmt: skip
     cluster.apply(manifest)

@@ -53,9 +53,9 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One model cache for the module: the tiny judge is built once."""
-    return tmp_path_factory.mktemp("cache")
+def cache() -> Path:
+    """The session's model cache (tests/conftest.py): the tiny judge is built once."""
+    return Path(os.environ["SELFTAUGHT_CACHE"])
 
 
 def command(manifest: Path, workdir: Path) -> list[str]:

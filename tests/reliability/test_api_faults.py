@@ -26,6 +26,7 @@ from tests.reliability.conftest import (
     lost_iterations,
     requests_with,
     story,
+    wait_for,
 )
 
 pytestmark = pytest.mark.e2e
@@ -61,6 +62,8 @@ class Fault:
     #: Evidence that the fault reached the operator: (cluster, seconds of the run) -> > 0.
     fired: Callable[[E2E, float], float]
     during: Callable[[E2E], object] | None = None  # a context manager around the wait
+    #: Inject once the run's first Job exists (the operator knows the run) instead of before.
+    mid_run: bool = False
 
 
 def refused(*rules: tuple[str, str, int]) -> Callable[[E2E, float], float]:
@@ -91,7 +94,8 @@ def rewatched(e2e: E2E, _: float) -> float:
 
 
 def slowed(e2e: E2E, _: float) -> float:
-    return sum(200 - (r.remaining or 0) for r in e2e.api.faults._rules)  # noqa: SLF001
+    left = [r.remaining or 0 for r in e2e.api.faults._rules if r.delay]  # noqa: SLF001
+    return 60 - sum(left)
 
 
 FAULTS = {
@@ -107,10 +111,11 @@ FAULTS = {
         closing_watches,
     ),
     "5xx-burst-on-lists": Fault(
-        "500/503 on the next 8 GETs of jobs and of pods (lists and watches)",
+        "watches closed, then 500/503 on the next 3 GETs of jobs and 3 of pods (lists, watches)",
         lambda e2e: (
-            e2e.api.faults.fail("GET", r"/namespaces/default/jobs$", status=500, times=8),
-            e2e.api.faults.fail("GET", r"/namespaces/default/pods$", status=503, times=8),
+            e2e.api.faults.fail("GET", r"/namespaces/default/jobs$", status=500, times=3),
+            e2e.api.faults.fail("GET", r"/namespaces/default/pods$", status=503, times=3),
+            e2e.api.faults.close_watches(r"/namespaces/default/"),
         ),
         refused(
             ("list", "jobs", 500), ("list", "pods", 503), ("watch", "jobs", 500),
@@ -118,17 +123,18 @@ FAULTS = {
         ),  # fmt: skip
     ),
     "5xx-burst-on-creates": Fault(
-        "500 then 503 on the next 6 Job creates",
+        "500, 503, 500 on the next 3 Job creates",
         lambda e2e: (
-            e2e.api.faults.fail("POST", r"/namespaces/default/jobs$", status=500, times=3),
-            e2e.api.faults.fail("POST", r"/namespaces/default/jobs$", status=503, times=3),
+            e2e.api.faults.fail("POST", r"/namespaces/default/jobs$", status=500, times=1),
+            e2e.api.faults.fail("POST", r"/namespaces/default/jobs$", status=503, times=1),
+            e2e.api.faults.fail("POST", r"/namespaces/default/jobs$", status=500, times=1),
         ),
         refused(("create", "jobs", 500), ("create", "jobs", 503)),
     ),
     "slow-responses": Fault(
-        "+0.4 s on the next 200 requests about runs, Jobs and pods",
+        "+0.3 s on the next 60 requests about runs, Jobs and pods",
         lambda e2e: e2e.api.faults.delay(
-            "*", r"/(selftaughtruns|jobs|pods)", seconds=0.4, times=200
+            "*", r"/(selftaughtruns|jobs|pods)", seconds=0.3, times=60
         ),
         slowed,
     ),
@@ -139,9 +145,10 @@ FAULTS = {
         closing_watches,
     ),
     "watch-streams-silent": Fault(
-        "the operator's watches deliver nothing for 8 s (open, no events, no bookmarks)",
+        "mid-run, the operator's watches deliver nothing for 8 s (no events, no bookmarks)",
         lambda e2e: e2e.api.faults.silence_watches(r"/namespaces/default/", seconds=8.0),
         lambda e2e, seconds: seconds - 4.0,  # the resync (5 s), not an event, moved it on
+        mid_run=True,
     ),
 }
 
@@ -159,10 +166,14 @@ def test_operator_rides_out_api_faults(
     creates_before = job_creates(cluster)
 
     cluster.env["watches-before"] = str(count_watches(cluster))
-    fault.inject(cluster)
     run = "faulty"
+    if not fault.mid_run:
+        fault.inject(cluster)
     applied = time.monotonic()
     cluster.apply(run_manifest(run, iterations=ITERATIONS))
+    if fault.mid_run:
+        wait_for(lambda: job_names(cluster, run), timeout=30, what="the first Job")
+        fault.inject(cluster)
     with fault.during(cluster) if fault.during else nullcontext():  # type: ignore[attr-defined]
         status = cluster.wait_phase(run, "Succeeded", timeout=90)["status"]
     seconds = time.monotonic() - applied

@@ -75,12 +75,14 @@ def generation_seed(task: StageTask, shard: int) -> int:
     return (seed_of(task) * 7919 + task.iteration * 104729 + shard * 31 + len(task.stage)) % 2**31
 
 
-def read_rows(storage: Storage, key: str) -> list[dict[str, Any]]:
-    """All rows of a JSONL artifact we wrote ourselves (a bad line there is a program error)."""
+def read_rows(storage: Storage, prefix: str, name: str) -> list[dict[str, Any]]:
+    """All rows of a committed JSONL artifact we wrote ourselves (a bad line there is a program
+    error). Checked against the commit manifest: a truncated file raises StorageCorrupt instead
+    of being read as a shorter, "finished" dataset."""
     rows = []
-    for line_no, row in storage.read_jsonl(key):
+    for line_no, row in storage.read_committed_jsonl(prefix, name):
         if isinstance(row, Exception):
-            raise ValueError(f"{storage.uri_for(key)} line {line_no}: {row}")
+            raise ValueError(f"{storage.uri_for(join_key(prefix, name))} line {line_no}: {row}")
         rows.append(row)
     return rows
 
@@ -98,7 +100,7 @@ def read_shards(
         prefix = shard_prefix(task.namespace, task.run, iteration, stage, shard)
         if not storage.is_committed(prefix):
             raise UncommittedError(f"{storage.uri_for(prefix)} is not committed")
-        yield from read_rows(storage, join_key(prefix, name))
+        yield from read_rows(storage, prefix, name)
 
 
 def read_stage(
@@ -108,7 +110,7 @@ def read_stage(
     prefix = stage_prefix(task.namespace, task.run, iteration, stage)
     if not storage.is_committed(prefix):
         raise UncommittedError(f"{storage.uri_for(prefix)} is not committed")
-    return read_rows(storage, join_key(prefix, name))
+    return read_rows(storage, prefix, name)
 
 
 def mine(index: int, shard: int, shards: int) -> bool:

@@ -102,29 +102,54 @@ def seen_problem(rng: random.Random) -> Problem:
             return problem
 
 
-def encode(tokenizer: Any, example: Example) -> tuple[list[int], list[int]]:
-    """Token ids and labels (-100 on the prompt), exactly as TRL masks prompt/completion data."""
-    conversation, completion, whole = example
-    prompt_ids = tokenizer.apply_chat_template(
-        conversation, add_generation_prompt=True, tokenize=True, return_dict=False
-    )
-    full = list(
-        tokenizer.apply_chat_template(
-            [*conversation, {"role": "assistant", "content": completion}],
-            tokenize=True,
-            return_dict=False,
+class Encoder:
+    """Token ids and labels (-100 on the prompt), exactly as TRL masks prompt/completion data.
+
+    The chat template is rendered once around placeholders and then filled in with plain
+    string formatting, and each batch is tokenised in one call: rendering the Jinja template
+    per example took a fifth of the warm start's time (the Rust tokenizer is called directly: the
+    Python wrapper around it costs 4x the tokenisation itself).
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        user, reply = "\x00USER\x00", "\x00REPLY\x00"
+        rendered: str = tokenizer.apply_chat_template(
+            [{"role": "user", "content": user}, {"role": "assistant", "content": reply}],
+            tokenize=False,
         )
-    )
-    if not whole:
-        full = full[:-1]
-    return full, [-100] * len(prompt_ids) + full[len(prompt_ids) :]
+        prompt: str = tokenizer.apply_chat_template(
+            [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False
+        )
+        if not rendered.startswith(prompt):
+            raise ValueError("the chat template does not render the prompt as a prefix")
+        self.prompt_template = prompt.replace(user, "{user}")
+        self.full_template = rendered.replace(user, "{user}").replace(reply, "{reply}")
+
+    def __call__(self, examples: list[Example]) -> list[tuple[list[int], list[int]]]:
+        prompts_ = [self.prompt_template.format(user=c[-1]["content"]) for c, _, _ in examples]
+        fulls = [
+            self.full_template.format(user=c[-1]["content"], reply=text) for c, text, _ in examples
+        ]
+        encoded = self.tokenizer.backend_tokenizer.encode_batch(
+            prompts_ + fulls, add_special_tokens=False
+        )
+        ids = [e.ids for e in encoded]
+        rows = []
+        for (_, _, whole), prompt_ids, full in zip(
+            examples, ids[: len(examples)], ids[len(examples) :], strict=True
+        ):
+            full = list(full) if whole else list(full[:-1])
+            rows.append((full, [-100] * len(prompt_ids) + full[len(prompt_ids) :]))
+        return rows
 
 
 def batches(tokenizer: Any, examples: Iterator[Example], size: int) -> Iterator[dict[str, Any]]:
     import torch
 
+    encode = Encoder(tokenizer)
     while True:
-        rows = [encode(tokenizer, next(examples)) for _ in range(size)]
+        rows = encode([next(examples) for _ in range(size)])
         width = max(len(ids) for ids, _ in rows)
         pad = tokenizer.pad_token_id
         yield {
