@@ -36,7 +36,7 @@ def loop_spec(seed: int, storage_uri: str, **overrides: Any) -> RunSpec:
             "storage": {"uri": storage_uri},
             "instructions": {
                 "source": "builtin://arithmetic",
-                "categories": ["math", "list"],
+                "categories": overrides.get("categories", ["list"]),
                 "maxInstructions": 1200,
             },
             "pairs": {"temperature": 0.0, "maxNewTokens": 8},

@@ -58,10 +58,18 @@ def all_stages(iterations: int) -> list[tuple[int, Stage]]:
 
 
 def instant_stages(
-    e2e: E2E, iterations: int, *, delay: float = 0.0, run: str | None = None
+    e2e: E2E,
+    iterations: int,
+    *,
+    delay: float = 0.0,
+    run: str | None = None,
+    real: tuple[Stage, ...] = (),
 ) -> None:
-    """Every stage's pods succeed after ``delay`` s with that iteration's summary."""
+    """Every stage's pods (of ``run``, or of every run) succeed after ``delay`` s with that
+    iteration's summary; the ``real`` stages run their real worker instead."""
     for iteration, stage in all_stages(iterations):
+        if stage in real:
+            continue
         e2e.kubelet.inject(
             PodFault.INSTANT,
             name=rf"^{run}-" if run else None,
@@ -123,7 +131,9 @@ def job_creates(e2e: E2E) -> int:
     log = e2e.api.requests
     records = log.records()
     assert log.total == len(records), "request log overflowed: counts would be wrong"
-    return sum(1 for r in records if r.verb == "create" and r.resource == "jobs" and r.status == 201)
+    return sum(
+        1 for r in records if r.verb == "create" and r.resource == "jobs" and r.status == 201
+    )
 
 
 def requests_with(e2e: E2E, *, verb: str, resource: str, status: int) -> int:

@@ -53,7 +53,8 @@ def created_at(e2e: E2E, run: str) -> dict[str, datetime]:
 
 
 def failed_condition(status: dict[str, Any]) -> dict[str, Any]:
-    return {c["type"]: c for c in status["conditions"]}["Failed"]
+    failed: dict[str, Any] = {c["type"]: c for c in status["conditions"]}["Failed"]
+    return failed
 
 
 def test_job_failures_are_retried_then_fail_clearly(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
@@ -64,6 +65,16 @@ def check_converged(cluster: E2E, run: str, reference: str, *, creates_before: i
     return duplicates
 
 
+def created(cluster: E2E, run: str, job: str) -> bool:
+    return job in job_names(cluster, run)
+
+
+def recorded_and_running(cluster: E2E, run: str, job: str) -> bool:
+    children = run_object(cluster, run).get("status", {}).get("children")
+    running = any(p["status"].get("phase") == "Running" for p in pods_of(cluster, job))
+    return children == [job] and running
+
+
 def test_kill9_at_every_boundary_and_mid_stage(
     cluster: E2E, operators: Operators, ledger: Callable[..., None]
 ) -> None:
@@ -83,17 +94,14 @@ def test_kill9_at_every_boundary_and_mid_stage(
     for iteration, stage in all_stages(ITERATIONS):
         job = names.job_name(run, iteration, stage, 0)
         # Boundary: the operator created this stage's Job, its status write is being refused.
-        wait_for(lambda job=job: job in job_names(cluster, run), timeout=30, what=f"Job {job}")
+        wait_for(partial(created, cluster, run, job), timeout=30, what=f"Job {job}")
         operators.kill9(operator)
         kills += 1
         cluster.api.faults.clear()  # lift the gate
         operator = operators.start()
         # Middle: the restarted operator recorded the stage; its pod is still running.
         wait_for(
-            lambda job=job: (
-                run_object(cluster, run).get("status", {}).get("children") == [job]
-                and any(p["status"].get("phase") == "Running" for p in pods_of(cluster, job))
-            ),
+            partial(recorded_and_running, cluster, run, job),
             timeout=30,
             what=f"{job} recorded and running",
         )
@@ -111,10 +119,10 @@ def test_kill9_at_every_boundary_and_mid_stage(
     )
     refused = requests_with(cluster, verb="patch", resource="selftaughtruns/status", status=500)
     wait_for(
-        lambda: requests_with(
-            cluster, verb="patch", resource="selftaughtruns/status", status=500
-        )
-        > refused,
+        lambda: (
+            requests_with(cluster, verb="patch", resource="selftaughtruns/status", status=500)
+            > refused
+        ),
         timeout=30,
         what="the final status write to be refused",
     )

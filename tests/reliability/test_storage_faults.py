@@ -174,7 +174,8 @@ def test_store_down_mid_stage_is_transient_and_the_retry_succeeds(
     # The planner: the pod that exited 3 is a retryable failure -> attempt 1 after a backoff.
     observed = failed_job(task, down.code, json.dumps(down.summary))
     failure = observe_job(observed["job"], [observed["pod"]])
-    assert failure is not None and failure.state is JobState.FAILED
+    assert failure is not None
+    assert failure.state is JobState.FAILED
 
     def outcome(create: CreateJob) -> Any:
         if create.task.stage is Stage.SELECT and create.task.attempt == 0:
@@ -185,7 +186,8 @@ def test_store_down_mid_stage_is_transient_and_the_retry_succeeds(
     assert run.status.phase == "Succeeded"
     assert names.job_name("demo", 0, Stage.SELECT, 1) in jobs
     retry = next(e for p in plans for e in p.events if e.reason == "StageRetrying")
-    assert "exited 3" in retry.message and "s3://artifacts/runs/" in retry.message
+    assert "exited 3" in retry.message
+    assert "s3://artifacts/runs/" in retry.message
 
     again = run_worker(task.model_copy(update={"attempt": 1}), tmp_path)
     assert again.code == EXIT_OK, again.stderr[-2000:]
@@ -212,7 +214,7 @@ def test_store_down_mid_stage_is_transient_and_the_retry_succeeds(
             "s3://no-such-bucket/runs",
         ),
     ],
-    ids=lambda value: value if isinstance(value, str) and "/" not in value else "",
+    ids=["bad-credentials", "missing-bucket"],
 )
 def test_permanent_storage_errors_are_bad_input_naming_the_uri(
     weed: SeaweedFS,

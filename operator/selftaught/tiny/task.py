@@ -1,15 +1,23 @@
 """The built-in task (``builtin://arithmetic``): small problems whose better answer is checkable.
 
 Why this domain: the self-taught loop only works when the seed judge's reasoning actually drives
-its verdict. A 2-layer model cannot follow an English argument, but it can compute ``add 3 4``
-and compare the result with a candidate answer. So each problem is a one-line instruction over
-single-digit numbers, and a judgment is *solve, check A, check B, verdict*: the reasoning decides
-the verdict in a way a tiny model can learn and the loop can amplify.
+its verdict. A 2-layer model cannot follow an English argument, but it can compute ``max 3 4 1 0``
+and look up which candidate holds the result. So each problem is a one-line instruction over
+single-digit numbers, and a judgment is *list the candidates, restate the problem, solve, name
+the matching candidate, verdict*: the reasoning decides the verdict in a way a tiny model can
+learn and the loop can amplify.
 
-The domain has four operations in two checkable categories (``math``, ``list``) plus a ``chat``
-distractor that selection must filter out. The warm start labels judgments only for the
-operations in :data:`SEEN_OPS`; the others (:data:`UNSEEN_OPS`) are answered and checked during
-the warm start but never judged, so the loop's gain there is measurable.
+The domain has four operations in two checkable categories (``math``: add, sub; ``list``: max,
+min) plus a ``chat`` distractor that selection must filter out. The warm start labels judgments
+only for the operations in :data:`SEEN_OPS`; on the others (:data:`UNSEEN_OPS`) it teaches the
+sub-skills (answer, check one candidate, restate a judging prompt) but never a judgment's
+solution or verdict, so the loop's gain there is measurable.
+
+Why the benchmark selects only ``list``: ``math`` has 110 distinct problems (sums and differences
+of two digits within 0-9), so after deduplication a 20 % held-out split holds ~20 of them, and
+RewardBench-style scoring (the mean of per-section scores) would weigh those ~20 as much as the
+~200 ``list`` examples: one example would move the headline number by 2-3 points. ``list`` has
+10^4 problems per operation.
 
 Everything is deterministic from a seed; nothing here imports torch.
 """
@@ -39,13 +47,6 @@ _CHAT_TEMPLATES = ("greet {name}", "say {word} to {name}", "tell {name} a {word}
 Part = Literal["seen", "unseen"]
 
 
-def _op_split(problem: "Problem") -> Part:
-    return "seen" if problem.op in SEEN_OPS else "unseen"
-
-
-SPLIT = _op_split
-
-
 @dataclass(frozen=True)
 class Problem:
     """One instruction of the domain: an operation over single-digit numbers."""
@@ -63,7 +64,7 @@ class Problem:
 
     @property
     def part(self) -> Part:
-        return SPLIT(self)
+        return "seen" if self.op in SEEN_OPS else "unseen"
 
 
 def solve(op: str, args: tuple[int, ...]) -> str:
@@ -156,15 +157,22 @@ def instruction_pool(*, seed: int, size: int, chat_fraction: float = 0.2) -> lis
 
 # ----------------------------------------------------------------------------- judgments
 #
-# A compact judgment lists the candidates as "value label", solves the problem, then names the
-# label that follows the same value in the list ("= 10 A"), then the verdict:
+# A compact judgment lists the candidates as "value label", restates the problem, solves it,
+# then names the label that follows the same value in the list ("= 10 A"), then the verdict:
 #
 #     10 A . 12 B . add 8 2 = 10 A . [[A]]
 #
 # Naming the label is a look-back for the earlier occurrence of the just-computed token, the
 # one pattern a two-layer transformer learns reliably (an induction head). Comparing tokens
-# directly ("A 10 ok") stayed near chance in a prototype. The verdict thus follows from the
-# computed answer: when the judge solves the problem right, it judges right.
+# directly ("A 10 ok") stayed near chance in a prototype. When no candidate holds the computed
+# value the judgment says "none" and gives no verdict (an unparsable judgment is never kept),
+# so a judge that solved a problem wrongly has no lucky guess to be rewarded for.
+#
+# Measured on seeds: the look-back is where an unseen operation fails. Taught only on ``max``
+# (where the winner is always the larger listed value), the seed partly learns "name the larger
+# value" instead of a match, and on ``min`` names the wrong label after computing the right
+# answer. Those judgments are wrong, so rejection sampling drops them; the kept ones are those
+# whose look-back worked, and training on them teaches the look-back for ``min``.
 
 _LISTED = re.compile(r"(\S+) ([AB]) \. (\S+) ([AB]) \.")
 _SOLVED = re.compile(r"= (\S+) (A|B|none)\b")

@@ -1,12 +1,21 @@
 """The tiny seed judge's warm start: the sub-skills first, then judgments on part of the domain.
 
 Why two phases (measured on a prototype): a tiny model trained on judgments directly learns to
-guess the verdict from surface features and stays near chance. Taught first to *answer* and to
-*check an answer* across the whole domain, it has the pieces a judgment is made of; a second
-phase then shows full judgments (solve, check A, check B, verdict) for the operations in
-:data:`~selftaught.tiny.task.SEEN_OPS` only. On the other operations the seed judges poorly but
-not randomly, which is the state in which the self-taught loop can improve it: its correct
-samples there are mostly the ones whose reasoning was right.
+guess the verdict from surface features and stays near chance. Taught first the pieces a
+judgment is made of, across the whole domain (answer a problem, rewrite it into a similar one,
+label its category, check one candidate, and *restate* a judging prompt: list the candidates
+and copy the problem, with loss on that prefix only), it is then shown full judgments for the
+operations in :data:`~selftaught.tiny.task.SEEN_OPS` only, some with no right candidate (the
+judgment says "none" and gives no verdict).
+
+Why the restating: without it the judging context had only ever seen ``add`` and ``max`` copied
+after the candidate list, and the seed rewrote ``min`` as ``max`` there (copy accuracy ~50 %),
+so its unseen judgments computed the wrong operation and were below chance. With it the copy is
+~99 % right on every operation and what is left to learn on the unseen ones is the judgment's
+own step (solving in context and naming the matching candidate), which the loop can teach.
+Why the "none" judgments: without them a judge whose computed value matches neither candidate
+still names one, and half of those guesses are right: "lucky" verdicts that contradict their
+own reasoning, which rejection sampling would keep and SFT would then teach.
 
 This is a plain torch loop rather than TRL: it runs at build time, has no checkpoints or
 schedule worth configuring, and is 3-4x faster for ~0.5 M parameters.
@@ -48,9 +57,11 @@ class WarmStartPlan:
     #: Share of phase-2 batches that replay phase-1 sub-skills (so they are not forgotten).
     replay: float = 0.5
     #: Share of phase-1 examples that restate a pair in the judging context (partial loss).
-    restate: float = 0.0
+    restate: float = 0.15
     #: Share of phase-2 judgments whose candidates are both wrong ("none", no verdict).
-    neither: float = 0.0
+    neither: float = 0.15
+    #: Share of phase-2 judgments whose wrong candidate is a random digit, not x's answer.
+    random_loser: float = 0.0
 
 
 def skill_example(rng: random.Random, restate: float = 0.0) -> Example:
@@ -77,10 +88,14 @@ def restate_example(rng: random.Random, problem: Problem) -> Example:
     return conversation, text[: text.index(" = ")], False
 
 
-def judgment_example(rng: random.Random, problem: Problem, neither: bool = False) -> Example:
+def judgment_example(
+    rng: random.Random, problem: Problem, neither: bool = False, random_loser: bool = False
+) -> Example:
     """A labelled pairwise judgment, winner in A or B with equal odds."""
     loser = similar_problem(problem).answer
     winner = problem.answer
+    if random_loser:
+        loser = rng.choice([str(d) for d in range(10) if str(d) != problem.answer])
     if neither:
         wrong = [str(d) for d in range(10) if str(d) not in (problem.answer, loser)]
         winner = rng.choice(wrong)
@@ -92,7 +107,9 @@ def judge_phase_example(rng: random.Random, plan: WarmStartPlan) -> Example:
     if rng.random() < plan.replay:
         return skill_example(rng, plan.restate)
     problem = seen_problem(rng)
-    return judgment_example(rng, problem, rng.random() < plan.neither)
+    return judgment_example(
+        rng, problem, rng.random() < plan.neither, rng.random() < plan.random_loser
+    )
 
 
 def seen_problem(rng: random.Random) -> Problem:
