@@ -682,6 +682,17 @@ class IterationRecord(Model):
 
     iteration: int = Field(description="Iteration number.")
     model: str | None = Field(default=None, description="URI of this iteration's judge.")
+    instructions: int | None = Field(
+        default=None, description="Iteration 0: instructions selected for training."
+    )
+    heldout_instructions: int | None = Field(
+        default=None, description="Iteration 0: instructions held out for evaluation."
+    )
+    bad_lines: int | None = Field(
+        default=None,
+        description="Iteration 0: unreadable lines in the instruction pool (the select Job's "
+        "log and termination message list their line numbers).",
+    )
     pairs: int | None = Field(default=None, description="Training pairs available.")
     judgments_sampled: int | None = Field(default=None, description="Judgments sampled.")
     judgments_kept: int | None = Field(

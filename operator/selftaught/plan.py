@@ -376,7 +376,11 @@ class _Planner:
         def total(key: str) -> int:
             return sum(int(s.get(key, 0)) for s in summaries)
 
-        if stage is Stage.PAIRS:
+        if stage is Stage.SELECT:
+            record.instructions = total("instructions")
+            record.heldout_instructions = total("heldout")
+            record.bad_lines = total("badLines")
+        elif stage is Stage.PAIRS:
             record.pairs = total("pairs")
         elif stage is Stage.JUDGE:
             record.pairs = total("pairs")

@@ -52,6 +52,7 @@ def test_full_run_walks_every_stage_in_order_and_succeeds() -> None:
     assert status.best_iteration == 2
     assert status.best_accuracy == pytest.approx(0.8)
     assert status.best_model == "file:///artifacts/ns/demo/iteration-2/train/model"
+    assert (status.history[0].instructions, status.history[0].bad_lines) == (100, 0)
     assert status.history[1].judgments_kept == 30
     assert status.history[1].training_loss == 0.25
     assert status.children == []
