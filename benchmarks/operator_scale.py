@@ -150,7 +150,7 @@ def run_of(record: RequestRecord) -> str:
 
 def measure(runs: int, *, timeout: float, workers: int) -> Result:
     cluster = Cluster(max_pods=64)
-    cluster.api = ApiServer(history=50_000, request_log=40 * runs + 20_000)
+    cluster.api = ApiServer(history=50_000, request_log=120 * runs + 20_000)
     with cluster:
         assert cluster.kubelet is not None
         for stage, summary in SUMMARIES.items():
