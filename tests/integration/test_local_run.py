@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,20 +81,28 @@ def load_status(path: Path) -> dict[str, Any]:
 
 
 def comparable(status: dict[str, Any]) -> list[dict[str, Any]]:
-    """The history without wall-clock facts, which differ between two runs."""
+    """The history without wall-clock facts and artifact paths, which differ between two runs."""
     records = []
     for record in status["history"]:
-        kept = {k: v for k, v in record.items() if k not in ("startedAt", "completedAt")}
+        kept = {k: v for k, v in record.items() if k not in ("startedAt", "completedAt", "model")}
         kept.pop("stageSeconds", None)
         kept.pop("gpuSeconds", None)
         records.append(kept)
     return records
 
 
-def test_a_local_run_completes_with_status_artifacts_table_and_plot(
-    tmp_path: Path, cache: Path
-) -> None:
-    manifest = write_manifest(tmp_path, "whole")
+@dataclass
+class Finished:
+    workdir: Path
+    manifest: Path
+    stdout: str
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> Finished:
+    """One whole, undisturbed run: checked by the first test, the reference of the second."""
+    tmp_path = tmp_path_factory.mktemp("whole")
+    manifest = write_manifest(tmp_path, "steady")
     done = subprocess.run(
         command(manifest, tmp_path / "runs"),
         env=environment(cache),
@@ -103,45 +112,46 @@ def test_a_local_run_completes_with_status_artifacts_table_and_plot(
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    status = load_status(tmp_path / "runs" / "whole" / "status.yaml")
+    return Finished(tmp_path / "runs", manifest, done.stdout)
+
+
+def test_a_local_run_completes_with_status_artifacts_table_and_plot(
+    finished: Finished, cache: Path
+) -> None:
+    run_dir = finished.workdir / "steady"
+    status = load_status(run_dir / "status.yaml")
     assert status["phase"] == "Succeeded"
     assert [r["iteration"] for r in status["history"]] == [0, 1]
+    assert status["history"][0]["instructions"] > 0
     first = status["history"][1]
-    assert first["judgmentsSampled"] > 0 and 0 < first["judgmentsKept"] <= first["pairs"]
+    assert first["judgmentsSampled"] > 0
+    assert 0 < first["judgmentsKept"] <= first["pairs"]
     assert 0.0 <= first["scores"]["heldout"]["accuracy"] <= 1.0
     assert set(first["stageSeconds"]) == {"judge", "train", "evaluate"}
-    artifacts = tmp_path / "runs" / "whole" / "artifacts" / "default" / "whole"
+    artifacts = run_dir / "artifacts" / "default" / "steady"
     assert (artifacts / "iteration-1" / "train" / "_COMMITTED").is_file()
     assert (artifacts / "iteration-1" / "train" / "model" / "config.json").is_file()
     assert (artifacts / "iteration-0" / "pairs" / "shard-00001" / "_COMMITTED").is_file()
-    assert (tmp_path / "runs" / "whole" / "accuracy.png").stat().st_size > 1000
-    assert "kept/sampled" in done.stdout and "heldout" in done.stdout
+    assert (run_dir / "accuracy.png").stat().st_size > 1000
+    assert "kept/sampled" in finished.stdout
+    assert "heldout" in finished.stdout
     shown = subprocess.run(
-        [sys.executable, "-m", "selftaught.cli", "status", str(tmp_path / "runs" / "whole")],
+        [sys.executable, "-m", "selftaught.cli", "status", str(run_dir)],
         env=environment(cache),
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     )
-    assert "Succeeded" in shown.stdout and "heldout" in shown.stdout
+    assert "Succeeded" in shown.stdout
+    assert "heldout" in shown.stdout
 
 
 def test_a_killed_run_resumes_to_the_same_result_without_redoing_finished_stages(
-    tmp_path: Path, cache: Path
+    tmp_path: Path, cache: Path, finished: Finished
 ) -> None:
-    reference_manifest = write_manifest(tmp_path, "steady")
-    subprocess.run(
-        command(reference_manifest, tmp_path / "runs"),
-        env=environment(cache),
-        capture_output=True,
-        timeout=900,
-        check=True,
-    )
-    reference = load_status(tmp_path / "runs" / "steady" / "status.yaml")
-
-    manifest = tmp_path / "steady-copy.yaml"
-    manifest.write_text(reference_manifest.read_text())
+    reference = load_status(finished.workdir / "steady" / "status.yaml")
+    manifest = finished.manifest
     workdir = tmp_path / "killed"
     process = subprocess.Popen(
         command(manifest, workdir), env=environment(cache), stdout=subprocess.DEVNULL,
