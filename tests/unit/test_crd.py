@@ -37,7 +37,9 @@ def base() -> dict[str, Any]:
 
 
 def test_committed_crd_is_generated_from_the_types() -> None:
-    assert CRD_FILE.read_text() == crd.render_yaml(), "run: selftaught crd -o crds/selftaughtrun.yaml"
+    assert CRD_FILE.read_text() == crd.render_yaml(), (
+        "run: selftaught crd -o crds/selftaughtrun.yaml"
+    )
 
 
 def walk(node: dict[str, Any], path: str = "spec"):  # type: ignore[no-untyped-def]
@@ -138,7 +140,9 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "access-key-without-secret",
-        with_spec(storage={"uri": "s3://bucket/a", "s3": {"accessKeyId": {"name": "s", "key": "k"}}}),
+        with_spec(
+            storage={"uri": "s3://bucket/a", "s3": {"accessKeyId": {"name": "s", "key": "k"}}}
+        ),
         "spec.storage.s3",
     ),
     ("init-from-unknown", with_spec(training__initFrom="random"), "spec.training.initFrom"),
@@ -247,9 +251,7 @@ IMMUTABLE: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("change", "field"), [pytest.param(c, f, id=i) for i, c, f in IMMUTABLE]
-)
+@pytest.mark.parametrize(("change", "field"), [pytest.param(c, f, id=i) for i, c, f in IMMUTABLE])
 def test_changing_an_immutable_field_is_refused(change: dict[str, Any], field: str) -> None:
     old = base()
     new = copy.deepcopy(old)

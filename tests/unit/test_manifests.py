@@ -77,7 +77,7 @@ def test_broken_yaml_names_the_line(tmp_path: Path) -> None:
 
 
 def test_wrong_api_version_and_missing_file_are_clear(tmp_path: Path) -> None:
-    with pytest.raises(ManifestError, match="apiVersion: must be selftaught.dev/v1alpha1"):
+    with pytest.raises(ManifestError, match=r"apiVersion: must be selftaught\.dev/v1alpha1"):
         load_run(write(tmp_path, GOOD.replace("v1alpha1", "v1")))
     with pytest.raises(ManifestError, match="cannot read"):
         load_run(tmp_path / "absent.yaml")

@@ -118,10 +118,12 @@ def failing_once(stage: Stage, failure: FailureClass):  # type: ignore[no-untype
 def test_failed_attempt_is_retried_under_a_new_name_after_backoff() -> None:
     run, jobs, plans = drive(make_run(), failing_once(Stage.JUDGE, FailureClass.PROGRAM_ERROR))
     assert run.status.phase == Phase.SUCCEEDED
-    assert "demo-i1-judge-a0" in jobs and "demo-i1-judge-a1" in jobs
+    assert "demo-i1-judge-a0" in jobs
+    assert "demo-i1-judge-a1" in jobs
     assert any(p.requeue_after == backoff(1) for p in plans)
     retry = [e for p in plans for e in p.events if e.reason == "StageRetrying"]
-    assert len(retry) == 1 and retry[0].type == "Warning"
+    assert len(retry) == 1
+    assert retry[0].type == "Warning"
     assert "demo-i1-judge-a0" in retry[0].message
 
 
@@ -135,7 +137,8 @@ def test_retries_exhausted_fails_the_run_naming_stage_job_and_cause() -> None:
     assert run.status.phase == Phase.FAILED
     failed = condition(run, ConditionType.FAILED)
     assert failed.reason == "RetriesExhausted"
-    assert "stage train" in failed.message and "demo-i1-train-a1" in failed.message
+    assert "stage train" in failed.message
+    assert "demo-i1-train-a1" in failed.message
     assert "OOMKilled" in failed.message
     assert [j.attempt for j in jobs.values() if j.stage is Stage.TRAIN] == [0, 1]
 
@@ -234,7 +237,8 @@ def test_resume_from_rewinds_history_and_fences_a_new_attempt() -> None:
     assert status.phase == Phase.RUNNING
     assert len(status.history) == 2
     assert status.history[1].judgments_kept == 30  # judge of iteration 1 is kept
-    assert status.history[1].training_loss is None and status.history[1].scores == {}
+    assert status.history[1].training_loss is None
+    assert status.history[1].scores == {}
     run = run.model_copy(update={"status": status})
     again = plan(run, list(jobs.values()), T0 + timedelta(hours=1))
     assert [c.name for c in again.creates] == ["demo-i1-train-a1"]  # applied once only
