@@ -10,8 +10,8 @@ learn and the loop can amplify.
 The domain has four operations in two checkable categories (``math``: add, sub; ``list``: max,
 min) plus a ``chat`` distractor that selection must filter out. The warm start labels judgments
 only for the operations in :data:`SEEN_OPS`; on the others (:data:`UNSEEN_OPS`) it teaches the
-sub-skills (answer, check one candidate, restate a judging prompt) but never a judgment's
-solution or verdict, so the loop's gain there is measurable.
+sub-skills (answer, check one candidate, and judge from a *given* value) but never solving
+them in a judgment nor which answer wins, so the loop's gain there is measurable.
 
 Why the benchmark selects only ``list``: ``math`` has 110 distinct problems (sums and differences
 of two digits within 0-9), so after deduplication a 20 % held-out split holds ~20 of them, and
@@ -168,11 +168,10 @@ def instruction_pool(*, seed: int, size: int, chat_fraction: float = 0.2) -> lis
 # value the judgment says "none" and gives no verdict (an unparsable judgment is never kept),
 # so a judge that solved a problem wrongly has no lucky guess to be rewarded for.
 #
-# Measured on seeds: the look-back is where an unseen operation fails. Taught only on ``max``
-# (where the winner is always the larger listed value), the seed partly learns "name the larger
-# value" instead of a match, and on ``min`` names the wrong label after computing the right
-# answer. Those judgments are wrong, so rejection sampling drops them; the kept ones are those
-# whose look-back worked, and training on them teaches the look-back for ``min``.
+# Measured on seeds: a look-back taught only on ``max`` (where the winner is always the larger
+# listed value) partly learns "name the larger value" instead of a match, and on ``min`` names
+# the wrong label after computing the right answer; the warm start therefore practises the
+# look-back on every operation, from a given value (see :mod:`selftaught.tiny.warmstart`).
 
 _LISTED = re.compile(r"(\S+) ([AB]) \. (\S+) ([AB]) \.")
 _SOLVED = re.compile(r"= (\S+) (A|B|none)\b")

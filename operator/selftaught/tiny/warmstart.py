@@ -2,20 +2,36 @@
 
 Why two phases (measured on a prototype): a tiny model trained on judgments directly learns to
 guess the verdict from surface features and stays near chance. Taught first the pieces a
-judgment is made of, across the whole domain (answer a problem, rewrite it into a similar one,
-label its category, check one candidate, and *restate* a judging prompt: list the candidates
-and copy the problem, with loss on that prefix only), it is then shown full judgments for the
-operations in :data:`~selftaught.tiny.task.SEEN_OPS` only, some with no right candidate (the
-judgment says "none" and gives no verdict).
+judgment is made of, it is then shown full judgments for the operations in
+:data:`~selftaught.tiny.task.SEEN_OPS` only (some with no right candidate: the judgment says
+"none" and gives no verdict), while phase-1 examples are replayed.
 
-Why the restating: without it the judging context had only ever seen ``add`` and ``max`` copied
-after the candidate list, and the seed rewrote ``min`` as ``max`` there (copy accuracy ~50 %),
-so its unseen judgments computed the wrong operation and were below chance. With it the copy is
-~99 % right on every operation and what is left to learn on the unseen ones is the judgment's
-own step (solving in context and naming the matching candidate), which the loop can teach.
-Why the "none" judgments: without them a judge whose computed value matches neither candidate
-still names one, and half of those guesses are right: "lucky" verdicts that contradict their
-own reasoning, which rejection sampling would keep and SFT would then teach.
+Phase 1, over the whole domain: answer a problem, rewrite it into a similar one, label its
+category, check one candidate, and *look up*: a judging prompt whose judgment follows from a
+value that is given, not learnt (no loss on it, and it is drawn at random among the candidates,
+so the verdict says nothing about which answer is right).
+
+Why each piece, from measured seeds (per-operation judging accuracy, sampled at temperature 1):
+
+* Without the look-up practice the judging context had only seen ``add`` and ``max`` and the
+  seed copied ``min`` as ``max`` (copy right ~50 %); with a look-up taught only on ``max``,
+  whose winner is always the larger listed value, it learnt "name the larger value" and then
+  named the wrong label after computing ``min`` right, and the loop amplified a position bias
+  (a seed stuck at 0.50 on the unseen part). The look-up on every operation makes the
+  judgment's steps after solving op-agnostic: on the unseen part a seed's failures are mostly
+  "none" (no verdict), seldom a verdict that contradicts its reasoning.
+* The "none" judgments: a judge whose computed value matches neither candidate would still
+  name one, and half those guesses are right: "lucky" verdicts contradicting their reasoning,
+  which rejection sampling would keep and SFT would teach (share of correct samples that were
+  lucky on `min`/`sub`: 14 %/100 % for the previous recipe, 1 %/9 % with "none" and look-up).
+* Checking shows the unseen operations rarely (:attr:`WarmStartPlan.check_unseen`): checking
+  is the sub-skill closest to a judgment, so with unseen operations as often as seen ones the
+  seed already solved them in the judging context (~95 % held-out, nothing left to learn);
+  never, and it solved ``min`` as ``max`` every time (0 %, no correct sample to keep). In
+  between (3 %, the default), the seed solves them in context only part of the time, its
+  verdicts mostly follow its reasoning, and what the loop keeps is judgments whose solving and
+  look-up were right. Where a seed lands in between varies a lot with the seed (held-out
+  unseen 0.58-0.96 at 3 %; 0.51-0.94 at 1.5 %): see docs/tiny-judge.md.
 
 This is a plain torch loop rather than TRL: it runs at build time, has no checkpoints or
 schedule worth configuring, and is 3-4x faster for ~0.5 M parameters.
@@ -27,12 +43,11 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from selftaught import prompts
 from selftaught.tiny.task import (
     OPS,
-    SEEN_OPS,
     Problem,
     chat_instruction,
     check_text,
@@ -41,14 +56,23 @@ from selftaught.tiny.task import (
     similar_problem,
 )
 
-#: A conversation, the assistant's text, and whether that text is whole (ends with the end
-#: token). A partial one is a prefix of a longer completion: loss on it only, no end token.
-Example = tuple[list[dict[str, str]], str, bool]
+
+class Example(NamedTuple):
+    """One training example: a conversation and the assistant text to learn."""
+
+    conversation: list[dict[str, str]]
+    target: str
+    #: A character span of ``target`` that is input only, not learnt (no loss on it).
+    hidden: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
 class WarmStartPlan:
-    """How long each phase trains. Defaults: ~30 s on 2 idle cores for the default shape."""
+    """How long each phase trains, and its mix.
+
+    Defaults: ~2 min with 1 torch thread for the default shape (110-140 s measured on a shared
+    2-core machine; ~4.5 min with 3 builds sharing the 2 cores).
+    """
 
     skill_steps: int = 500
     judge_steps: int = 400
@@ -56,60 +80,73 @@ class WarmStartPlan:
     learning_rate: float = 3e-3
     #: Share of phase-2 batches that replay phase-1 sub-skills (so they are not forgotten).
     replay: float = 0.5
-    #: Share of phase-1 examples that restate a pair in the judging context (partial loss).
-    restate: float = 0.15
+    #: Share of phase-1 examples that practise the look-up in a judging prompt.
+    lookup: float = 0.15
     #: Share of phase-2 judgments whose candidates are both wrong ("none", no verdict).
     neither: float = 0.15
-    #: Share of phase-2 judgments whose wrong candidate is a random digit, not x's answer.
-    random_loser: float = 0.0
+    #: How often the checking sub-skill shows an unseen operation, relative to a seen one.
+    check_unseen: float = 0.03
 
 
-def skill_example(rng: random.Random, restate: float = 0.0) -> Example:
-    """One phase-1 example: answer, rewrite, label, check or restate, over the whole domain."""
-    if rng.random() < restate:
-        return restate_example(rng, random_problem(rng))
+def skill_example(rng: random.Random, plan: WarmStartPlan) -> Example:
+    """One phase-1 example: answer, rewrite, label, check or look up, over the whole domain."""
+    if rng.random() < plan.lookup:
+        return lookup_example(rng, random_problem(rng))
     kind = rng.random()
     if kind < 0.08:
-        return prompts.category_prompt("compact", chat_instruction(rng)), "chat", True
+        return Example(prompts.category_prompt("compact", chat_instruction(rng)), "chat")
     problem = random_problem(rng)
     if kind < 0.2:
-        return prompts.category_prompt("compact", problem.text), OPS[problem.op], True
+        return Example(prompts.category_prompt("compact", problem.text), OPS[problem.op])
     if kind < 0.5:
-        return prompts.answer_prompt("compact", problem.text), problem.answer, True
+        return Example(prompts.answer_prompt("compact", problem.text), problem.answer)
     if kind < 0.65:
-        return prompts.similar_prompt("compact", problem.text), similar_problem(problem).text, True
+        return Example(
+            prompts.similar_prompt("compact", problem.text), similar_problem(problem).text
+        )
+    while problem.part == "unseen" and rng.random() >= plan.check_unseen:
+        problem = random_problem(rng)
     candidate = problem.answer if rng.random() < 0.5 else similar_problem(problem).answer
-    return prompts.check_prompt(problem.text, candidate), check_text(problem, candidate), True
+    return Example(prompts.check_prompt(problem.text, candidate), check_text(problem, candidate))
 
 
-def restate_example(rng: random.Random, problem: Problem) -> Example:
-    """The judging prompt with only the judgment's listing and problem copy as target."""
+def lookup_example(rng: random.Random, problem: Problem) -> Example:
+    """A judging prompt and a judgment that follows from a *given* value, on any operation.
+
+    The value after ``=`` is drawn at random from the candidates (sometimes neither) and is
+    input only, so this teaches listing, restating, naming the candidate that holds a value and
+    stating the verdict that follows (or none), but not solving in the judging context, and its
+    verdicts say nothing about which answer is right.
+    """
     conversation, text, _ = judgment_example(rng, problem)
-    return conversation, text[: text.index(" = ")], False
+    listed = text[: text.index(" = ")]
+    a, b = (part.split()[0] for part in listed.split(" . ")[:2])
+    other = rng.choice([str(d) for d in range(10) if str(d) not in (a, b)])
+    value = rng.choice([a, b, a, b, other])
+    label = "A" if value == a else "B" if value == b else "none"
+    verdict = f" . [[{label}]]" if label != "none" else ""
+    target = f"{listed} = {value} {label}{verdict}"
+    # The hidden span is " <digit>" right after " =": every answer in the domain is one digit.
+    return Example(conversation, target, hidden=(len(listed) + 2, len(listed) + 4))
 
 
-def judgment_example(
-    rng: random.Random, problem: Problem, neither: bool = False, random_loser: bool = False
-) -> Example:
+def judgment_example(rng: random.Random, problem: Problem, neither: bool = False) -> Example:
     """A labelled pairwise judgment, winner in A or B with equal odds."""
     loser = similar_problem(problem).answer
     winner = problem.answer
-    if random_loser:
-        loser = rng.choice([str(d) for d in range(10) if str(d) != problem.answer])
     if neither:
         wrong = [str(d) for d in range(10) if str(d) not in (problem.answer, loser)]
         winner = rng.choice(wrong)
     a, b = (winner, loser) if rng.random() < 0.5 else (loser, winner)
-    return prompts.judge_prompt("compact", problem.text, a, b), judgment_text(problem, a, b), True
+    return Example(
+        prompts.judge_prompt("compact", problem.text, a, b), judgment_text(problem, a, b)
+    )
 
 
 def judge_phase_example(rng: random.Random, plan: WarmStartPlan) -> Example:
     if rng.random() < plan.replay:
-        return skill_example(rng, plan.restate)
-    problem = seen_problem(rng)
-    return judgment_example(
-        rng, problem, rng.random() < plan.neither, rng.random() < plan.random_loser
-    )
+        return skill_example(rng, plan)
+    return judgment_example(rng, seen_problem(rng), rng.random() < plan.neither)
 
 
 def seen_problem(rng: random.Random) -> Problem:
@@ -125,7 +162,8 @@ class Encoder:
     The chat template is rendered once around placeholders and then filled in with plain
     string formatting, and each batch is tokenised in one call: rendering the Jinja template
     per example took a fifth of the warm start's time (the Rust tokenizer is called directly: the
-    Python wrapper around it costs 4x the tokenisation itself).
+    Python wrapper around it costs 4x the tokenisation itself). Every warm-start conversation is
+    a single user message, which is all the templates here hold.
     """
 
     def __init__(self, tokenizer: Any) -> None:
@@ -138,26 +176,35 @@ class Encoder:
         prompt: str = tokenizer.apply_chat_template(
             [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False
         )
-        if not rendered.startswith(prompt):
+        if not rendered.startswith(prompt) or rendered.count(reply) != 1:
             raise ValueError("the chat template does not render the prompt as a prefix")
         self.prompt_template = prompt.replace(user, "{user}")
         self.full_template = rendered.replace(user, "{user}").replace(reply, "{reply}")
+        self.before_reply = self.full_template.split("{reply}")[0]
 
     def __call__(self, examples: list[Example]) -> list[tuple[list[int], list[int]]]:
-        prompts_ = [self.prompt_template.format(user=c[-1]["content"]) for c, _, _ in examples]
+        users = [e.conversation[-1]["content"] for e in examples]
+        prompts_ = [self.prompt_template.format(user=u) for u in users]
         fulls = [
-            self.full_template.format(user=c[-1]["content"], reply=text) for c, text, _ in examples
+            self.full_template.format(user=u, reply=e.target)
+            for u, e in zip(users, examples, strict=True)
         ]
         encoded = self.tokenizer.backend_tokenizer.encode_batch(
             prompts_ + fulls, add_special_tokens=False
         )
-        ids = [e.ids for e in encoded]
         rows = []
-        for (_, _, whole), prompt_ids, full in zip(
-            examples, ids[: len(examples)], ids[len(examples) :], strict=True
+        for user, example, prompt, full in zip(
+            users, examples, encoded[: len(examples)], encoded[len(examples) :], strict=True
         ):
-            full = list(full) if whole else list(full[:-1])
-            rows.append((full, [-100] * len(prompt_ids) + full[len(prompt_ids) :]))
+            ids = list(full.ids)
+            labels = [-100] * len(prompt.ids) + ids[len(prompt.ids) :]
+            if example.hidden:
+                offset = len(self.before_reply.format(user=user))
+                lo, hi = offset + example.hidden[0], offset + example.hidden[1]
+                for i, (start, end) in enumerate(full.offsets[: len(ids)]):
+                    if start < hi and end > lo:
+                        labels[i] = -100
+            rows.append((ids, labels))
         return rows
 
 
@@ -189,7 +236,7 @@ def warm_start(model_dir: Path, *, seed: int, plan: WarmStartPlan | None = None)
     model.train()
     torch.manual_seed(seed)
     rng = random.Random(f"warm-start-{seed}")
-    skills = iter(lambda: skill_example(rng, plan.restate), None)
+    skills = iter(lambda: skill_example(rng, plan), None)
     judged = iter(lambda: judge_phase_example(rng, plan), None)
     total = plan.skill_steps + plan.judge_steps
     optimizer = torch.optim.AdamW(model.parameters(), lr=plan.learning_rate, weight_decay=0.0)
