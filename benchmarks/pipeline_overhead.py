@@ -74,21 +74,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, default=ROOT / "examples" / "quickstart.yaml")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--existing",
+        type=Path,
+        help="analyse a finished run directory (WORKDIR/<run>) instead of starting one; the "
+        "total wall time is then the run's startedAt..completedAt",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="selftaught-overhead-"))
-    manifest = args.manifest
-    if args.quick:
-        manifest = quick_manifest(manifest, workdir / "quick.yaml")
-    name = yaml.safe_load(manifest.read_text())["metadata"]["name"]
-    started = time.monotonic()
-    subprocess.run(
-        [sys.executable, "-m", "selftaught.cli", "run", str(manifest),
-         "--workdir", str(workdir), "--no-progress"],
-        check=True, env=os.environ.copy(), stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    total = time.monotonic() - started
-    rows = stage_table(workdir / name)
+    if args.existing:
+        run_dir = args.existing
+        status = yaml.safe_load((run_dir / "status.yaml").read_text())["status"]
+        total = (
+            datetime.fromisoformat(status["completedAt"].replace("Z", "+00:00"))
+            - datetime.fromisoformat(status["startedAt"].replace("Z", "+00:00"))
+        ).total_seconds()
+    else:
+        workdir = args.workdir or Path(tempfile.mkdtemp(prefix="selftaught-overhead-"))
+        manifest = args.manifest
+        if args.quick:
+            manifest = quick_manifest(manifest, workdir / "quick.yaml")
+        name = yaml.safe_load(manifest.read_text())["metadata"]["name"]
+        started = time.monotonic()
+        subprocess.run(
+            [sys.executable, "-m", "selftaught.cli", "run", str(manifest),
+             "--workdir", str(workdir), "--no-progress"],
+            check=True, env=os.environ.copy(), stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        total = time.monotonic() - started
+        run_dir = workdir / name
+    rows = stage_table(run_dir)
     by_stage: dict[str, list[float]] = defaultdict(list)
     for row in rows:
         by_stage[row["stage"]].append(row["overhead"])

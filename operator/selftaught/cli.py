@@ -7,6 +7,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def _crd(args: argparse.Namespace) -> int:
@@ -27,15 +31,21 @@ def _worker(args: argparse.Namespace) -> int:
     return int(main(args.stage))
 
 
-def _run(args: argparse.Namespace) -> int:
+def _console() -> Console:
+    """Rich's console; 140 columns in logs, where it would otherwise wrap tables at 80."""
     from rich.console import Console
 
+    console = Console()
+    return console if console.is_terminal else Console(width=140)
+
+
+def _run(args: argparse.Namespace) -> int:
     from selftaught.local import LocalRunner, RunInterrupted
     from selftaught.local.display import Display
     from selftaught.local.runner import RunBusy
     from selftaught.manifests import ManifestError
 
-    console = Console()
+    console = _console()
     live = False if args.no_progress else None
     try:
         runner = LocalRunner(
@@ -56,12 +66,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from selftaught.local.display import iterations_table
     from selftaught.local.state import RunDirectory
 
-    console = Console()
+    console = _console()
     directory = RunDirectory(args.run_dir)
     status = directory.load_status()
     if status is None:

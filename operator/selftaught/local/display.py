@@ -37,11 +37,14 @@ class Display:
         self._task: TaskID | None = None
         self._label = ""
         self._last_plain = 0.0
+        self._latest: tuple[int, int | None, str] = (0, None, "")
 
     def event(self, event: Event) -> None:
         style = "yellow" if event.type == "Warning" else "cyan"
         stamp = time.strftime("%H:%M:%S")
-        self.console.print(f"{stamp} [{style}]{event.reason}[/{style}] {event.message}")
+        self.console.print(
+            f"{stamp} [{style}]{event.reason}[/{style}] {event.message}", soft_wrap=True
+        )
 
     def begin(self, create: CreateJob) -> None:
         task = create.task
@@ -73,16 +76,23 @@ class Display:
             rate += f" · {tokens:,.0f} tok/s"
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, completed=done, total=total, rate=rate)
-        elif known and time.monotonic() - self._last_plain >= PLAIN_INTERVAL:
+        elif done and time.monotonic() - self._last_plain >= PLAIN_INTERVAL:
             self._last_plain = time.monotonic()
-            shown = f"{done}/{total}" if total else str(done)
-            self.console.print(f"  {self._label}: {shown} {rate}".rstrip())
+            self._plain(done, total, rate)
+        self._latest = (done, total, rate)
+
+    def _plain(self, done: int, total: int | None, rate: str) -> None:
+        shown = f"{done}/{total}" if total else str(done)
+        self.console.print(f"  {self._label}: {shown} {rate}".rstrip(), soft_wrap=True)
 
     def end(self) -> None:
         if self._progress is not None:
             self._progress.stop()
+        elif self._latest[0]:
+            self._plain(*self._latest)  # the stage's final count, whatever the interval
         self._progress = self._task = None
         self._last_plain = 0.0
+        self._latest = (0, None, "")
 
     def summary(self, status: RunStatus, plot: Path | None = None) -> None:
         self.console.print(iterations_table(status))
@@ -107,7 +117,11 @@ def iterations_table(status: RunStatus) -> Table:
     table.add_column("train loss", justify="right")
     for name in sets:
         table.add_column(name, justify="right")
-    table.add_column("sections")
+    show_sections = any(
+        len(scores.sections) > 1 for record in status.history for scores in record.scores.values()
+    )
+    if show_sections:
+        table.add_column("sections")
     table.add_column("seconds", justify="right")
     for record in status.history:
         kept = (
@@ -126,9 +140,10 @@ def iterations_table(status: RunStatus) -> Table:
         sections = "; ".join(
             f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.sections.items())
             for name, scores in record.scores.items()
-            if scores.sections
+            if len(scores.sections) > 1  # a set with one section: its overall says it all
         )
-        cells.append(sections or "-")
+        if show_sections:
+            cells.append(sections or "-")
         cells.append(f"{sum(record.stage_seconds.values()):.0f}")
         table.add_row(*cells)
     return table

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from selftaught import progress
 from selftaught.artifacts import model_prefix, stage_prefix
 from selftaught.phases import Stage
 from selftaught.prompts import STYLE_FILE
@@ -96,6 +97,20 @@ def examples(task: StageTask, storage: Storage) -> list[dict[str, Any]]:
     return [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
 
 
+def progress_callback() -> Any:
+    """Optimizer steps as the stage's progress items (the bar shows steps done / total)."""
+    from transformers import TrainerCallback
+
+    class StepProgress(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            progress.current().expect(int(state.max_steps))
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            progress.current().advance(1)
+
+    return StepProgress()
+
+
 def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
     import torch
     from datasets import Dataset
@@ -126,8 +141,10 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
             peft_config=lora_config(task),
+            callbacks=[progress_callback()],
         )
-        result = trainer.train()
+        with progress.compute():
+            result = trainer.train()
         steps = trainer.state.global_step
         prefix = stage_prefix(task.namespace, task.run, task.iteration, Stage.TRAIN)
         uri = storage.uri_for(model_prefix(task.namespace, task.run, task.iteration))
