@@ -50,7 +50,7 @@ def stage_table(run_dir: Path) -> list[dict[str, Any]]:
         if job["state"] != "Succeeded":
             continue
         wall = (
-            datetime.fromisoformat(job["completedAt"]) - datetime.fromisoformat(job["startedAt"])
+            datetime.fromisoformat(job["completed_at"]) - datetime.fromisoformat(job["started_at"])
         ).total_seconds()
         compute = max(float(s.get("computeSeconds", 0.0)) for s in job["summaries"].values())
         rows.append(
