@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         ).total_seconds()
     else:
         workdir = args.workdir or Path(tempfile.mkdtemp(prefix="selftaught-overhead-"))
+        workdir.mkdir(parents=True, exist_ok=True)
         manifest = args.manifest
         if args.quick:
             manifest = quick_manifest(manifest, workdir / "quick.yaml")
