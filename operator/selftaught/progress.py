@@ -171,18 +171,11 @@ def compute(reporter: Reporter | None = None) -> _ComputeTimer:
 _current: Reporter | None = None
 
 
-def activate(
-    stage: str,
-    shard: int = 0,
-    *,
-    namespace: str = "",
-    run: str = "",
-    environ: Mapping[str, str] | None = None,
-) -> Reporter:
-    """Make a fresh reporter the process's current one (the worker shell, once per stage)."""
+def activate(active: Reporter) -> Reporter:
+    """Make ``active`` the process's current reporter (the worker shell, once per stage)."""
     global _current
-    _current = reporter(stage, shard, namespace=namespace, run=run, environ=environ)
-    return _current
+    _current = active
+    return active
 
 
 def current() -> Reporter:

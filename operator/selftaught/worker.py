@@ -246,7 +246,7 @@ def run_worker(
         summary.update(iteration=task.iteration, shard=shard, attempt=task.attempt)
         thread_setter(torch_threads(task.resources))
         reporter = progress.activate(
-            stage, shard, namespace=task.namespace, run=task.run, environ=environ
+            progress.reporter(stage, shard, namespace=task.namespace, run=task.run, environ=environ)
         )
         store = storage if storage is not None else _open_storage(task)
         run = stage_fn if stage_fn is not None else load_stage(stage)
