@@ -38,6 +38,7 @@ class Display:
         self._label = ""
         self._last_plain = 0.0
         self._latest: tuple[int, int | None, str] = (0, None, "")
+        self._last_line = ""
 
     def event(self, event: Event) -> None:
         style = "yellow" if event.type == "Warning" else "cyan"
@@ -82,8 +83,10 @@ class Display:
         self._latest = (done, total, rate)
 
     def _plain(self, done: int, total: int | None, rate: str) -> None:
-        shown = f"{done}/{total}" if total else str(done)
-        self.console.print(f"  {self._label}: {shown} {rate}".rstrip(), soft_wrap=True)
+        line = f"  {self._label}: {f'{done}/{total}' if total else done} {rate}".rstrip()
+        if line != self._last_line:  # the stage's final count is printed once, not twice
+            self.console.print(line, soft_wrap=True)
+            self._last_line = line
 
     def end(self) -> None:
         if self._progress is not None:
