@@ -77,6 +77,10 @@ class Plan:
     def creates(self) -> list[CreateJob]:
         return [a for a in self.actions if isinstance(a, CreateJob)]
 
+    @property
+    def deletes(self) -> list[DeleteJob]:
+        return [a for a in self.actions if isinstance(a, DeleteJob)]
+
 
 def fingerprint(run: SelfTaughtRun) -> str:
     blob = json.dumps(run.spec.immutable_view(), sort_keys=True)

@@ -132,6 +132,16 @@ def set_torch_threads(count: int) -> None:
     torch.set_num_threads(count)
 
 
+def quiet_model_loading() -> None:
+    """No tqdm bars for loading and saving weights: in a pod log (not a TTY) each is a line of
+    carriage returns, and the stage's own progress already goes to Pushgateway."""
+    if importlib.util.find_spec("transformers") is None:
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+
 # ------------------------------------------------------------------------------ summary
 
 
@@ -276,4 +286,5 @@ def run_worker(
 
 def main(stage: str) -> int:
     """Entry point of ``selftaught worker <stage>``: the real environment, the real stage."""
+    quiet_model_loading()
     return run_worker(stage, environ=os.environ)

@@ -12,7 +12,7 @@ import pytest
 
 from selftaught.api import ObservedJob, RunStatus
 from selftaught.controller.apply import merge_patch
-from selftaught.controller.observe import observe_job, observe_jobs
+from selftaught.controller.observe import observe_job, observe_jobs, summaries_missing
 from selftaught.controller.queue import Key, WorkQueue
 from selftaught.controller.reconcile import consumed_failure
 from selftaught.phases import FailureClass, JobState, Stage
@@ -167,6 +167,18 @@ def test_summaries_per_shard() -> None:
     assert observed.summaries == {0: {"kept": 0}, 1: {"kept": 1}, 2: {"kept": 2}}
 
 
+def test_a_finished_job_whose_pods_lag_has_summaries_missing() -> None:
+    """The Job's Complete and its pods' exits come on two watches: plan only with both."""
+    done = job(("Complete", ""))
+    done["spec"]["completions"] = 2
+    one = [pod("Succeeded", index=0, exit_code=0, message=json.dumps({"kept": 0}))]
+    both = [*one, pod("Succeeded", index=1, exit_code=0, message=json.dumps({"kept": 1}))]
+    assert summaries_missing([done], observe_jobs("demo", [done], one))
+    assert not summaries_missing([done], observe_jobs("demo", [done], both))
+    running = job()
+    assert not summaries_missing([running], observe_jobs("demo", [running], []))
+
+
 STUCK = [
     pytest.param(
         job(suspend=True, **{"kueue.x-k8s.io/queue-name": "team-a"}), [],
@@ -271,7 +283,7 @@ def test_queue_serialises_and_collapses_triggers() -> None:
         overlap = 0
         gate = asyncio.Event()
 
-        async def reconcile(key: Key) -> float | None:
+        async def reconcile(key: Key, fresh: bool) -> float | None:
             nonlocal running, overlap
             running += 1
             overlap = max(overlap, running)
@@ -299,14 +311,17 @@ def test_queue_serialises_and_collapses_triggers() -> None:
 
 
 def test_queue_requeues_after_delay_and_backs_off_errors() -> None:
-    async def scenario() -> list[str]:
-        seen: list[str] = []
+    """Delayed requeues and retries read fresh from the API; watch-triggered ones do not."""
 
-        async def reconcile(key: Key) -> float | None:
-            seen.append(key[1])
-            if key[1] == "boom" and seen.count("boom") == 1:
+    async def scenario() -> list[tuple[str, bool]]:
+        seen: list[tuple[str, bool]] = []
+
+        async def reconcile(key: Key, fresh: bool) -> float | None:
+            seen.append((key[1], fresh))
+            count = sum(name == key[1] for name, _ in seen)
+            if key[1] == "boom" and count == 1:
                 raise RuntimeError("transient")
-            return 0.05 if seen.count(key[1]) == 1 else None
+            return 0.05 if count == 1 else None
 
         queue = WorkQueue(reconcile, workers=2, error_backoff=(0.05,))
         queue.start()
@@ -317,5 +332,7 @@ def test_queue_requeues_after_delay_and_backs_off_errors() -> None:
         return seen
 
     seen = asyncio.run(scenario())
-    assert seen.count("ok") == 2  # once, then once more after its requeue_after
-    assert seen.count("boom") == 2  # failed, retried after the error backoff, then done
+    # once from the trigger, then once more after its requeue_after
+    assert [fresh for name, fresh in seen if name == "ok"] == [False, True]
+    # failed, retried after the error backoff, then done
+    assert [fresh for name, fresh in seen if name == "boom"] == [False, True]

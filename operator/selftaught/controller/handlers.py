@@ -4,6 +4,8 @@
 handler             does
 ==================  =====================================================================
 login               service account in a pod, else $KUBECONFIG
+indexes             latest body of each Job and pod of ours, by run uid
+                    (:mod:`.cache`: what a reconcile reads instead of list calls)
 startup             apply :class:`.config.OperatorConfig` to kopf, start metrics + queue
 cleanup             stop the queue (in-flight reconciles get ``shutdown_timeout``), metrics
 run event           create / resume (initial listing) / spec change -> enqueue the run;
@@ -33,6 +35,7 @@ import kopf
 
 from selftaught import names
 from selftaught.api import GROUP, KIND, PLURAL, VERSION
+from selftaught.controller.cache import ChildCache
 from selftaught.controller.config import OperatorConfig, configure_kopf
 from selftaught.controller.kube import KubeApi
 from selftaught.controller.queue import Key, WorkQueue
@@ -50,14 +53,17 @@ class Controller:
         self.metrics = metrics or Metrics()
         self.reconciler: Reconciler | None = None
         self.queue: WorkQueue | None = None
+        self.cache: ChildCache | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._server: Any = None
         self._generations: dict[Key, int] = {}
         #: run uid -> (namespace, name): pods are owned by Jobs, so children carry the uid label.
         self._runs_by_uid: dict[str, Key] = {}
+        self._uids: dict[Key, str] = {}
 
-    async def start(self) -> None:
+    async def start(self, cache: ChildCache | None = None) -> None:
         api = KubeApi.from_environment(timeout=self.config.request_timeout)
+        self.cache = cache
         self.reconciler = Reconciler(
             api,
             self.metrics,
@@ -81,10 +87,13 @@ class Controller:
         if self.reconciler is not None:
             self.reconciler.api.close()
 
-    async def _reconcile(self, key: Key) -> float | None:
+    async def _reconcile(self, key: Key, fresh: bool) -> float | None:
+        """Copy the cached children here, on the loop that updates them; plan in a thread."""
         assert self.reconciler is not None
+        uid = self._uids.get(key)
+        cached = None if fresh or self.cache is None or uid is None else self.cache.children(uid)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.reconciler.reconcile, *key)
+        return await loop.run_in_executor(self._executor, self.reconciler.reconcile, *key, cached)
 
     # ----------------------------------------------------------------------- triggers
 
@@ -98,8 +107,10 @@ class Controller:
             self._runs_by_uid.pop(meta.get("uid", ""), None)
             self.queue.forget(key)
             self.metrics.forget_run(*key)
+            self._uids.pop(key, None)
             return
         self._runs_by_uid[meta.get("uid", "")] = key
+        self._uids[key] = meta.get("uid", "")
         generation = int(meta.get("generation") or 0)
         if self._generations.get(key) != generation:  # new, resumed, or its spec changed
             self._generations[key] = generation
@@ -127,10 +138,24 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         """In-cluster service account first, then $KUBECONFIG (kopf's own, no client library)."""
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
+    # The indexes hold plain dicts: a shallow copy of each watch event's body (kopf replaces the
+    # body per event and never mutates it afterwards; the reconcile only reads it). Async, so
+    # kopf runs them on its loop instead of handing each event to a thread.
+    @kopf.index(
+        "batch", "v1", "jobs", labels=names.CHILD_SELECTOR, id="selftaught_jobs", registry=registry
+    )
+    async def selftaught_jobs(labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
+        return {labels.get(names.LABEL_RUN_UID, ""): dict(body)}
+
+    @kopf.index("v1", "pods", labels=names.CHILD_SELECTOR, id="selftaught_pods", registry=registry)
+    async def selftaught_pods(labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
+        return {labels.get(names.LABEL_RUN_UID, ""): dict(body)}
+
     @kopf.on.startup(registry=registry, retries=3, backoff=2.0, timeout=30.0)
-    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, **indexes: Any) -> None:
+        """The indexes come as keyword arguments named after their handlers (kopf's way)."""
         configure_kopf(settings, config)
-        await controller.start()
+        await controller.start(ChildCache(indexes["selftaught_jobs"], indexes["selftaught_pods"]))
         log.info("selftaught operator started (namespaces: %s)", config.namespaces or "all")
 
     @kopf.on.cleanup(registry=registry, retries=1, backoff=1.0, timeout=config.shutdown_timeout)

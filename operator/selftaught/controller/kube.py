@@ -10,10 +10,10 @@ verb        group        resource              why
 ==========  ===========  ====================  =========================================
 get         selftaught.dev  selftaughtruns     fresh status before each plan
 patch       selftaught.dev  selftaughtruns/status  write the new status (merge patch)
-list        batch        jobs                  observe the run's children (label selector)
+list        batch        jobs                  the run's children when kopf's copy won't do
 create      batch        jobs                  start a stage attempt
 delete      batch        jobs                  stale or stuck attempts (background)
-list        ""           pods                  exit codes, termination messages, stuck pods
+list        ""           pods                  the same, for exit codes and summaries
 create      ""           services              multi-node training rendezvous (headless)
 create      ""           events                the run's story for ``kubectl describe``
 ==========  ===========  ====================  =========================================

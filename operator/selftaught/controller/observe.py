@@ -92,6 +92,25 @@ def observe_job(job: Object, pods: list[Object]) -> ObservedJob | None:
     return observed
 
 
+def summaries_missing(jobs: Iterable[Object], observed: Iterable[ObservedJob]) -> bool:
+    """True when a succeeded Job has fewer pod summaries than completions.
+
+    A Job's ``Complete`` condition and its pods' final states arrive on two watch streams, in
+    no fixed order; planning from the Job alone would record the stage with no counts.
+    """
+    completions = {
+        job.get("metadata", {}).get("name", ""): int(
+            (job.get("spec") or {}).get("completions") or 1
+        )
+        for job in jobs
+    }
+    return any(
+        len(job.summaries) < int(completions.get(job.name) or 1)
+        for job in observed
+        if job.state is JobState.SUCCEEDED
+    )
+
+
 def job_state(job: Object, pods: list[Object], conditions: dict[str, Object]) -> JobState:
     if _true(conditions.get("Complete")):
         return JobState.SUCCEEDED

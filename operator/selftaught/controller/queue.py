@@ -10,6 +10,10 @@ guarantees, for each key:
 * a delayed requeue (``add(key, after=s)``) that an earlier trigger supersedes;
 * a bounded number of workers overall, and a clean stop that waits for in-flight reconciles.
 
+Each reconcile is told whether it should read *fresh* from the API server rather than from the
+watch caches: delayed requeues (resyncs, backoffs, retries after an error) do, because they are
+the safety net for what a stuck or silent watch would hide; triggers from watch events do not.
+
 No kopf daemon or timer is used because both make kopf put a finalizer on every run, which
 would make deleting a run depend on the operator being up.
 """
@@ -24,8 +28,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 Key = tuple[str, str]
-#: Returns seconds until the key should be reconciled again (None: only on the next trigger).
-ReconcileFn = Callable[[Key], Awaitable[float | None]]
+#: Called with the key and ``fresh``; returns seconds until the key should be reconciled again
+#: (None: only on the next trigger).
+ReconcileFn = Callable[[Key, bool], Awaitable[float | None]]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,7 @@ class WorkQueue:
         self._queued: set[Key] = set()
         self._active: set[Key] = set()
         self._again: set[Key] = set()
+        self._fresh: set[Key] = set()
         self._delayed: list[tuple[float, int, Key]] = []
         self._due: dict[Key, float] = {}
         self._errors: dict[Key, int] = {}
@@ -56,8 +62,13 @@ class WorkQueue:
 
     # ------------------------------------------------------------------------------ api
 
-    def add(self, key: Key, *, after: float | None = None) -> None:
-        """Reconcile ``key`` now (or in ``after`` seconds, unless something sooner comes)."""
+    def add(self, key: Key, *, after: float | None = None, fresh: bool = False) -> None:
+        """Reconcile ``key`` now (or in ``after`` seconds, unless something sooner comes).
+
+        ``fresh``: that reconcile reads the API server, not the caches (delayed ones always do).
+        """
+        if fresh:
+            self._fresh.add(key)
         if after is not None and after > 0:
             due = time.monotonic() + after
             if self._due.get(key, float("inf")) <= due:
@@ -78,6 +89,7 @@ class WorkQueue:
         """Drop pending delayed work and error history of a deleted key."""
         self._due.pop(key, None)
         self._errors.pop(key, None)
+        self._fresh.discard(key)
 
     def start(self) -> None:
         self._tasks = [
@@ -105,8 +117,10 @@ class WorkQueue:
             key = await self._ready.get()
             self._queued.discard(key)
             self._active.add(key)
+            fresh = key in self._fresh
+            self._fresh.discard(key)
             try:
-                after = await self._reconcile(key)
+                after = await self._reconcile(key, fresh)
                 self._errors.pop(key, None)
             except asyncio.CancelledError:
                 raise
@@ -130,7 +144,7 @@ class WorkQueue:
                 due, _, key = heapq.heappop(self._delayed)
                 if self._due.get(key) == due:
                     del self._due[key]
-                    self.add(key)
+                    self.add(key, fresh=True)
             timeout = self._delayed[0][0] - now if self._delayed else 3600.0
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):

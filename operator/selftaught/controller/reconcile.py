@@ -2,8 +2,9 @@
 
 This is the thin imperative shell around the pure core (:func:`selftaught.plan.plan`,
 :func:`selftaught.jobs.build_job`, :mod:`.observe`). It reads the run fresh (the status is the
-memory, and the watch's copy may predate our own last write), lists the run's Jobs and pods by
-the run-uid label, and never reads storage or Secrets.
+memory, and the watch's copy may predate our own last write); its Jobs and pods come from the
+watch caches when the caller has them (:mod:`.cache`), else from list calls by the run-uid
+label. It never reads storage or Secrets.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from datetime import UTC, datetime
 from selftaught import names
 from selftaught.api import ObservedJob, RunStatus, SelfTaughtRun
 from selftaught.controller.apply import apply_plan
+from selftaught.controller.cache import Children
 from selftaught.controller.kube import Conflict, KubeApi
-from selftaught.controller.observe import observe_jobs
+from selftaught.controller.observe import observe_jobs, summaries_missing
 from selftaught.jobs import JobSettings
 from selftaught.metrics import Metrics
 from selftaught.phases import JobState, Phase, Stage
@@ -41,19 +43,30 @@ class Reconciler:
     resync_seconds: float = 60.0
     clock: Callable[[], datetime] = _utcnow
 
-    def reconcile(self, namespace: str, name: str) -> float | None:
-        """Seconds until this run wants another look (None: only when something changes)."""
+    def reconcile(self, namespace: str, name: str, cached: Children | None = None) -> float | None:
+        """Seconds until this run wants another look (None: only when something changes).
+
+        ``cached``: the run's children from the watch caches; without them they are listed.
+        """
         with self.metrics.reconcile():
             body = self.api.get_run(namespace, name)
             if body is None or body.get("metadata", {}).get("deletionTimestamp"):
                 self.metrics.forget_run(namespace, name)
                 return None
             run = SelfTaughtRun.model_validate(body)
-            jobs = self.api.list_children(namespace, run.uid, "jobs")
-            pods = self.api.list_children(namespace, run.uid, "pods") if jobs else []
-            observed = observe_jobs(run.name, jobs, pods)
             now = self.clock()
-            result = plan(run, observed, now)
+            observed = None
+            if cached is not None and cached.run_uid == run.uid:
+                observed = observe_jobs(run.name, cached.jobs, cached.pods)
+                result = plan(run, observed, now)
+                # Two things must never rest on a copy that may be behind: absorbing a finished
+                # Job whose pods' summaries have not arrived, and deleting a Job (an old copy
+                # shows a finished Job as still active, and active non-current Jobs go).
+                if summaries_missing(cached.jobs, observed) or result.deletes:
+                    observed = None
+            if observed is None:
+                observed = self.list_children(run)
+                result = plan(run, observed, now)
             try:
                 applied = apply_plan(
                     self.api,
@@ -75,6 +88,12 @@ class Reconciler:
             self.metrics.observe_transition(run, result.status)
             self.metrics.observe_run(run.model_copy(update={"status": result.status}))
         return self.requeue_after(result.status, result.requeue_after)
+
+    def list_children(self, run: SelfTaughtRun) -> list[ObservedJob]:
+        """The run's Jobs and their pods, listed from the API server by the run-uid label."""
+        jobs = self.api.list_children(run.namespace, run.uid, "jobs")
+        pods = self.api.list_children(run.namespace, run.uid, "pods") if jobs else []
+        return observe_jobs(run.name, jobs, pods)
 
     def requeue_after(self, status: RunStatus, wanted: float | None) -> float | None:
         if Phase(status.phase).is_terminal():

@@ -3,16 +3,14 @@
 Each shard gets the environment its pod would get (``SELFTAUGHT_TASK``,
 ``JOB_COMPLETION_INDEX``, a termination-log path) and its own log file. The processes die with
 the runner (``PR_SET_PDEATHSIG`` on Linux), so a killed runner never leaves an orphan writing
-into a stage that the next run will redo.
+into a stage that the next run will redo. ``selftaught worker`` shards are forks of a warm
+interpreter (:mod:`.forkserver`); any other command is started as it is.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,25 +18,34 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from selftaught import progress, task
 from selftaught.api import ObservedJob
+from selftaught.local import forkserver
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, FailureClass, JobState
 from selftaught.plan import CreateJob
 
-_PR_SET_PDEATHSIG = 1
 
+class StageProcess(Protocol):
+    """What the runner needs of a shard's process (``subprocess.Popen`` or a fork)."""
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
 
 
 @dataclass
 class Shard:
     index: int
-    process: subprocess.Popen[bytes]
+    process: StageProcess
     summary_path: Path
     progress_path: Path
     log_path: Path
@@ -89,20 +96,36 @@ class JobProcesses:
             task.CACHE_ENV: str(self.cache_dir),
             progress.PROGRESS_FILE_ENV: str(progress_file),
         }
-        with log.open("wb") as stream:
-            process = subprocess.Popen(
-                self.command(),
-                env=env,
-                stdout=stream,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
+        command = self.create.task.command()
+        process: StageProcess
+        if command[0] == "selftaught" and forkserver.enabled():
+            process = forkserver.ForkedProcess(command[1:], env, log)
+        else:
+            with log.open("wb") as stream:
+                process = subprocess.Popen(
+                    self.command(),
+                    env=env,
+                    stdout=stream,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=forkserver.die_with_parent if sys.platform == "linux" else None,
+                )
         return Shard(index, process, summary, progress_file, log)
 
-    def run(self, on_progress: ProgressCallback | None = None, poll: float = 0.25) -> ObservedJob:
-        """Run every shard to completion; the first failure stops the others (backoffLimit 0)."""
+    def run(
+        self,
+        on_progress: ProgressCallback | None = None,
+        poll: float = 0.02,
+        progress_every: float = 0.25,
+    ) -> ObservedJob:
+        """Run every shard to completion; the first failure stops the others (backoffLimit 0).
+
+        Exits are looked for every ``poll`` seconds (a stage of a small model takes well under
+        a second, and the next one should not wait for a slower clock); progress files are
+        read every ``progress_every``.
+        """
         pending = list(range(self.create.task.shards))
         failed = False
+        shown = 0.0
         while pending or any(s.process.poll() is None for s in self.shards):
             running = [s for s in self.shards if s.process.poll() is None]
             while pending and len(running) < self.parallel and not failed:
@@ -113,7 +136,8 @@ class JobProcesses:
                 failed = True
                 pending.clear()
                 self.terminate()
-            if on_progress is not None:
+            if on_progress is not None and time.monotonic() - shown >= progress_every:
+                shown = time.monotonic()
                 on_progress([progress.read(s.progress_path) for s in self.shards])
             time.sleep(poll)
         if on_progress is not None:

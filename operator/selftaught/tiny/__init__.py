@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from selftaught import progress
 from selftaught.storage import register_model_resolver
 from selftaught.tiny.model import TinyShape, build_base_model
 from selftaught.tiny.warmstart import WarmStartPlan
@@ -39,7 +40,8 @@ def build_tiny_model(
     """
     build_base_model(out_dir, seed=seed, shape=shape)
     if warm_start:
-        run_warm_start(out_dir, seed=seed, plan=plan)
+        with progress.compute():  # training, so a stage that builds the seed counts it as compute
+            run_warm_start(out_dir, seed=seed, plan=plan)
     return out_dir
 
 

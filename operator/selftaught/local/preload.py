@@ -1,0 +1,30 @@
+"""What the local fork server imports once, so each stage process starts warm.
+
+Only imports: nothing here may start a thread, open a file or touch the environment's
+per-shard settings (forking a process with threads is unsafe, and each shard sets its own
+environment after the fork). A missing optional library only makes the children slower:
+multiprocessing ignores a preload that fails to import, so each import is guarded here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import selftaught.cli
+import selftaught.stages
+import selftaught.worker  # noqa: F401
+
+with contextlib.suppress(ImportError):
+    import torch  # noqa: F401
+with contextlib.suppress(ImportError):
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+with contextlib.suppress(ImportError):
+    from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]  # noqa: F401
+
+# A runner started as ``python -m selftaught.cli`` has that module as ``__main__``; each fork
+# re-runs it as ``__mp_main__`` (multiprocessing's way of restoring the parent's main module),
+# and runpy warns because this file imported it first. Harmless: it only defines functions.
+warnings.filterwarnings(
+    "ignore", message=r"'selftaught\.cli' found in sys\.modules", category=RuntimeWarning
+)
