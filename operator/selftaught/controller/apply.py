@@ -38,6 +38,8 @@ class Applied:
     """What one apply did, for metrics and logs."""
 
     created: list[CreateJob] = field(default_factory=list)
+    #: The Jobs as the API server returned them (what the watch will deliver a moment later).
+    jobs: list[Object] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     status_written: bool = False
     events: int = 0
@@ -59,8 +61,10 @@ def apply_plan(
             service = build_service(run, action, operator_settings=job_settings)
             if service is not None:
                 api.create(service)
-            if api.create(build_job(run, action, operator_settings=job_settings)):
+            job = api.create(build_job(run, action, operator_settings=job_settings))
+            if job is not None:
                 applied.created.append(action)
+                applied.jobs.append(job)
         elif isinstance(action, DeleteJob):
             if api.delete_job(run.namespace, action.name):
                 log.info("deleted Job %s/%s: %s", run.namespace, action.name, action.reason)

@@ -69,6 +69,7 @@ class Controller:
             self.metrics,
             job_settings=self.config.jobs,
             resync_seconds=self.config.resync_seconds,
+            on_job_created=cache.job_created if cache is not None else None,
         )
         self._executor = ThreadPoolExecutor(self.config.workers, "selftaught-reconcile")
         self.queue = WorkQueue(self._reconcile, workers=self.config.workers)
@@ -107,7 +108,9 @@ class Controller:
             self._runs_by_uid.pop(meta.get("uid", ""), None)
             self.queue.forget(key)
             self.metrics.forget_run(*key)
-            self._uids.pop(key, None)
+            uid = self._uids.pop(key, None)
+            if self.cache is not None and uid is not None:
+                self.cache.forget(uid)
             return
         self._runs_by_uid[meta.get("uid", "")] = key
         self._uids[key] = meta.get("uid", "")

@@ -141,17 +141,17 @@ class KubeApi:
         )
         return list(answer.get("items") or [])
 
-    def create(self, manifest: Object) -> bool:
-        """Create a Job, Service or Event; False when it already exists (idempotent create)."""
+    def create(self, manifest: Object) -> Object | None:
+        """Create a Job, Service or Event: the object as created, or None when it already
+        existed (idempotent create)."""
         kind = manifest["kind"]
         namespace = quote(manifest["metadata"]["namespace"])
         base = "/apis/batch/v1" if kind == "Job" else "/api/v1"
         plural = {"Job": "jobs", "Service": "services", "Event": "events"}[kind]
         try:
-            self.request("POST", f"{base}/namespaces/{namespace}/{plural}", body=manifest)
+            return self.request("POST", f"{base}/namespaces/{namespace}/{plural}", body=manifest)
         except Conflict:
-            return False
-        return True
+            return None
 
     def delete_job(self, namespace: str, name: str) -> bool:
         """Delete with background propagation (its pods go too); False if already gone."""

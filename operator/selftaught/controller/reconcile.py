@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from selftaught import names
 from selftaught.api import ObservedJob, RunStatus, SelfTaughtRun
@@ -42,6 +43,8 @@ class Reconciler:
     #: While a stage runs, look again at least this often (stuck pods, missed watch events).
     resync_seconds: float = 60.0
     clock: Callable[[], datetime] = _utcnow
+    #: Told of each Job this process created: (run uid, the Job as created).
+    on_job_created: Callable[[str, dict[str, Any]], None] | None = None
 
     def reconcile(self, namespace: str, name: str, cached: Children | None = None) -> float | None:
         """Seconds until this run wants another look (None: only when something changes).
@@ -82,6 +85,9 @@ class Reconciler:
             for create in applied.created:
                 self.metrics.job_created(create.task.stage)
                 log.info("created Job %s/%s", namespace, create.name)
+            if self.on_job_created is not None:
+                for job in applied.jobs:
+                    self.on_job_created(run.uid, job)
             failure = consumed_failure(run.name, run.status, result.status, observed)
             if failure is not None:
                 self.metrics.job_failed(*failure)
