@@ -13,7 +13,19 @@ emulator's request log (server-side), so client-side scheduling noise does not c
   created starts a stage; each run's completion ends one);
 * operator RSS (peak) and CPU (user+system seconds over the wall time), with psutil.
 
-    python benchmarks/operator_scale.py --runs 100 1000        # the README's table
+Two shapes of load:
+
+* *burst* (default): every run is created at once and every stage ends the moment it starts.
+  The system is saturated from start to end, so this measures throughput (transitions per
+  second); latency is then the queue in front of it (Little's law: runs in flight divided by
+  throughput), whatever the operator does.
+* *paced* (``--stage-seconds S --create-rate R``): runs are created at R per second and each
+  stage runs for about S seconds (0.6-1.6 S by stage), as real stages do (minutes to hours).
+  This is the question a platform team asks: with this many runs alive, how fast does the
+  operator react when a stage ends?
+
+    python benchmarks/operator_scale.py --runs 100                             # burst
+    python benchmarks/operator_scale.py --runs 1000 --stage-seconds 20 --create-rate 20
     python benchmarks/operator_scale.py --quick                # 10 runs, a smoke test
 
 Targets (issue "Benchmarks"): 1,000 runs on 2 cores, p99 hand-off < 1 s, RSS < 300 MB, at most
@@ -60,6 +72,9 @@ SUMMARIES: dict[str, dict[str, Any]] = {
         }
     },
 }
+#: How long each stage "runs" in paced mode, relative to --stage-seconds (judging and training
+#: are the long ones, as in real runs).
+STAGE_WEIGHTS = {"select": 0.6, "pairs": 1.0, "judge": 1.4, "train": 1.6, "evaluate": 0.4}
 #: Operator requests, by verb, that count as reads and writes (watches are streams, not counted).
 READS, WRITES = {"get", "list"}, {"create", "patch", "update", "delete"}
 #: Resources only the kubelet writes; everything else the operator's.
@@ -99,6 +114,7 @@ class Result:
     writes_per_transition: float
     peak_rss_mb: float
     cpu_seconds: float
+    transitions: int
 
     def row(self) -> dict[str, Any]:
         def ms(values: list[float], q: float) -> float:
@@ -108,6 +124,7 @@ class Result:
         return {
             "runs": self.runs,
             "wall_s": round(self.wall_seconds, 1),
+            "transitions_per_s": round(self.transitions / self.wall_seconds, 1),
             "first_job_p50_ms": round(1000 * statistics.median(self.first_job), 1),
             "first_job_p99_ms": ms(self.first_job, 0.99),
             "handoff_p50_ms": round(1000 * statistics.median(self.handoff), 1),
@@ -148,7 +165,14 @@ def run_of(record: RequestRecord) -> str:
     return record.name.rsplit("-", 3)[0]
 
 
-def measure(runs: int, *, timeout: float, workers: int) -> Result:
+def measure(
+    runs: int,
+    *,
+    timeout: float,
+    workers: int,
+    stage_seconds: float = 0.0,
+    create_rate: float | None = None,
+) -> Result:
     cluster = Cluster(max_pods=64)
     cluster.api = ApiServer(history=50_000, request_log=120 * runs + 20_000)
     with cluster:
@@ -158,6 +182,7 @@ def measure(runs: int, *, timeout: float, workers: int) -> Result:
                 PodFault.INSTANT,
                 labels={"selftaught.dev/stage": stage},
                 message=json.dumps(summary),
+                delay=stage_seconds * STAGE_WEIGHTS[stage],
             )
         cluster.kubectl("apply", "-f", str(CRD), check=True)
         cluster.kubectl(
@@ -187,6 +212,8 @@ def measure(runs: int, *, timeout: float, workers: int) -> Result:
             config.load_kube_config(str(cluster.kubeconfig))
             api = client.CustomObjectsApi()
             for index in range(runs):
+                if create_rate:  # paced: the index-th run is due at index / rate seconds
+                    time.sleep(max(0.0, started + index / create_rate - time.monotonic()))
                 api.create_namespaced_custom_object(
                     "selftaught.dev", "v1alpha1", "default", "selftaughtruns",
                     manifest(f"scale-{index:04d}"),
@@ -270,6 +297,7 @@ def analyse(
         writes_per_transition=writes / transitions,
         peak_rss_mb=rss_mb,
         cpu_seconds=cpu,
+        transitions=transitions,
     )
 
 
@@ -279,6 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="medians over repeats")
     parser.add_argument("--workers", type=int, default=4, help="operator reconcile workers")
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument(
+        "--stage-seconds", type=float, default=0.0, help="paced: a stage runs ~this long"
+    )
+    parser.add_argument(
+        "--create-rate", type=float, default=None, help="paced: runs created per second"
+    )
     parser.add_argument("--quick", action="store_true", help="10 runs once (smoke test)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
@@ -286,10 +320,17 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for runs in sizes:
         results = [
-            measure(runs, timeout=args.timeout, workers=args.workers).row()
+            measure(
+                runs,
+                timeout=args.timeout,
+                workers=args.workers,
+                stage_seconds=args.stage_seconds,
+                create_rate=args.create_rate,
+            ).row()
             for _ in range(1 if args.quick else args.repeats)
         ]
         row = {k: statistics.median([r[k] for r in results]) for k in results[0]}
+        row.update(stage_seconds=args.stage_seconds, create_rate=args.create_rate)
         rows.append(row)
         print(json.dumps(row), flush=True)
     if args.json:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from selftaught import artifacts, names
 from selftaught.api import IterationRecord, ObservedJob, RunStatus, SelfTaughtRun, SetScores
-from selftaught.conditions import parse_time, rfc3339, set_condition
+from selftaught.conditions import find, parse_time, rfc3339, set_condition
 from selftaught.phases import (
     ConditionType,
     FailureClass,
@@ -368,8 +368,13 @@ class _Planner:
                 self.handle_failure(stuck)
             else:
                 self.out.requeue_after = resources.pending_timeout_seconds - waited
-        else:
-            self.condition(ConditionType.STALLED, False, Reason.STAGE_STARTED, "making progress")
+        else:  # only a recovery flips it: "select succeeded" stays until something is stuck,
+            # so a Job going from pending to running costs no status write
+            stalled = find(self.status.conditions, ConditionType.STALLED)
+            if stalled is None or stalled.status == "True":
+                self.condition(
+                    ConditionType.STALLED, False, Reason.STAGE_STARTED, "making progress"
+                )
 
     def absorb(self, job: ObservedJob) -> None:
         """Fold a succeeded stage's summaries into the iteration record."""

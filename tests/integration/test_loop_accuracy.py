@@ -1,11 +1,11 @@
 """The self-taught loop improves the built-in tiny judge (minutes on 2 CPU cores).
 
 On each of 3 fixed seeds, 3 iterations of the stages (benchmarks/loop_accuracy.py's settings)
-must raise held-out accuracy, and over the seeds the mean gain must be at least 15 points on the
-part of the task the warm start never labelled (measured: +16.1) and 5 points overall
-(measured: +6.7). The issue asks for +10 overall: not met yet, because two of the three seeds
-start at 0.95-0.97 held-out and cannot gain 10 points (docs/tiny-judge.md). 443 s for the three
-seeds with 1 torch thread (~2 min of each building the seed model); deterministic on a machine.
+must raise held-out accuracy, and over the seeds the mean gain must be at least 10 points
+overall and 15 points on the part of the task the warm start never labelled: the issue's
+targets (measured: +13.2 overall, +29.0 unseen; per seed +6.7 / +29.8 / +3.1, so seeds 0 and 2
+carry less margin than the mean: docs/tiny-judge.md). 435 s for the three seeds with 1 torch
+thread (~2 min of each building the seed model); deterministic on a machine.
 """
 
 from __future__ import annotations
@@ -38,5 +38,5 @@ def test_loop_raises_heldout_accuracy(tmp_path: Path, monkeypatch: pytest.Monkey
         assert first.unseen is not None
         assert last.unseen is not None
         unseen_gains.append(last.unseen - first.unseen)
-    assert sum(gains) / len(SEEDS) >= 0.05, gains
+    assert sum(gains) / len(SEEDS) >= 0.10, gains
     assert sum(unseen_gains) / len(SEEDS) >= 0.15, unseen_gains

@@ -74,9 +74,9 @@ def test_phase_one_judging_prompts_never_learn_the_solution() -> None:
             assert hidden is not None  # the value after "=" is given, not learnt
 
 
-def test_checking_shows_unseen_operations_less_often() -> None:
+def test_checking_shows_unseen_operations_only_from_the_threshold() -> None:
     rng = random.Random(5)
-    plan = WarmStartPlan(lookup=0.0, check_unseen=0.25)
+    plan = WarmStartPlan(lookup=0.0, check_unseen_from=5)
     parts = []
     for _ in range(4000):
         conversation, _, _ = skill_example(rng, plan)
@@ -84,8 +84,9 @@ def test_checking_shows_unseen_operations_less_often() -> None:
         if content.startswith("check:"):
             problem = task.parse_problem(content[len("check: ") :].split(" | ")[0])
             assert problem is not None
+            assert problem.part == "seen" or int(problem.answer) >= 5
             parts.append(problem.part)
-    assert 0.15 < parts.count("unseen") / len(parts) < 0.35
+    assert 0.05 < parts.count("unseen") / len(parts) < 0.35
 
 
 def test_encoder_matches_the_chat_template(tokenizer: Any) -> None:

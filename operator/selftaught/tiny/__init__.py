@@ -22,7 +22,7 @@ from selftaught.tiny.warmstart import warm_start as run_warm_start
 __all__ = ["TinyShape", "WarmStartPlan", "build_tiny_model", "resolve_builtin"]
 
 #: Bump when the recipe changes, so cached builds of an older recipe are not reused.
-RECIPE_VERSION = 7
+RECIPE_VERSION = 8
 
 
 def build_tiny_model(

@@ -10,8 +10,9 @@ learn and the loop can amplify.
 The domain has four operations in two checkable categories (``math``: add, sub; ``list``: max,
 min) plus a ``chat`` distractor that selection must filter out. The warm start labels judgments
 only for the operations in :data:`SEEN_OPS`; on the others (:data:`UNSEEN_OPS`) it teaches the
-sub-skills (answer, check one candidate, and judge from a *given* value) but never solving
-them in a judgment nor which answer wins, so the loop's gain there is measurable.
+sub-skills (answer, check one candidate, only on a corner of them, and judge from a *given*
+value) but never solving them in a judgment nor which answer wins, so the loop's gain there is
+measurable.
 
 Why the benchmark selects only ``list``: ``math`` has 110 distinct problems (sums and differences
 of two digits within 0-9), so after deduplication a 20 % held-out split holds ~20 of them, and
