@@ -107,6 +107,7 @@ def _operator(args: argparse.Namespace) -> int:
         priority=args.priority,
         workers=args.workers,
         resync_seconds=args.resync_seconds,
+        relist_seconds=args.relist_seconds,
         jobs=JobSettings(
             ttl_seconds_after_finished=args.job_ttl_seconds,
             worker_image=args.worker_image,
@@ -134,6 +135,12 @@ def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     operator.add_argument("--priority", type=int, default=0, help="peering priority")
     operator.add_argument("--workers", type=int, default=4, help="concurrent reconciles")
     operator.add_argument("--resync-seconds", type=float, default=60.0)
+    operator.add_argument(
+        "--relist-seconds",
+        type=float,
+        default=300.0,
+        help="list a run's Jobs and pods from the API at least this often (else: watch caches)",
+    )
     operator.add_argument("--job-ttl-seconds", type=int, default=86400)
     operator.add_argument(
         "--worker-image",

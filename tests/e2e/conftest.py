@@ -190,7 +190,8 @@ def start_operator(
         [
             SELFTAUGHT, "operator", *scope,
             "--metrics-port", str(metrics_port), "--metrics-address", "127.0.0.1",
-            "--liveness", liveness, "--resync-seconds", "5", "--verbose", *extra,
+            "--liveness", liveness, "--resync-seconds", "5", "--relist-seconds", "5",
+            "--verbose", *extra,
         ],
         env=env, stdout=handle, stderr=subprocess.STDOUT,
     )  # fmt: skip

@@ -12,7 +12,12 @@ import pytest
 
 from selftaught.api import ObservedJob, RunStatus
 from selftaught.controller.apply import merge_patch
-from selftaught.controller.observe import observe_job, observe_jobs, summaries_missing
+from selftaught.controller.observe import (
+    essentials,
+    observe_job,
+    observe_jobs,
+    summaries_missing,
+)
 from selftaught.controller.queue import Key, WorkQueue
 from selftaught.controller.reconcile import consumed_failure
 from selftaught.phases import FailureClass, JobState, Stage
@@ -167,6 +172,18 @@ def test_summaries_per_shard() -> None:
     assert observed.summaries == {0: {"kept": 0}, 1: {"kept": 1}, 2: {"kept": 2}}
 
 
+def test_the_cached_essentials_observe_like_the_whole_objects() -> None:
+    jobs = [job(("Complete", "")), job(suspend=True, **{"kueue.x-k8s.io/queue-name": "q"})]
+    jobs[1]["metadata"]["name"] = "demo-i1-judge-a1"
+    jobs[1]["metadata"]["labels"]["selftaught.dev/attempt"] = "1"
+    for body in jobs:
+        body["spec"]["template"] = {"spec": {"containers": [{"env": [{"name": "X"}] * 50}]}}
+    pods = [pod("Succeeded", exit_code=0, message=json.dumps(SUMMARY))]
+    slim = ([essentials(j) for j in jobs], [essentials(p) for p in pods])
+    assert "template" not in slim[0][0]["spec"]
+    assert observe_jobs("demo", *slim) == observe_jobs("demo", jobs, pods)
+
+
 def test_a_finished_job_whose_pods_lag_has_summaries_missing() -> None:
     """The Job's Complete and its pods' exits come on two watches: plan only with both."""
     done = job(("Complete", ""))
@@ -311,7 +328,7 @@ def test_queue_serialises_and_collapses_triggers() -> None:
 
 
 def test_queue_requeues_after_delay_and_backs_off_errors() -> None:
-    """Delayed requeues and retries read fresh from the API; watch-triggered ones do not."""
+    """A retry after a failed reconcile reads fresh from the API; planned requeues do not."""
 
     async def scenario() -> list[tuple[str, bool]]:
         seen: list[tuple[str, bool]] = []
@@ -333,6 +350,6 @@ def test_queue_requeues_after_delay_and_backs_off_errors() -> None:
 
     seen = asyncio.run(scenario())
     # once from the trigger, then once more after its requeue_after
-    assert [fresh for name, fresh in seen if name == "ok"] == [False, True]
+    assert [fresh for name, fresh in seen if name == "ok"] == [False, False]
     # failed, retried after the error backoff, then done
     assert [fresh for name, fresh in seen if name == "boom"] == [False, True]

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,6 +40,7 @@ from selftaught.api import GROUP, KIND, PLURAL, VERSION
 from selftaught.controller.cache import ChildCache
 from selftaught.controller.config import OperatorConfig, configure_kopf
 from selftaught.controller.kube import KubeApi
+from selftaught.controller.observe import essentials
 from selftaught.controller.queue import Key, WorkQueue
 from selftaught.controller.reconcile import Reconciler
 from selftaught.metrics import Metrics
@@ -60,6 +63,8 @@ class Controller:
         #: run uid -> (namespace, name): pods are owned by Jobs, so children carry the uid label.
         self._runs_by_uid: dict[str, Key] = {}
         self._uids: dict[Key, str] = {}
+        #: When each run's children were last listed from the API (monotonic seconds).
+        self._listed: dict[Key, float] = {}
 
     async def start(self, cache: ChildCache | None = None) -> None:
         api = KubeApi.from_environment(timeout=self.config.request_timeout)
@@ -92,7 +97,12 @@ class Controller:
         """Copy the cached children here, on the loop that updates them; plan in a thread."""
         assert self.reconciler is not None
         uid = self._uids.get(key)
+        now = time.monotonic()
+        if now - self._listed.get(key, -math.inf) >= self.config.relist_seconds:
+            fresh = True  # a silent watch cannot hide a change for longer than this
         cached = None if fresh or self.cache is None or uid is None else self.cache.children(uid)
+        if cached is None:
+            self._listed[key] = now
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.reconciler.reconcile, *key, cached)
 
@@ -108,6 +118,7 @@ class Controller:
             self._runs_by_uid.pop(meta.get("uid", ""), None)
             self.queue.forget(key)
             self.metrics.forget_run(*key)
+            self._listed.pop(key, None)
             uid = self._uids.pop(key, None)
             if self.cache is not None and uid is not None:
                 self.cache.forget(uid)
@@ -141,18 +152,18 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         """In-cluster service account first, then $KUBECONFIG (kopf's own, no client library)."""
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
-    # The indexes hold plain dicts: a shallow copy of each watch event's body (kopf replaces the
-    # body per event and never mutates it afterwards; the reconcile only reads it). Async, so
-    # kopf runs them on its loop instead of handing each event to a thread.
+    # The indexes hold only what the planner reads of each object (``essentials``: a Job without
+    # its pod template is a tenth of its size; at 1,000 runs that is most of the operator's
+    # memory). Async, so kopf runs them on its loop instead of handing each event to a thread.
     @kopf.index(
         "batch", "v1", "jobs", labels=names.CHILD_SELECTOR, id="selftaught_jobs", registry=registry
     )
     async def selftaught_jobs(labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
-        return {labels.get(names.LABEL_RUN_UID, ""): dict(body)}
+        return {labels.get(names.LABEL_RUN_UID, ""): essentials(body)}
 
     @kopf.index("v1", "pods", labels=names.CHILD_SELECTOR, id="selftaught_pods", registry=registry)
     async def selftaught_pods(labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
-        return {labels.get(names.LABEL_RUN_UID, ""): dict(body)}
+        return {labels.get(names.LABEL_RUN_UID, ""): essentials(body)}
 
     @kopf.on.startup(registry=registry, retries=3, backoff=2.0, timeout=30.0)
     async def startup(settings: kopf.OperatorSettings, **indexes: Any) -> None:

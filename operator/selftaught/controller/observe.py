@@ -17,7 +17,7 @@ Job builder puts on the pod template; so pods of old attempts never leak into a 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -90,6 +90,23 @@ def observe_job(job: Object, pods: list[Object]) -> ObservedJob | None:
         if stuck is not None:
             observed.stuck_reason, observed.stuck_message, observed.stuck_since = stuck
     return observed
+
+
+#: The parts of a Job or pod this module reads; everything else (the pod template, containers,
+#: volumes, managed fields) is most of an object's size and is not kept in the operator's cache.
+_KEPT_METADATA = ("name", "namespace", "uid", "labels", "annotations", "creationTimestamp")
+_KEPT_SPEC = ("suspend", "completions")
+
+
+def essentials(body: Mapping[str, Any]) -> Object:
+    """A copy of a Job or pod reduced to what :func:`observe_jobs` reads (for the cache)."""
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    return {
+        "metadata": {k: meta[k] for k in _KEPT_METADATA if k in meta},
+        "spec": {k: spec[k] for k in _KEPT_SPEC if k in spec},
+        "status": body.get("status") or {},
+    }
 
 
 def summaries_missing(jobs: Iterable[Object], observed: Iterable[ObservedJob]) -> bool:

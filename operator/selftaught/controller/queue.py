@@ -10,9 +10,9 @@ guarantees, for each key:
 * a delayed requeue (``add(key, after=s)``) that an earlier trigger supersedes;
 * a bounded number of workers overall, and a clean stop that waits for in-flight reconciles.
 
-Each reconcile is told whether it should read *fresh* from the API server rather than from the
-watch caches: delayed requeues (resyncs, backoffs, retries after an error) do, because they are
-the safety net for what a stuck or silent watch would hide; triggers from watch events do not.
+Each reconcile is told whether it must read *fresh* from the API server rather than from the
+watch caches: a retry after a failed reconcile does (whatever failed may have been a stale
+copy); triggers and planned requeues do not.
 
 No kopf daemon or timer is used because both make kopf put a finalizer on every run, which
 would make deleting a run depend on the operator being up.
@@ -53,7 +53,7 @@ class WorkQueue:
         self._active: set[Key] = set()
         self._again: set[Key] = set()
         self._fresh: set[Key] = set()
-        self._delayed: list[tuple[float, int, Key]] = []
+        self._delayed: list[tuple[float, int, Key, bool]] = []
         self._due: dict[Key, float] = {}
         self._errors: dict[Key, int] = {}
         self._counter = 0
@@ -65,20 +65,20 @@ class WorkQueue:
     def add(self, key: Key, *, after: float | None = None, fresh: bool = False) -> None:
         """Reconcile ``key`` now (or in ``after`` seconds, unless something sooner comes).
 
-        ``fresh``: that reconcile reads the API server, not the caches (delayed ones always do).
+        ``fresh``: that reconcile reads the API server, not the caches.
         """
-        if fresh:
-            self._fresh.add(key)
         if after is not None and after > 0:
             due = time.monotonic() + after
             if self._due.get(key, float("inf")) <= due:
                 return
             self._due[key] = due
             self._counter += 1
-            heapq.heappush(self._delayed, (due, self._counter, key))
+            heapq.heappush(self._delayed, (due, self._counter, key, fresh))
             self._wakeup.set()
             return
         self._due.pop(key, None)
+        if fresh:
+            self._fresh.add(key)
         if key in self._active:
             self._again.add(key)
         elif key not in self._queued:
@@ -129,6 +129,7 @@ class WorkQueue:
                 self._errors[key] = failures + 1
                 after = self._error_backoff[min(failures, len(self._error_backoff) - 1)]
                 log.exception("reconcile of %s/%s failed; retrying in %.1fs", *key, after)
+                self._fresh.add(key)  # kept until the retry runs, whoever triggers it
             finally:
                 self._active.discard(key)
             if key in self._again:
@@ -141,10 +142,10 @@ class WorkQueue:
         while True:
             now = time.monotonic()
             while self._delayed and self._delayed[0][0] <= now:
-                due, _, key = heapq.heappop(self._delayed)
+                due, _, key, fresh = heapq.heappop(self._delayed)
                 if self._due.get(key) == due:
                     del self._due[key]
-                    self.add(key, fresh=True)
+                    self.add(key, fresh=fresh)
             timeout = self._delayed[0][0] - now if self._delayed else 3600.0
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
