@@ -13,9 +13,11 @@ import pytest
 from selftaught.api import ObservedJob, RunStatus
 from selftaught.controller.apply import merge_patch
 from selftaught.controller.observe import (
+    QUIET,
     essentials,
     observe_job,
     observe_jobs,
+    signature,
     summaries_missing,
 )
 from selftaught.controller.queue import Key, WorkQueue
@@ -182,6 +184,27 @@ def test_the_cached_essentials_observe_like_the_whole_objects() -> None:
     slim = ([essentials(j) for j in jobs], [essentials(p) for p in pods])
     assert "template" not in slim[0][0]["spec"]
     assert observe_jobs("demo", *slim) == observe_jobs("demo", jobs, pods)
+
+
+def test_only_changes_a_plan_can_see_change_the_signature() -> None:
+    running = job()
+    counted = job()
+    counted["status"].update(active=1, ready=1, startTime="2026-01-01T00:00:30Z")
+    assert signature(counted) == signature(running)  # counters and times: no reconcile
+    assert signature(job(("Complete", ""))) != signature(running)
+    assert signature(job(suspend=True)) != signature(running)
+    started = pod("Running")
+    assert signature(pod("Pending")) == signature(started)  # the planner waits the same
+    assert signature(pod("Succeeded", exit_code=0)) != signature(pod("Failed", exit_code=1))
+    assert signature(pod("Pending", waiting="ImagePullBackOff")) != signature(pod("Pending"))
+    assert signature(pod("Pending")) == signature({}) == QUIET  # a new pod: nothing to plan
+    unschedulable = pod("Pending", conditions=[{"type": "PodScheduled", "status": "False",
+                                               "reason": "Unschedulable"}])  # fmt: skip
+    assert signature(unschedulable) != QUIET
+    probed = pod("Running")
+    probed["status"]["containerStatuses"][0]["restartCount"] = 0
+    probed["status"]["podIP"] = "10.0.0.7"
+    assert signature(probed) == signature(started)
 
 
 def test_a_finished_job_whose_pods_lag_has_summaries_missing() -> None:

@@ -10,7 +10,7 @@ startup             apply :class:`.config.OperatorConfig` to kopf, start metrics
 cleanup             stop the queue (in-flight reconciles get ``shutdown_timeout``), metrics
 run event           create / resume (initial listing) / spec change -> enqueue the run;
                     deletion -> forget its metrics (owner GC removes its Jobs)
-Job event           a child Job changed -> enqueue its owning run (ownerReferences)
+Job event           a child Job changed what a plan sees -> enqueue its owning run
 pod event           a child pod changed (started, stuck, finished) -> enqueue its run
 ==================  =====================================================================
 
@@ -40,7 +40,7 @@ from selftaught.api import GROUP, KIND, PLURAL, VERSION
 from selftaught.controller.cache import ChildCache
 from selftaught.controller.config import OperatorConfig, configure_kopf
 from selftaught.controller.kube import KubeApi
-from selftaught.controller.observe import essentials
+from selftaught.controller.observe import QUIET, essentials, signature
 from selftaught.controller.queue import Key, WorkQueue
 from selftaught.controller.reconcile import Reconciler
 from selftaught.metrics import Metrics
@@ -63,6 +63,8 @@ class Controller:
         #: run uid -> (namespace, name): pods are owned by Jobs, so children carry the uid label.
         self._runs_by_uid: dict[str, Key] = {}
         self._uids: dict[Key, str] = {}
+        #: Job or pod uid -> the :func:`.observe.signature` last reconciled for.
+        self._signatures: dict[str, tuple[Any, ...]] = {}
         #: When each run's children were last listed from the API (monotonic seconds).
         self._listed: dict[Key, float] = {}
 
@@ -130,9 +132,18 @@ class Controller:
             self._generations[key] = generation
             self.queue.add(key)
 
-    def on_child(self, body: Any) -> None:
-        """A Job or pod of ours changed: reconcile the run it belongs to (by its uid label)."""
+    def on_child(self, event_type: str | None, body: Any) -> None:
+        """A Job or pod of ours changed in a way a plan can see: reconcile the run it belongs
+        to (by its uid label). Updates that change no :func:`.observe.signature` are skipped."""
         meta = body.get("metadata", {})
+        uid = meta.get("uid", "")
+        if event_type == "DELETED":
+            self._signatures.pop(uid, None)
+        else:
+            seen = signature(body)
+            if self._signatures.get(uid, QUIET) == seen:  # e.g. the Job we just created
+                return
+            self._signatures[uid] = seen
         key = self._runs_by_uid.get((meta.get("labels") or {}).get(names.LABEL_RUN_UID, ""))
         if key is None:  # a Job's owner reference also names it
             for owner in meta.get("ownerReferences") or []:
@@ -181,11 +192,11 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         controller.on_run(type, body)
 
     @kopf.on.event("batch", "v1", "jobs", labels=names.CHILD_SELECTOR, registry=registry)
-    async def job_event(body: kopf.Body, **_: Any) -> None:
-        controller.on_child(body)
+    async def job_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        controller.on_child(type, body)
 
     @kopf.on.event("v1", "pods", labels=names.CHILD_SELECTOR, registry=registry)
-    async def pod_event(body: kopf.Body, **_: Any) -> None:
-        controller.on_child(body)
+    async def pod_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        controller.on_child(type, body)
 
     return registry

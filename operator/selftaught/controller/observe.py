@@ -109,6 +109,57 @@ def essentials(body: Mapping[str, Any]) -> Object:
     }
 
 
+def signature(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a Job or pod can change a plan: its end, its failure, why it is stuck.
+
+    A Job controller and a kubelet send many updates that change none of it (ready counts,
+    start and probe times, a pod going from Pending to Running: the planner waits the same for
+    both); a reconcile for each would be a wasted read of the run. The handlers reconcile only
+    when this changes. Everything :func:`observe_job` reads to decide a state, a failure class
+    or a stuck reason is in it.
+    """
+    status = body.get("status") or {}
+    phase = status.get("phase")
+    conditions = tuple(
+        sorted(
+            (str(c.get("type")), str(c.get("status")), str(c.get("reason")))
+            for c in status.get("conditions") or []
+            if c.get("type") in _JOB_CONDITIONS or _pod_trouble(c)
+        )
+    )
+    containers = []
+    for container in status.get("containerStatuses") or []:
+        state = container.get("state") or {}
+        terminated, waiting = state.get("terminated"), state.get("waiting") or {}
+        if terminated is not None:
+            containers.append(("terminated", terminated.get("reason"), terminated.get("exitCode")))
+        elif waiting.get("reason") in IMAGE_PULL_REASONS:
+            containers.append(("waiting", waiting.get("reason"), None))
+    return (
+        bool((body.get("spec") or {}).get("suspend")),
+        phase if phase in ("Succeeded", "Failed") else None,
+        status.get("reason"),
+        conditions,
+        tuple(containers),
+    )
+
+
+#: Job conditions that decide its fate (a pod's Ready and friends decide nothing here).
+_JOB_CONDITIONS = frozenset({"Complete", "Failed", "FailureTarget", "Suspended"})
+
+#: What a Job or pod looks like when nothing about it can change a plan (just created, or
+#: running): the baseline an object's first event is compared with.
+QUIET = (False, None, None, (), ())
+
+
+def _pod_trouble(condition: Mapping[str, Any]) -> bool:
+    """A pod condition that a failure class or stuck reason is read from."""
+    kind, status = condition.get("type"), condition.get("status")
+    if kind == "PodScheduled":
+        return status != "True"
+    return kind == "DisruptionTarget" and status == "True"
+
+
 def summaries_missing(jobs: Iterable[Object], observed: Iterable[ObservedJob]) -> bool:
     """True when a succeeded Job has fewer pod summaries than completions.
 
