@@ -221,3 +221,40 @@ def test_sft_arguments_carry_paper_settings_unchanged() -> None:
     assert not cpu["bf16"]
     assert cpu["use_cpu"]
     assert cpu["save_strategy"] == "no"
+
+
+# peft 0.21 asks transformers 5 a deprecated question when it wraps the model: not ours to fix.
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+def test_lora_training_saves_a_merged_plain_model(tmp_path: Path, run_spec: Any) -> None:
+    """LoRA adapters are merged before saving: the next judge loads like any HF model."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    training = run_spec.training.model_copy(
+        update={"lora": run_spec.training.lora.model_copy(update={"enabled": True, "rank": 4})}
+    )
+    lora_spec = run_spec.model_copy(update={"training": training})
+    store = FileStorage(tmp_path.as_uri())
+    example = {
+        "prompt": [{"role": "user", "content": "judge: add 1 2 | A: 9 | B: 3"}],
+        "completion": [{"role": "assistant", "content": "[[B]]"}],
+    }
+    for shard in range(JUDGE_SHARDS):
+        with store.output(shard_prefix("ns", "r", 1, Stage.JUDGE, shard)) as out:
+            out.write_jsonl("judgments.jsonl", [example] * 8)
+    trained = train.run(
+        task(Stage.TRAIN, lora_spec, iteration=1, init_model=lora_spec.seed_model), store, 0
+    )
+    saved = tmp_path / model_prefix("ns", "r", 1)
+    assert (saved / "config.json").is_file()
+    assert not (saved / "adapter_config.json").exists()  # merged, not an adapter
+    assert trained["model"] == store.uri_for(model_prefix("ns", "r", 1))
+    seed = AutoModelForCausalLM.from_pretrained(Path(lora_spec.seed_model.removeprefix("file://")))
+    merged = AutoModelForCausalLM.from_pretrained(saved)
+    assert set(merged.state_dict()) == set(seed.state_dict())  # no lora_A/lora_B left
+    changed = [
+        name
+        for name, weight in merged.state_dict().items()
+        if not torch.equal(weight, seed.state_dict()[name])
+    ]
+    assert changed, "training with LoRA changed no weight"
