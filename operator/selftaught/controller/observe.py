@@ -173,7 +173,7 @@ def summaries_missing(jobs: Iterable[Object], observed: Iterable[ObservedJob]) -
         for job in jobs
     }
     return any(
-        len(job.summaries) < int(completions.get(job.name) or 1)
+        len(job.summaries) < completions.get(job.name, 1)
         for job in observed
         if job.state is JobState.SUCCEEDED
     )

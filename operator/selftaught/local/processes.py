@@ -96,14 +96,14 @@ class JobProcesses:
             task.CACHE_ENV: str(self.cache_dir),
             progress.PROGRESS_FILE_ENV: str(progress_file),
         }
-        command = self.create.task.command()
+        command = self.command()
         process: StageProcess
-        if command[0] == "selftaught" and forkserver.enabled():
-            process = forkserver.ForkedProcess(command[1:], env, log)
+        if command[:3] == [sys.executable, "-m", "selftaught.cli"] and forkserver.enabled():
+            process = forkserver.ForkedProcess(command[3:], env, log)
         else:
             with log.open("wb") as stream:
                 process = subprocess.Popen(
-                    self.command(),
+                    command,
                     env=env,
                     stdout=stream,
                     stderr=subprocess.STDOUT,
