@@ -26,6 +26,13 @@ def _crd(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    if args.distributed:
+        if args.stage != "train":
+            print("selftaught worker: --distributed is for the train stage only", file=sys.stderr)
+            return 2
+        from selftaught.launch import launch
+
+        return launch()
     from selftaught.worker import main
 
     return int(main(args.stage))
@@ -189,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run one stage (the command inside a Job)")
     worker.add_argument("stage", choices=["select", "pairs", "judge", "train", "evaluate"])
+    worker.add_argument(
+        "--distributed",
+        action="store_true",
+        help="train only: start NPROC_PER_NODE processes per pod on NNODES pods (torch elastic; "
+        "rendezvous from NODE_RANK, MASTER_ADDR, MASTER_PORT)",
+    )
     worker.set_defaults(func=_worker)
 
     _add_operator(commands)

@@ -69,7 +69,7 @@ class JobSettings:
     tmp_size_limit: str | None = "10Gi"
     #: Size limit of the model-cache emptyDir; None: the node's ephemeral storage decides.
     cache_size_limit: str | None = None
-    #: torchrun rendezvous port for multi-node training.
+    #: Rendezvous port (on pod 0) for multi-node training.
     master_port: int = 29500
     #: Worker image for runs that name none (``spec.worker.image`` and the stage's ``image``
     #: win). The chart sets it (``SELFTAUGHT_WORKER_IMAGE``), so upgrading the chart upgrades
@@ -208,6 +208,22 @@ def _nodes(task: StageTask) -> int:
     return task.resources.nodes if Stage(task.stage) is Stage.TRAIN else 1
 
 
+def distributed(task: StageTask) -> bool:
+    """Training with more than one GPU runs one process per GPU (:mod:`selftaught.launch`);
+    other stages use a pod's GPUs from one process (vLLM's tensor parallelism)."""
+    return Stage(task.stage) is Stage.TRAIN and (_nodes(task) > 1 or task.resources.gpus > 1)
+
+
+def worker_command(task: StageTask) -> list[str]:
+    """What a pod (or a local run) executes for ``task``."""
+    command = task.command()
+    return [*command, "--distributed"] if distributed(task) else command
+
+
+def processes_per_pod(task: StageTask) -> int:
+    return max(1, task.resources.gpus)
+
+
 def _service(create: CreateJob) -> str:
     task = create.task
     return names.service_name(task.run, task.iteration, task.attempt)
@@ -281,10 +297,9 @@ def _container(
     env = _env(run, task, resources)
     if settings.pushgateway:
         env.append({"name": PUSHGATEWAY_ENV, "value": settings.pushgateway})
-    command = task.command()
-    if multi_node:
-        env += _rendezvous_env(create, resources, settings)
-        command = torchrun_command()
+    command = worker_command(task)
+    if distributed(task):
+        env += _rendezvous_env(create, resources, settings, multi_node=multi_node)
     return {
         "name": CONTAINER_NAME,
         "image": resources.image or worker.image or settings.worker_image,
@@ -302,22 +317,6 @@ def _container(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
-
-
-def torchrun_command() -> list[str]:
-    """``torchrun`` over the train worker; ``$(VAR)`` is expanded by the kubelet from env."""
-    return [
-        "torchrun",
-        "--nnodes=$(NNODES)",
-        "--nproc-per-node=$(NPROC_PER_NODE)",
-        "--node-rank=$(NODE_RANK)",
-        "--master-addr=$(MASTER_ADDR)",
-        "--master-port=$(MASTER_PORT)",
-        "-m",
-        "selftaught.cli",
-        "worker",
-        Stage.TRAIN.value,
-    ]
 
 
 def _env(run: SelfTaughtRun, task: StageTask, resources: StageResources) -> list[dict[str, Any]]:
@@ -352,14 +351,20 @@ def _env(run: SelfTaughtRun, task: StageTask, resources: StageResources) -> list
 
 
 def _rendezvous_env(
-    create: CreateJob, resources: StageResources, settings: JobSettings
+    create: CreateJob, resources: StageResources, settings: JobSettings, *, multi_node: bool
 ) -> list[dict[str, Any]]:
+    """What :mod:`selftaught.launch` reads: processes per pod, and across pods, who meets where."""
+    sizes = [
+        {"name": "NNODES", "value": str(resources.nodes if multi_node else 1)},
+        {"name": "NPROC_PER_NODE", "value": str(processes_per_pod(create.task))},
+    ]
+    if not multi_node:
+        return sizes
     master = f"{create.name}-0.{_service(create)}"
     return [
         {"name": "MASTER_ADDR", "value": master},
         {"name": "MASTER_PORT", "value": str(settings.master_port)},
-        {"name": "NNODES", "value": str(resources.nodes)},
-        {"name": "NPROC_PER_NODE", "value": str(resources.gpus)},
+        *sizes,
         {
             "name": "NODE_RANK",
             "valueFrom": {

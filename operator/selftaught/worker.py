@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from selftaught import progress
 from selftaught.api import StageResources
+from selftaught.launch import RANK_SUMMARIES_ENV, rank_summary_path
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_TRANSIENT
 from selftaught.storage import (
     Storage,
@@ -133,8 +134,13 @@ def set_torch_threads(count: int) -> None:
 
 
 def quiet_model_loading() -> None:
-    """No tqdm bars for loading and saving weights: in a pod log (not a TTY) each is a line of
-    carriage returns, and the stage's own progress already goes to Pushgateway."""
+    """No tqdm bars for loading and saving weights or mapping datasets: in a pod log (not a
+    TTY) each is a line of carriage returns, and the stage's own progress already goes to
+    Pushgateway."""
+    if importlib.util.find_spec("datasets") is not None:
+        import datasets
+
+        datasets.disable_progress_bars()
     if importlib.util.find_spec("transformers") is None:
         return
     from transformers.utils import logging as hf_logging
@@ -192,8 +198,17 @@ def compact_summary(summary: Mapping[str, Any], limit: int = SUMMARY_LIMIT) -> s
     return text
 
 
+def termination_log_path(environ: Mapping[str, str]) -> str:
+    """The pod's termination log; under the multi-process launcher (:mod:`selftaught.launch`),
+    this rank's own file, from which the launcher picks the pod's one message."""
+    ranks = environ.get(RANK_SUMMARIES_ENV)
+    if ranks:
+        return str(rank_summary_path(ranks, environ))
+    return environ.get(TERMINATION_LOG_ENV, DEFAULT_TERMINATION_LOG)
+
+
 def write_termination_log(text: str, environ: Mapping[str, str], stderr: TextIO) -> None:
-    path = environ.get(TERMINATION_LOG_ENV, DEFAULT_TERMINATION_LOG)
+    path = termination_log_path(environ)
     try:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -248,6 +263,8 @@ def run_worker(
     started = clock()
     summary: dict[str, Any] = {"stage": stage}
     code = EXIT_OK
+    # One process reports a pod's progress and success: under a multi-process launch, rank 0.
+    lead = environ.get("RANK", "0") == "0"
     try:
         task = load_task(environ)
         if str(task.stage) != stage:
@@ -256,7 +273,13 @@ def run_worker(
         summary.update(iteration=task.iteration, shard=shard, attempt=task.attempt)
         thread_setter(torch_threads(task.resources))
         reporter = progress.activate(
-            progress.reporter(stage, shard, namespace=task.namespace, run=task.run, environ=environ)
+            progress.reporter(
+                stage,
+                shard,
+                namespace=task.namespace,
+                run=task.run,
+                environ=environ if lead else {},
+            )
         )
         store = storage if storage is not None else _open_storage(task)
         run = stage_fn if stage_fn is not None else load_stage(stage)
@@ -279,7 +302,8 @@ def run_worker(
     if progress.current().stage == stage:
         progress.current().close()
     text = compact_summary(summary)
-    print(text, file=out, flush=True)
+    if lead or code != EXIT_OK:  # one success line per pod, every failure
+        print(text, file=out, flush=True)
     write_termination_log(text, environ, err)
     return code
 

@@ -220,9 +220,7 @@ def check_multi_node(job: Manifest, service: Manifest | None) -> None:
     assert values["NODE_RANK"] == {
         "fieldRef": {"fieldPath": f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"}
     }
-    command = container(job)["command"]
-    assert command[0] == "torchrun"
-    assert command[-4:] == ["-m", "selftaught.cli", "worker", "train"]
+    assert container(job)["command"] == ["selftaught", "worker", "train", "--distributed"]
     assert pod(job)["subdomain"] == "demo-i1-train-a0"
     assert container(job)["resources"]["limits"][GPU] == "8"
     assert service is not None
@@ -232,6 +230,24 @@ def check_multi_node(job: Manifest, service: Manifest | None) -> None:
     selector = service["spec"]["selector"]
     assert selector.items() <= job["spec"]["template"]["metadata"]["labels"].items()
     assert service["metadata"]["ownerReferences"] == job["metadata"]["ownerReferences"]
+
+
+def check_multi_gpu_one_pod(job: Manifest, service: Manifest | None) -> None:
+    """One pod with 8 GPUs trains in 8 processes: rendezvous on localhost, no Service."""
+    assert "completionMode" not in job["spec"]
+    values = env(job)
+    assert (values["NNODES"], values["NPROC_PER_NODE"]) == ("1", "8")
+    assert "MASTER_ADDR" not in values
+    assert "NODE_RANK" not in values
+    assert container(job)["command"] == ["selftaught", "worker", "train", "--distributed"]
+    assert "subdomain" not in pod(job)
+    assert service is None
+
+
+def check_one_process(job: Manifest, service: Manifest | None) -> None:
+    """Judging uses a pod's GPUs from one process (vLLM tensor parallelism)."""
+    assert container(job)["command"] == ["selftaught", "worker", "judge"]
+    assert "NPROC_PER_NODE" not in env(job)
 
 
 def check_cache_in_tmp(job: Manifest, service: Manifest | None) -> None:
@@ -299,6 +315,14 @@ CASES: list[Any] = [
         {"stages": {"train": {**GPU_TRAIN["train"], "nodes": 2}}},
         [check_multi_node],
         id="multi-node-train",
+    ),
+    pytest.param(Stage.TRAIN, 1, {"stages": GPU_TRAIN}, [check_multi_gpu_one_pod], id="multi-gpu"),
+    pytest.param(
+        Stage.JUDGE,
+        1,
+        {"stages": {"judge": {"engine": "vllm", "gpus": 4, "tensorParallel": 4}}},
+        [check_one_process],
+        id="judge-one-process",
     ),
     pytest.param(
         Stage.SELECT,

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from selftaught import progress, task
+from selftaught import jobs, progress, task
 from selftaught.api import ObservedJob
 from selftaught.local import forkserver
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, FailureClass, JobState
@@ -75,7 +75,7 @@ class JobProcesses:
         self.started_at = datetime.now(UTC)
 
     def command(self) -> list[str]:
-        command = self.create.task.command()
+        command = jobs.worker_command(self.create.task)
         if command[0] == "selftaught":  # the console script of this very interpreter
             return [sys.executable, "-m", "selftaught.cli", *command[1:]]
         return command
@@ -96,6 +96,8 @@ class JobProcesses:
             task.CACHE_ENV: str(self.cache_dir),
             progress.PROGRESS_FILE_ENV: str(progress_file),
         }
+        if jobs.distributed(self.create.task):  # one machine: every GPU of it, no peers
+            env.update(NNODES="1", NPROC_PER_NODE=str(jobs.processes_per_pod(self.create.task)))
         command = self.command()
         process: StageProcess
         if command[:3] == [sys.executable, "-m", "selftaught.cli"] and forkserver.enabled():

@@ -5,12 +5,15 @@ Reads every committed judge shard of this iteration (the merge step), trains fro
 (TRL's default for conversational prompt/completion data), and uploads a plain Hugging Face
 model: LoRA adapters are merged first, so the next judge loads like any other model.
 
-Runs as one process or under torchrun/accelerate: every rank trains, only rank 0 uploads.
+Runs as one process or as one process per GPU (``selftaught worker train --distributed``,
+:mod:`selftaught.launch`): every rank trains on its part of each batch (the global batch stays
+``training.batchSize``), only rank 0 uploads.
 The spec -> ``SFTConfig`` mapping is the pure :func:`sft_arguments`, so a test can prove the
 paper's settings reach TRL unchanged.
 
 Output: the model at ``model_prefix(ns, run, i)`` inside the committed train stage prefix.
-Summary: ``loss``, ``examples``, ``steps``, ``model`` (URI of the trained judge).
+Summary: ``loss``, ``examples``, ``steps``, ``ranks`` (training processes), ``model`` (URI of the
+trained judge).
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ def sft_arguments(
         "logging_steps": 10,
         "disable_tqdm": True,
         "dataloader_pin_memory": gpu,
+        # Full or LoRA, every trainable parameter gets a gradient: skip DDP's extra graph walk.
+        "ddp_find_unused_parameters": False,
         "seed": task.spec.worker.seed + task.iteration,
         "data_seed": task.spec.worker.seed + task.iteration,
     }
@@ -166,5 +171,6 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
         "loss": float(result.training_loss),
         "examples": len(rows),
         "steps": int(steps),
+        "ranks": world_size(),
         "model": uri,
     }
