@@ -27,7 +27,7 @@ from selftaught.plan import CreateJob
 from selftaught.storage import S3Storage, materialize_model
 from selftaught.task import CACHE_ENV, TASK_ENV, TERMINATION_LOG_ENV
 from tests.integration.conftest import FAST_RETRY
-from tests.integration.seaweedfs import S3Endpoint
+from tests.integration.seaweedfs import S3Endpoint, free_ports
 from tests.unit.stage_env import small_model, spec, task
 
 EXAMPLES_PER_SHARD = 8
@@ -37,27 +37,29 @@ JUDGMENT = {
 }
 
 
-def launch(task_json: str, tmp_path: Path, endpoint: S3Endpoint) -> tuple[int, str, str]:
-    """``selftaught worker train --distributed`` with 2 processes; (exit code, log, summary)."""
-    summary = tmp_path / "termination-log"
-    env = {
+COMMAND = [sys.executable, "-m", "selftaught.cli", "worker", "train", "--distributed"]
+
+
+def pod_env(task_json: str, pod: Path, endpoint: S3Endpoint, **rendezvous: str) -> dict[str, str]:
+    """What the Job gives a train pod, with ``pod`` standing in for its own filesystem."""
+    return {
         **os.environ,
         TASK_ENV: task_json,
-        TERMINATION_LOG_ENV: str(summary),
-        CACHE_ENV: str(tmp_path / "cache"),
-        "NPROC_PER_NODE": "2",
+        TERMINATION_LOG_ENV: str(pod / "termination-log"),
+        CACHE_ENV: str(pod / "cache"),
         "OMP_NUM_THREADS": "1",
         "AWS_ACCESS_KEY_ID": endpoint.access_key,
         "AWS_SECRET_ACCESS_KEY": endpoint.secret_key,
+        **rendezvous,
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "selftaught.cli", "worker", "train", "--distributed"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+
+def launch(task_json: str, tmp_path: Path, endpoint: S3Endpoint) -> tuple[int, str, str]:
+    """``selftaught worker train --distributed`` with 2 processes; (exit code, log, summary)."""
+    env = pod_env(task_json, tmp_path, endpoint, NPROC_PER_NODE="2")
+    done = subprocess.run(COMMAND, env=env, capture_output=True, text=True, timeout=300)
     log = done.stdout + done.stderr
+    summary = tmp_path / "termination-log"
     return done.returncode, log, summary.read_text() if summary.exists() else ""
 
 
@@ -153,3 +155,37 @@ def test_a_local_run_trains_on_every_gpu_of_the_machine(
     observed = processes.run()
     assert observed.state is JobState.SUCCEEDED, (tmp_path / "job" / "shard-0.log").read_text()
     assert observed.summaries[0]["ranks"] == 2
+
+
+def test_two_pods_meet_at_pod_zero_and_train_together(
+    s3_run: tuple[Any, S3Storage], s3_endpoint: S3Endpoint, tmp_path: Path
+) -> None:
+    """A ``nodes: 2`` Job: two pods (here two launchers on loopback), one process each; pod 1
+    finds pod 0 at MASTER_ADDR:MASTER_PORT, as the headless Service lets it in a cluster."""
+    run_spec, storage = s3_run
+    train_task = task(Stage.TRAIN, run_spec, iteration=1, init_model=run_spec.seed_model)
+    (port,) = free_ports(1)
+    pods = []
+    for rank in (0, 1):
+        pod = tmp_path / f"pod-{rank}"
+        pod.mkdir()
+        env = pod_env(
+            train_task.to_env(),
+            pod,
+            s3_endpoint,
+            NNODES="2",
+            NPROC_PER_NODE="1",
+            NODE_RANK=str(rank),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+        )
+        log = (pod / "log").open("w")
+        pods.append((pod, log, subprocess.Popen(COMMAND, env=env, stdout=log, stderr=log)))
+    for pod, log, process in pods:
+        code = process.wait(timeout=300)
+        log.close()
+        assert code == 0, (pod / "log").read_text()[-3000:]
+    summaries = [json.loads((pod / "termination-log").read_text()) for pod, _, _ in pods]
+    assert [s["ranks"] for s in summaries] == [2, 2]
+    assert summaries[0]["steps"] == summaries[1]["steps"] == 2
+    assert storage.is_committed(stage_prefix("ns", "r", 1, Stage.TRAIN))
