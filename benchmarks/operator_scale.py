@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -115,6 +116,8 @@ class Result:
     peak_rss_mb: float
     cpu_seconds: float
     transitions: int
+    #: (hand-off seconds, run, Complete written at, next Job created at), monotonic clock.
+    handoffs: list[tuple[float, str, float, float]]
 
     def row(self) -> dict[str, Any]:
         def ms(values: list[float], q: float) -> float:
@@ -172,6 +175,7 @@ def measure(
     workers: int,
     stage_seconds: float = 0.0,
     create_rate: float | None = None,
+    trace: Path | None = None,
 ) -> Result:
     cluster = Cluster(max_pods=64)
     cluster.api = ApiServer(history=50_000, request_log=120 * runs + 20_000)
@@ -191,9 +195,13 @@ def measure(
         )  # fmt: skip
         liveness = f"http://127.0.0.1:{free_port()}/healthz"
         log = open(cluster.dir / "operator.log", "wb")  # noqa: SIM115 - closed below
+        # --trace: the controller's own debug log (kopf's stays at INFO: -v would flood it).
+        entry = (
+            [sys.executable, "-c", TRACED] if trace else [sys.executable, "-m", "selftaught.cli"]
+        )
         operator = subprocess.Popen(
             [
-                sys.executable, "-m", "selftaught.cli", "operator", "--namespace", "default",
+                *entry, "operator", "--namespace", "default",
                 "--metrics-port", str(free_port()), "--metrics-address", "127.0.0.1",
                 "--liveness", liveness, "--workers", str(workers), "--resync-seconds", "60",
             ],
@@ -227,7 +235,41 @@ def measure(
             operator.terminate()
             operator.wait(timeout=30)
             log.close()
-    return analyse(records, runs, wall, sampler.peak / 2**20, cpu)
+        result = analyse(records, runs, wall, sampler.peak / 2**20, cpu)
+        if trace:
+            write_trace(trace, result, records, cluster.dir / "operator.log")
+    return result
+
+
+#: The operator's entry point with the ``selftaught`` loggers at DEBUG.
+TRACED = (
+    "import logging, sys; logging.getLogger('selftaught').setLevel(logging.DEBUG); "
+    "from selftaught.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def write_trace(
+    directory: Path, result: Result, records: list[RequestRecord], operator_log: Path, top: int = 20
+) -> None:
+    """The slowest hand-offs with every request about their run, and the operator's log.
+
+    Request times are shown as wall-clock times, so they line up with the log's timestamps.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(operator_log, directory / "operator.log")
+    offset = time.time() - time.monotonic()
+    lines = []
+    for seconds, run, complete, create in sorted(result.handoffs, reverse=True)[:top]:
+        lines.append(f"== {run}: hand-off {seconds:.3f} s")
+        for record in records:
+            if complete - 2.0 <= record.at <= create + 0.5 and run in record.name + record.query:
+                stamp = time.strftime("%H:%M:%S", time.localtime(record.at + offset))
+                millis = int((record.at + offset) % 1 * 1000)
+                lines.append(
+                    f"  {stamp}.{millis:03d} {record.verb:8} {record.resource:16} {record.name}"
+                    f" {record.status}"
+                )
+    (directory / "slowest.txt").write_text("\n".join(lines) + "\n")
 
 
 def wait_live(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -289,11 +331,13 @@ def analyse(
         elif record.verb in WRITES:
             writes += 1
     first_job, handoff = [], []
+    handoffs: list[tuple[float, str, float, float]] = []
     for run, creates in job_creates.items():
         first_job.append(creates[0].at - created[run])
         for create in creates[1:]:
             before = [t for t in status_writes[run] if t < create.at]
             handoff.append(create.at - before[-1])
+            handoffs.append((create.at - before[-1], run, before[-1], create.at))
     # Every Job creation is a transition (a stage starts), and so is each run's completion.
     transitions = sum(len(c) for c in job_creates.values()) + runs
     return Result(
@@ -306,6 +350,7 @@ def analyse(
         peak_rss_mb=rss_mb,
         cpu_seconds=cpu,
         transitions=transitions,
+        handoffs=handoffs,
     )
 
 
@@ -323,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="10 runs once (smoke test)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument(
+        "--trace", type=Path, help="write the slowest hand-offs and the controller's debug log here"
+    )
     args = parser.parse_args(argv)
     sizes = [10] if args.quick else args.runs
     rows = []
@@ -334,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                 workers=args.workers,
                 stage_seconds=args.stage_seconds,
                 create_rate=args.create_rate,
+                trace=args.trace,
             ).row()
             for _ in range(1 if args.quick else args.repeats)
         ]

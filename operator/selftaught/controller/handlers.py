@@ -105,6 +105,10 @@ class Controller:
         cached = None if fresh or self.cache is None or uid is None else self.cache.children(uid)
         if cached is None:
             self._listed[key] = now
+        else:
+            log.debug("run %s/%s from the cache: jobs %s", *key, [
+                (j["metadata"].get("name"), signature(j)) for j in cached.jobs
+            ])  # fmt: skip
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.reconciler.reconcile, *key, cached)
 
@@ -142,6 +146,9 @@ class Controller:
         else:
             seen = signature(body)
             if self._signatures.get(uid, QUIET) == seen:  # e.g. the Job we just created
+                log.debug(
+                    "%s %s: %s, unchanged %s", body.get("kind"), meta.get("name"), event_type, seen
+                )
                 return
             self._signatures[uid] = seen
         key = self._runs_by_uid.get((meta.get("labels") or {}).get(names.LABEL_RUN_UID, ""))
@@ -149,6 +156,8 @@ class Controller:
             for owner in meta.get("ownerReferences") or []:
                 if owner.get("kind") == KIND and owner.get("controller"):
                     key = (meta.get("namespace", ""), owner.get("name", ""))
+        log.debug("%s %s: %s, now %s -> run %s", body.get("kind"), meta.get("name"), event_type,
+                  self._signatures.get(uid), key)  # fmt: skip
         if key is not None and self.queue is not None:
             self.queue.add(key)
 

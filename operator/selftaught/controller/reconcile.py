@@ -67,6 +67,7 @@ class Reconciler:
                 # shows a finished Job as still active, and active non-current Jobs go).
                 if summaries_missing(cached.jobs, observed) or result.deletes:
                     observed = None
+            listed = observed is None
             if observed is None:
                 observed = self.list_children(run)
                 result = plan(run, observed, now)
@@ -93,7 +94,14 @@ class Reconciler:
                 self.metrics.job_failed(*failure)
             self.metrics.observe_transition(run, result.status)
             self.metrics.observe_run(run.model_copy(update={"status": result.status}))
-        return self.requeue_after(result.status, result.requeue_after)
+        after = self.requeue_after(result.status, result.requeue_after)
+        log.debug(
+            "reconciled %s/%s (%s): %s %s, created %s, deleted %s, next look in %s s",
+            namespace, name, "listed" if listed else "cached",
+            result.status.phase, result.status.stage, [c.name for c in applied.created],
+            [d.name for d in result.deletes], after,
+        )  # fmt: skip
+        return after
 
     def list_children(self, run: SelfTaughtRun) -> list[ObservedJob]:
         """The run's Jobs and their pods, listed from the API server by the run-uid label."""
