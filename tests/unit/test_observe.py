@@ -376,3 +376,35 @@ def test_queue_requeues_after_delay_and_backs_off_errors() -> None:
     assert [fresh for name, fresh in seen if name == "ok"] == [False, False]
     # failed, retried after the error backoff, then done
     assert [fresh for name, fresh in seen if name == "boom"] == [False, True]
+
+
+def test_queue_takes_triggered_keys_before_due_requeues() -> None:
+    """A watch event's key jumps the resyncs that came due before it (a hand-off must not wait
+    behind a minute's worth of safety-net reconciles); a queued resync that gets a trigger is
+    promoted."""
+
+    async def scenario() -> list[str]:
+        order: list[str] = []
+        gate = asyncio.Event()
+
+        async def reconcile(key: Key, fresh: bool) -> float | None:
+            order.append(key[1])
+            if key[1] == "busy":
+                await gate.wait()
+            return None
+
+        queue = WorkQueue(reconcile, workers=1)
+        queue.start()
+        queue.add(("ns", "busy"))  # occupies the only worker
+        for name in ("resync-1", "resync-2", "promoted"):
+            queue.add(("ns", name), after=0.01)
+        await asyncio.sleep(0.05)  # all three came due: routine
+        queue.add(("ns", "event"))
+        queue.add(("ns", "promoted"))
+        assert queue.depth == 4
+        gate.set()
+        await asyncio.sleep(0.05)
+        await queue.stop(timeout=1)
+        return order
+
+    assert asyncio.run(scenario()) == ["busy", "event", "promoted", "resync-1", "resync-2"]

@@ -42,6 +42,8 @@ class Applied:
     jobs: list[Object] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     status_written: bool = False
+    #: The run's resourceVersion after the status write (None without one).
+    resource_version: str | None = None
     events: int = 0
 
 
@@ -76,8 +78,9 @@ def apply_plan(
             "metadata": {"resourceVersion": run.metadata.get("resourceVersion")},
             "status": patch,
         }
-        api.patch_run_status(run.namespace, run.name, body)
+        written = api.patch_run_status(run.namespace, run.name, body)
         applied.status_written = True
+        applied.resource_version = (written.get("metadata") or {}).get("resourceVersion")
     for event in result.events:
         try:
             api.create(event_manifest(run, event, now=now))

@@ -6,8 +6,9 @@ the API traffic and, with hundreds of runs, queued the reconciles behind slow li
 ``@kopf.index`` handlers in :mod:`.handlers` keep the latest body of each child by run uid; kopf
 fills them before any handler runs, so the first reconcile after a restart sees every child.
 
-The run itself is still read from the API server: its status is the operator's memory, and a
-plan from an older copy of it would act on a position the run has left. A child that is behind
+The run itself is taken from its watch only when provably current (:mod:`.reconcile`): its
+status is the operator's memory, and a plan from an older copy of it would act on a position the
+run has left. A child that is behind
 is mostly harmless, because a Job only moves forward (pending, running, finished): an older copy
 makes the planner wait for the next event, or create a Job that exists (success). Two plans must
 not rest on such a copy, and the reconcile lists the children from the API instead when a plan

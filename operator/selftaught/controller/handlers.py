@@ -27,6 +27,7 @@ whose ``metadata.generation`` moved covers update.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import math
 import time
@@ -67,6 +68,8 @@ class Controller:
         self._signatures: dict[str, tuple[Any, ...]] = {}
         #: When each run's children were last listed from the API (monotonic seconds).
         self._listed: dict[Key, float] = {}
+        #: Each run as its watch last delivered it (a copy: kopf reuses its body objects).
+        self._watched: dict[Key, dict[str, Any]] = {}
 
     async def start(self, cache: ChildCache | None = None) -> None:
         api = KubeApi.from_environment(timeout=self.config.request_timeout)
@@ -105,12 +108,11 @@ class Controller:
         cached = None if fresh or self.cache is None or uid is None else self.cache.children(uid)
         if cached is None:
             self._listed[key] = now
-        else:
-            log.debug("run %s/%s from the cache: jobs %s", *key, [
-                (j["metadata"].get("name"), signature(j)) for j in cached.jobs
-            ])  # fmt: skip
+        watched = None if fresh else self._watched.get(key)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.reconciler.reconcile, *key, cached)
+        return await loop.run_in_executor(
+            self._executor, self.reconciler.reconcile, *key, cached, watched
+        )
 
     # ----------------------------------------------------------------------- triggers
 
@@ -125,10 +127,14 @@ class Controller:
             self.queue.forget(key)
             self.metrics.forget_run(*key)
             self._listed.pop(key, None)
+            self._watched.pop(key, None)
             uid = self._uids.pop(key, None)
             if self.cache is not None and uid is not None:
                 self.cache.forget(uid)
+            if self.reconciler is not None and uid is not None:
+                self.reconciler.forget(uid)
             return
+        self._watched[key] = copy.deepcopy(dict(body))
         self._runs_by_uid[meta.get("uid", "")] = key
         self._uids[key] = meta.get("uid", "")
         generation = int(meta.get("generation") or 0)
