@@ -241,11 +241,21 @@ def measure(
     return result
 
 
-#: The operator's entry point with the ``selftaught`` loggers at DEBUG.
-TRACED = (
-    "import logging, sys; logging.getLogger('selftaught').setLevel(logging.DEBUG); "
-    "from selftaught.cli import main; sys.exit(main(sys.argv[1:]))"
-)
+#: The operator's entry point with the ``selftaught`` loggers at DEBUG and timestamps (to the
+#: millisecond, wall clock) on every line, to line them up with the request log.
+TRACED = """
+import logging, sys
+import kopf
+logging.getLogger("selftaught").setLevel(logging.DEBUG)
+configure = kopf.configure
+def stamped(**options):
+    configure(**options)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S"))
+kopf.configure = stamped
+from selftaught.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def write_trace(

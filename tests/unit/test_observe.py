@@ -323,7 +323,7 @@ def test_queue_serialises_and_collapses_triggers() -> None:
         overlap = 0
         gate = asyncio.Event()
 
-        async def reconcile(key: Key, fresh: bool) -> float | None:
+        async def reconcile(key: Key, fresh: bool, routine: bool) -> float | None:
             nonlocal running, overlap
             running += 1
             overlap = max(overlap, running)
@@ -356,7 +356,7 @@ def test_queue_requeues_after_delay_and_backs_off_errors() -> None:
     async def scenario() -> list[tuple[str, bool]]:
         seen: list[tuple[str, bool]] = []
 
-        async def reconcile(key: Key, fresh: bool) -> float | None:
+        async def reconcile(key: Key, fresh: bool, routine: bool) -> float | None:
             seen.append((key[1], fresh))
             count = sum(name == key[1] for name, _ in seen)
             if key[1] == "boom" and count == 1:
@@ -383,12 +383,12 @@ def test_queue_takes_triggered_keys_before_due_requeues() -> None:
     behind a minute's worth of safety-net reconciles); a queued resync that gets a trigger is
     promoted."""
 
-    async def scenario() -> list[str]:
-        order: list[str] = []
+    async def scenario() -> list[tuple[str, bool]]:
+        order: list[tuple[str, bool]] = []
         gate = asyncio.Event()
 
-        async def reconcile(key: Key, fresh: bool) -> float | None:
-            order.append(key[1])
+        async def reconcile(key: Key, fresh: bool, routine: bool) -> float | None:
+            order.append((key[1], routine))
             if key[1] == "busy":
                 await gate.wait()
             return None
@@ -407,4 +407,10 @@ def test_queue_takes_triggered_keys_before_due_requeues() -> None:
         await queue.stop(timeout=1)
         return order
 
-    assert asyncio.run(scenario()) == ["busy", "event", "promoted", "resync-1", "resync-2"]
+    assert asyncio.run(scenario()) == [
+        ("busy", False),
+        ("event", False),
+        ("promoted", False),
+        ("resync-1", True),
+        ("resync-2", True),
+    ]

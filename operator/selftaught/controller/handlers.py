@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import math
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -66,8 +66,9 @@ class Controller:
         self._uids: dict[Key, str] = {}
         #: Job or pod uid -> the :func:`.observe.signature` last reconciled for.
         self._signatures: dict[str, tuple[Any, ...]] = {}
-        #: When each run's children were last listed from the API (monotonic seconds).
-        self._listed: dict[Key, float] = {}
+        #: When a routine reconcile of each run lists its children next (monotonic seconds).
+        self._relist_due: dict[Key, float] = {}
+        self._random = random.Random()
         #: Each run as its watch last delivered it (a copy: kopf reuses its body objects).
         self._watched: dict[Key, dict[str, Any]] = {}
 
@@ -98,16 +99,24 @@ class Controller:
         if self.reconciler is not None:
             self.reconciler.api.close()
 
-    async def _reconcile(self, key: Key, fresh: bool) -> float | None:
-        """Copy the cached children here, on the loop that updates them; plan in a thread."""
+    async def _reconcile(self, key: Key, fresh: bool, routine: bool) -> float | None:
+        """Copy the cached children here, on the loop that updates them; plan in a thread.
+
+        Every ``relist_seconds`` (jittered up to half as much again, so runs started together
+        do not list together) a *routine* reconcile lists the run's children from the API: a
+        silent watch cannot hide a change for longer. Never a triggered one: a stage hand-off
+        must not wait for list calls (at 1,000 runs those relists coincided with a wave of
+        stage ends and made the hand-offs wait tens of seconds).
+        """
         assert self.reconciler is not None
         uid = self._uids.get(key)
         now = time.monotonic()
-        if now - self._listed.get(key, -math.inf) >= self.config.relist_seconds:
-            fresh = True  # a silent watch cannot hide a change for longer than this
+        if routine and now >= self._relist_due.get(key, now):
+            fresh = True
         cached = None if fresh or self.cache is None or uid is None else self.cache.children(uid)
-        if cached is None:
-            self._listed[key] = now
+        if cached is None or key not in self._relist_due:
+            jitter = 1.0 + 0.5 * self._random.random()
+            self._relist_due[key] = now + self.config.relist_seconds * jitter
         watched = None if fresh else self._watched.get(key)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
@@ -126,7 +135,7 @@ class Controller:
             self._runs_by_uid.pop(meta.get("uid", ""), None)
             self.queue.forget(key)
             self.metrics.forget_run(*key)
-            self._listed.pop(key, None)
+            self._relist_due.pop(key, None)
             self._watched.pop(key, None)
             uid = self._uids.pop(key, None)
             if self.cache is not None and uid is not None:

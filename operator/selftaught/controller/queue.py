@@ -35,9 +35,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 Key = tuple[str, str]
-#: Called with the key and ``fresh``; returns seconds until the key should be reconciled again
-#: (None: only on the next trigger).
-ReconcileFn = Callable[[Key, bool], Awaitable[float | None]]
+#: Called with the key, ``fresh`` and ``routine`` (no trigger asked for it: a due requeue);
+#: returns seconds until the key should be reconciled again (None: only on the next trigger).
+ReconcileFn = Callable[[Key, bool, bool], Awaitable[float | None]]
 
 log = logging.getLogger(__name__)
 
@@ -134,13 +134,14 @@ class WorkQueue:
     async def _worker(self) -> None:
         while True:
             await self._items.acquire()
-            key = self._urgent.popleft() if self._urgent else self._routine.popleft()
+            routine = not self._urgent
+            key = self._routine.popleft() if routine else self._urgent.popleft()
             self._queued.discard(key)
             self._active.add(key)
             fresh = key in self._fresh
             self._fresh.discard(key)
             try:
-                after = await self._reconcile(key, fresh)
+                after = await self._reconcile(key, fresh, routine)
                 self._errors.pop(key, None)
             except asyncio.CancelledError:
                 raise
