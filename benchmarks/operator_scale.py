@@ -304,9 +304,13 @@ def wait_all(cluster: Cluster, runs: int, *, deadline: float) -> None:
     objects = cluster.api.store.objects
     done = 0
     while time.monotonic() < deadline:
+        try:
+            items = list(objects.items())
+        except RuntimeError:  # the emulator's thread added an object meanwhile: look again
+            continue
         done = sum(
             1
-            for (group, plural, _, _), obj in list(objects.items())
+            for (group, plural, _, _), obj in items
             if (group, plural) == ("selftaught.dev", "selftaughtruns")
             and (obj.get("status") or {}).get("phase") == "Succeeded"
         )

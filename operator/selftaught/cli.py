@@ -146,7 +146,8 @@ def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--relist-seconds",
         type=float,
         default=300.0,
-        help="list a run's Jobs and pods from the API at least this often (else: watch caches)",
+        help="a resync lists a run's Jobs and pods from the API after this long (jittered up to "
+        "1.5x; else: watch caches)",
     )
     operator.add_argument("--job-ttl-seconds", type=int, default=86400)
     operator.add_argument(

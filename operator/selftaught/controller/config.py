@@ -39,9 +39,9 @@ class OperatorConfig:
     workers: int = 4
     #: Seconds between re-observations of a run whose stage is running (stuck pods, lost events).
     resync_seconds: float = 60.0
-    #: A reconcile takes a run's Jobs and pods from kopf's watch caches, but lists them from the
-    #: API if it has not for this long (and after any failed reconcile): the bound on how long a
-    #: silent watch can hide a change, without a list call per run per resync.
+    #: A reconcile takes a run's Jobs and pods from kopf's watch caches; the first resync after
+    #: this long (jittered up to 1.5x per run) lists them from the API instead, as does any retry
+    #: after a failed reconcile: the bound on how long a silent watch can hide a change.
     relist_seconds: float = 300.0
     #: Seconds a watch request asks the server to keep the stream open (then kopf re-watches).
     #: Below the API server's own 30-60 min limits, so a silently stuck stream is replaced.
