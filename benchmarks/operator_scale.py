@@ -35,6 +35,7 @@ Targets (issue "Benchmarks"): 1,000 runs on 2 cores, p99 hand-off < 1 s, RSS < 3
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -177,6 +178,9 @@ def measure(
     create_rate: float | None = None,
     trace: Path | None = None,
 ) -> Result:
+    timer = CollectionTimer()
+    if trace:
+        gc.callbacks.append(timer)
     cluster = Cluster(max_pods=64)
     cluster.api = ApiServer(history=50_000, request_log=120 * runs + 20_000)
     with cluster:
@@ -237,7 +241,15 @@ def measure(
             log.close()
         result = analyse(records, runs, wall, sampler.peak / 2**20, cpu)
         if trace:
+            gc.callbacks.remove(timer)
             write_trace(trace, result, records, cluster.dir / "operator.log")
+            (trace / "harness-gc.txt").write_text(
+                "".join(
+                    f"{time.strftime('%H:%M:%S', time.localtime(at))}.{int(at % 1 * 1000):03d} "
+                    f"gen {generation} collection took {1000 * took:.0f} ms\n"
+                    for at, generation, took in timer.long
+                )
+            )
     return result
 
 
@@ -253,9 +265,34 @@ def stamped(**options):
     for handler in logging.getLogger().handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S"))
 kopf.configure = stamped
+from gc import callbacks
+from time import perf_counter
+collecting = []
+def timed(phase, info):
+    if phase == "start":
+        collecting[:] = [perf_counter()]
+    elif collecting and (took := perf_counter() - collecting[0]) > 0.05:
+        logging.getLogger("selftaught.gc").info(
+            "gen %d collection took %.0f ms", info["generation"], 1000 * took
+        )
+callbacks.append(timed)
 from selftaught.cli import main
 sys.exit(main(sys.argv[1:]))
 """
+
+
+class CollectionTimer:
+    """Garbage collections longer than 50 ms in this (the harness's) process, for ``--trace``."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.long: list[tuple[float, int, float]] = []  # (wall clock, generation, seconds)
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        elif (took := time.perf_counter() - self.started) > 0.05:
+            self.long.append((time.time(), info["generation"], took))
 
 
 def write_trace(
