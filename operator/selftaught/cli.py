@@ -47,6 +47,10 @@ def _console() -> Console:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from selftaught.local import forkserver
+
+    if args.manifest.is_file():  # a typo in the path needs no stage processes
+        forkserver.start()
     from selftaught.local import LocalRunner, RunInterrupted
     from selftaught.local.display import Display
     from selftaught.local.runner import RunBusy

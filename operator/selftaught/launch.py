@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -127,7 +128,7 @@ def outcome(
     if code not in PASSED_THROUGH:
         code = EXIT_PROGRAM_ERROR
     if not text:
-        reason = f"exit code {code_and_rank[0]}" if code_and_rank else "no exit code"
+        reason = _death(code_and_rank[0]) if code_and_rank else "no exit code"
         text = failure_summary(
             f"training process (local rank {local}) died without a summary ({reason}); see the "
             "pod log",
@@ -135,6 +136,23 @@ def outcome(
             task_env,
         )
     return code, text
+
+
+def _death(code: int) -> str:
+    """How a rank ended, in words: torch reports a rank killed by a signal as minus its number.
+
+    A rank the kernel's OOM killer took is SIGKILLed alone: unless the runtime kills the whole
+    container with it (cgroup v2 with ``memory.oom.group``, which kubelet sets since 1.28), the
+    pod is not marked OOMKilled, so this message is the only hint the run's status gets.
+    """
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    hint = ": out of memory?" if -code == signal.SIGKILL else ""
+    return f"exit code {code}, killed by {name}{hint}"
 
 
 def launch(environ: Mapping[str, str] | None = None, stderr: TextIO | None = None) -> int:

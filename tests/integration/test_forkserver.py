@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,21 @@ def test_a_forked_worker_gets_its_own_environment_log_and_exit_code(tmp_path: Pa
     assert second.wait(timeout=120) == EXIT_BAD_INPUT
     assert "SELFTAUGHT_TASK" in (tmp_path / "second.log").read_text()
     assert "is missing" not in (tmp_path / "second.log").read_text()
+
+
+def test_the_server_builds_what_every_model_load_would_build_first() -> None:
+    """The preload leaves transformers' checkpoint renaming table built, for every fork to share.
+
+    It is an internal of transformers: when an upgrade moves it, this fails, instead of every
+    stage silently paying its first-load cost again.
+    """
+    check = (
+        "import gc, selftaught.local.preload\n"
+        "from transformers import conversion_mapping\n"
+        "assert conversion_mapping._checkpoint_conversion_mapping_cache, 'table not built'\n"
+        "assert gc.get_freeze_count() > 100_000, gc.get_freeze_count()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -91,7 +91,9 @@ def test_a_rank_that_died_without_a_summary_is_a_program_error(tmp_path: Path) -
     summary = json.loads(text)
     assert (summary["iteration"], summary["attempt"], summary["errorType"]) == (3, 1, "RankFailed")
     assert "local rank 1" in summary["error"]
-    assert "exit code -9" in summary["error"]
+    assert "exit code -9, killed by SIGKILL: out of memory?" in summary["error"]
+    assert "killed by SIGSEGV" in json.loads(outcome((-11, 0), tmp_path, task)[1])["error"]
+    assert "(exit code 7)" in json.loads(outcome((7, 0), tmp_path, task)[1])["error"]
 
 
 def test_each_rank_writes_its_own_summary_file(tmp_path: Path) -> None:

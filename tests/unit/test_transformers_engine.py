@@ -60,3 +60,20 @@ def test_make_engine_picks_by_name() -> None:
     assert isinstance(make_engine("transformers", small_model()), TransformersEngine)
     with pytest.raises(ValueError, match="unknown engine"):
         make_engine("tgi", small_model())
+
+
+def test_prompts_are_tokenized_as_the_chat_template_tokenizes_them(
+    engine: TransformersEngine,
+) -> None:
+    """Batched rendering is an optimisation only: the ids match the per-chat library call."""
+    expected = [
+        list(
+            engine.tokenizer.apply_chat_template(
+                c, add_generation_prompt=True, tokenize=True, return_dict=False
+            )
+        )
+        for c in CONVERSATIONS
+    ]
+    assert engine._render(CONVERSATIONS) == expected
+    assert engine._render(CONVERSATIONS[:1]) == expected[:1]
+    assert engine._render([]) == []

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from selftaught.api import ObservedJob, RunStatus, SelfTaughtRun, StorageSpec
-from selftaught.local.display import Display, plot_accuracy
+from selftaught.local.display import Display, plot_accuracy, prepare_plotting
 from selftaught.local.processes import JobProcesses
 from selftaught.local.state import RunDirectory
 from selftaught.manifests import load_run
@@ -82,6 +82,7 @@ class LocalRunner:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as error:
                 raise RunBusy(f"{self.directory.root} is used by another selftaught run") from error
+            prepare_plotting()
             status = self._loop()
         plot = plot_accuracy(status, self.directory.plot_path)
         self.display.summary(status, plot)
