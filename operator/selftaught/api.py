@@ -487,6 +487,24 @@ class StageResources(Model):
         }
     )
 
+    def torch_threads(self) -> int:
+        """CPU threads for torch and OpenMP: ``threads`` if set, else the CPU request rounded
+        half-up, at least 1 ("4" -> 4, "2500m" -> 3, "500m" -> 1).
+
+        One rule for both sides of the pod: the Job's ``OMP_NUM_THREADS`` and the worker's
+        ``torch.set_num_threads``. Half-up, not down: the request is not a limit (Jobs set no
+        CPU limit, so no CFS quota throttles the extra thread), and a 2.5-core request with 2
+        threads would leave half a core idle. A quantity this cannot read gives 1.
+        """
+        if self.threads:
+            return int(self.threads)
+        text = self.cpu.strip()
+        try:
+            cores = float(text[:-1]) / 1000.0 if text.endswith("m") else float(text)
+        except ValueError:
+            return 1
+        return max(1, int(cores + 0.5))
+
 
 class StagesSpec(Model):
     """Per-stage resources and placement."""

@@ -321,7 +321,7 @@ def _container(
 
 def _env(run: SelfTaughtRun, task: StageTask, resources: StageResources) -> list[dict[str, Any]]:
     cache = run.spec.worker.model_cache
-    threads = resources.threads or _cpu_threads(resources.cpu)
+    threads = resources.torch_threads()
     env: list[dict[str, Any]] = [
         {"name": TASK_ENV, "value": task.to_env()},
         {"name": CACHE_ENV, "value": cache},
@@ -372,15 +372,6 @@ def _rendezvous_env(
             },
         },
     ]
-
-
-def _cpu_threads(cpu: str) -> int:
-    """Whole CPUs in a quantity ("4" -> 4, "500m" -> 1), at least one."""
-    try:
-        value = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
-    except ValueError:
-        return 1
-    return max(1, int(value))
 
 
 def _own_cache(run: SelfTaughtRun) -> bool:

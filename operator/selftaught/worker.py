@@ -32,7 +32,6 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from selftaught import progress
-from selftaught.api import StageResources
 from selftaught.launch import RANK_SUMMARIES_ENV, rank_summary_path
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_TRANSIENT
 from selftaught.storage import (
@@ -102,26 +101,6 @@ def shard_index(environ: Mapping[str, str], shards: int) -> int:
     if not 0 <= index < shards:
         raise BadInput(f"{SHARD_ENV}={index} is outside the task's {shards} shard(s)")
     return index
-
-
-def parse_cpu(quantity: str) -> float:
-    """CPU cores of a Kubernetes quantity: ``"4"`` -> 4.0, ``"500m"`` -> 0.5."""
-    text = quantity.strip()
-    if text.endswith("m"):
-        return float(text[:-1]) / 1000.0
-    return float(text)
-
-
-def torch_threads(resources: StageResources) -> int:
-    """Torch intra-op threads: the stage's ``threads`` if set, else the CPU request rounded
-    half-up, at least 1. More threads than the cgroup's CPUs makes torch slower, not faster."""
-    if resources.threads:
-        return int(resources.threads)
-    try:
-        cores = parse_cpu(resources.cpu)
-    except ValueError:
-        return 1
-    return max(1, int(cores + 0.5))
 
 
 def set_torch_threads(count: int) -> None:
@@ -271,7 +250,7 @@ def run_worker(
             raise BadInput(f"task is for stage '{task.stage}' but the worker runs '{stage}'")
         shard = shard_index(environ, task.shards)
         summary.update(iteration=task.iteration, shard=shard, attempt=task.attempt)
-        thread_setter(torch_threads(task.resources))
+        thread_setter(task.resources.torch_threads())
         reporter = progress.activate(
             progress.reporter(
                 stage,

@@ -383,6 +383,27 @@ def test_settings_are_applied() -> None:
     assert {v["name"]: v for v in pod(job)["volumes"]}["dshm"]["emptyDir"] == {"medium": "Memory"}
 
 
+@pytest.mark.parametrize(
+    ("resources", "threads"),
+    [
+        pytest.param({"cpu": "4"}, 4, id="whole-cores"),
+        pytest.param({"cpu": "500m"}, 1, id="half-core-at-least-one"),
+        pytest.param({"cpu": "2500m"}, 3, id="rounds-half-up"),
+        pytest.param({"cpu": "1.4"}, 1, id="rounds-down"),
+        pytest.param({"cpu": "8", "threads": 2}, 2, id="explicit-threads-win"),
+    ],
+)
+def test_the_pod_and_its_worker_use_the_same_thread_count(
+    resources: dict[str, Any], threads: int
+) -> None:
+    """OMP_NUM_THREADS in the Job and the worker's torch threads come from one rule."""
+    run, create = create_for(
+        Stage.SELECT, stages={"select": {"gpus": 0, "engine": "transformers", **resources}}
+    )
+    assert create.task.resources.torch_threads() == threads
+    assert env(build_job(run, create))["OMP_NUM_THREADS"] == str(threads)
+
+
 def test_build_is_deterministic() -> None:
     run, create = create_for(stages={"judge": {"shards": 3}}, stage=Stage.JUDGE, iteration=1)
     first = json.dumps(build_job(run, create), sort_keys=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from selftaught.api import RunSpec, StageResources
+from selftaught.api import RunSpec
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_TRANSIENT, Stage
 from selftaught.storage import (
     FileStorage,
@@ -30,7 +30,6 @@ from selftaught.worker import (
     compact_summary,
     main,
     run_worker,
-    torch_threads,
 )
 
 
@@ -239,20 +238,6 @@ def test_main_imports_the_stage_module_by_name(
 
 
 # ------------------------------------------------------------------ pure helpers
-
-
-@pytest.mark.parametrize(
-    ("resources", "threads"),
-    [
-        pytest.param({"cpu": "4"}, 4, id="whole-cores"),
-        pytest.param({"cpu": "500m"}, 1, id="half-core-at-least-one"),
-        pytest.param({"cpu": "2500m"}, 3, id="rounds-half-up"),
-        pytest.param({"cpu": "1.4"}, 1, id="rounds-down"),
-        pytest.param({"cpu": "8", "threads": 2}, 2, id="explicit-threads-win"),
-    ],
-)
-def test_torch_threads(resources: dict[str, Any], threads: int) -> None:
-    assert torch_threads(StageResources.model_validate(resources)) == threads
 
 
 def test_small_summary_is_unchanged() -> None:
