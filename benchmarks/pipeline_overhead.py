@@ -4,8 +4,10 @@ Runs ``selftaught run`` on a manifest (default: ``examples/quickstart.yaml``) in
 directory, then reads what every stage's Job reported: its wall time (process start to exit, as
 the runner observed it) and ``computeSeconds`` (time inside ``model.generate`` and training
 steps, measured by the worker). Overhead is everything else: interpreter start, imports, model
-loading, storage I/O, planning. For sharded stages the slowest shard's compute counts (shards run
-in parallel).
+loading, storage I/O, planning. For sharded stages the slowest shard counts (shards run in
+parallel). Each row splits its overhead into ``launch_s`` (outside the worker's clock: process
+start, for the first stage the fork server's imports, and exit) and ``setup_s`` (inside it, not
+model compute); the summary adds ``runner_s``, the run's time outside every stage.
 
     python benchmarks/pipeline_overhead.py                     # the README's table
     python benchmarks/pipeline_overhead.py --quick             # 1 iteration, smaller, smoke test
@@ -52,7 +54,9 @@ def stage_table(run_dir: Path) -> list[dict[str, Any]]:
         wall = (
             datetime.fromisoformat(job["completed_at"]) - datetime.fromisoformat(job["started_at"])
         ).total_seconds()
-        compute = max(float(s.get("computeSeconds", 0.0)) for s in job["summaries"].values())
+        slowest = max(job["summaries"].values(), key=lambda s: float(s.get("seconds", 0.0)))
+        compute = float(slowest.get("computeSeconds", 0.0))
+        worker = float(slowest.get("seconds", 0.0))
         rows.append(
             {
                 "iteration": job["iteration"],
@@ -61,6 +65,11 @@ def stage_table(run_dir: Path) -> list[dict[str, Any]]:
                 "wall_s": round(wall, 2),
                 "compute_s": round(compute, 2),
                 "overhead": round(1 - compute / wall, 3) if wall else None,
+                # Outside the worker's own clock: process start (for the first stage, the fork
+                # server's imports), exit, the runner noticing it.
+                "launch_s": round(wall - worker, 2),
+                # Inside the worker, not model compute: loading, data preparation, commits.
+                "setup_s": round(worker - compute, 2),
             }
         )
     return sorted(rows, key=lambda r: (r["iteration"], _ORDER.index(r["stage"])))
@@ -116,7 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         "compute_s": round(compute, 1),
         "overhead": round(1 - compute / total, 3),
         "per_stage_overhead_s": round((sum(r["wall_s"] for r in rows) - compute) / len(rows), 2),
+        "first_launch_s": rows[0]["launch_s"] if rows else None,
+        "other_launches_s": round(sum(r["launch_s"] for r in rows[1:]), 2),
+        "setup_s": round(sum(r["setup_s"] for r in rows), 2),
+        "runner_s": round(total - sum(r["wall_s"] for r in rows), 2),
     }
+    if args.existing:  # the status' timestamps are whole seconds: too coarse for this
+        summary["runner_s"] = None
     print(json.dumps(summary))
     if args.json:
         args.json.write_text(json.dumps({"stages": rows, "total": summary}, indent=1))

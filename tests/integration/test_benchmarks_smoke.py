@@ -48,3 +48,9 @@ def test_pipeline_overhead_quick(tmp_path: Path) -> None:
     stages = {row["stage"] for row in report["stages"]}  # type: ignore[union-attr, index]
     assert stages == {"select", "pairs", "evaluate", "judge", "train"}
     assert 0 < report["total"]["compute_s"] < report["total"]["total_wall_s"]  # type: ignore[index]
+    for row in report["stages"]:  # type: ignore[union-attr]
+        # wall = launch + setup + compute, each part measured, none negative
+        assert row["launch_s"] >= 0  # type: ignore[index]
+        assert row["setup_s"] >= 0  # type: ignore[index]
+        parts = row["launch_s"] + row["setup_s"] + row["compute_s"]  # type: ignore[index]
+        assert abs(parts - row["wall_s"]) <= 0.02  # type: ignore[index]
