@@ -37,6 +37,7 @@ from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_
 from selftaught.storage import (
     Storage,
     StorageAuthError,
+    StorageCorrupt,
     StorageNotFound,
     StorageUnavailable,
     UncommittedError,
@@ -208,6 +209,10 @@ def exit_code_for(error: BaseException) -> int:
         return EXIT_PROGRAM_ERROR  # the planner started a stage before its input existed
     if isinstance(error, (StorageNotFound, StorageAuthError)):
         return EXIT_BAD_INPUT  # a missing dataset, model or bucket; refused credentials
+    if isinstance(error, StorageCorrupt):
+        # A committed input that no longer matches its manifest: retrying this stage reads the
+        # same bytes again; only re-running the stage that wrote it (spec.resumeFrom) helps.
+        return EXIT_BAD_INPUT
     return EXIT_PROGRAM_ERROR
 
 

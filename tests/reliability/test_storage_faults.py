@@ -244,5 +244,6 @@ def test_truncated_artifact_is_never_taken_as_finished(
     store.write_bytes(key, b"".join(lines[:-1]))
     result = run_worker(s3_task(weed, pool, Stage.PAIRS), tmp_path)
     assert result.code != EXIT_OK, "a truncated artifact was taken as finished"
+    assert result.code == EXIT_BAD_INPUT  # retrying pairs would read the same bytes again
     assert "truncated" in result.summary["error"]
     assert store.uri_for(key) in result.summary["error"]

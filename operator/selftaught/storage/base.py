@@ -271,7 +271,7 @@ def _check_size(uri: str, expected: int, actual: int) -> None:
     if expected != actual:
         raise StorageCorrupt(
             f"{uri} has {actual} bytes but its commit manifest says {expected}: the artifact is "
-            "truncated or was overwritten; re-run the stage that wrote it",
+            "truncated or was overwritten; re-run the stage that wrote it (spec.resumeFrom)",
             uri=uri,
         )
 
