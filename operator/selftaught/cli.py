@@ -105,7 +105,10 @@ def _tiny_model(args: argparse.Namespace) -> int:
 
 
 def _operator(args: argparse.Namespace) -> int:
+    import socket
+
     from selftaught.controller import OperatorConfig, run
+    from selftaught.controller.config import peering_priority
     from selftaught.jobs import JobSettings
 
     config = OperatorConfig(
@@ -115,7 +118,7 @@ def _operator(args: argparse.Namespace) -> int:
         liveness=args.liveness,
         standalone=args.peering is None,
         peering=args.peering,
-        priority=args.priority,
+        priority=peering_priority(args.priority, socket.gethostname()),
         workers=args.workers,
         resync_seconds=args.resync_seconds,
         relist_seconds=args.relist_seconds,
@@ -127,6 +130,17 @@ def _operator(args: argparse.Namespace) -> int:
     )
     run(config, verbose=args.verbose)
     return 0
+
+
+def _priority(text: str) -> str:
+    """``--priority``: checked here so a typo is an argparse error that names the flag."""
+    from selftaught.controller.config import peering_priority
+
+    try:
+        peering_priority(text, "check")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'auto'") from None
+    return text
 
 
 def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -143,7 +157,12 @@ def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     operator.add_argument(
         "--peering", help="kopf peering name for several replicas (default: standalone)"
     )
-    operator.add_argument("--priority", type=int, default=0, help="peering priority")
+    operator.add_argument(
+        "--priority",
+        type=_priority,
+        default="0",
+        help="peering priority: a number, or 'auto' (from the pod's name, so replicas differ)",
+    )
     operator.add_argument("--workers", type=int, default=4, help="concurrent reconciles")
     operator.add_argument("--resync-seconds", type=float, default=60.0)
     operator.add_argument(

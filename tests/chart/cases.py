@@ -74,4 +74,16 @@ CASES: dict[str, Case] = {
     "existing-service-account": Case(
         {"serviceAccount": {"create": False, "name": "ops-sa"}, "rbac": {"create": False}}
     ),
+    "peering-hot-standby": Case(
+        {"operator": {"replicas": 2, "peering": {"name": "selftaught"}}},
+        extra={"peering": "clusterkopfpeerings"},
+    ),
+    "peering-namespaced": Case(
+        {
+            "operator": {"replicas": 2, "peering": {"name": "selftaught"}},
+            "watch": {"scope": "namespaced", "namespaces": ["team-a", "team-b"]},
+        },
+        watched=("team-a", "team-b"),
+        extra={"peering": "kopfpeerings"},
+    ),
 }

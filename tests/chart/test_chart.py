@@ -47,6 +47,16 @@ def _validate_monitoring(doc: dict[str, Any]) -> None:
         pytest.fail(f"no structural check for {doc['kind']}")
 
 
+def _validate_peering(doc: dict[str, Any]) -> None:
+    """kopf.dev kinds are not in kubernetes-validate's schemas either: kopf needs the name, and
+    a namespace exactly for the namespaced kind; it writes everything else itself."""
+    assert doc["apiVersion"] == "kopf.dev/v1"
+    assert set(doc) == {"apiVersion", "kind", "metadata"}
+    assert doc["metadata"]["name"] == "selftaught"
+    assert ("namespace" in doc["metadata"]) == (doc["kind"] == "KopfPeering")
+    assert doc["kind"] in {"KopfPeering", "ClusterKopfPeering"}
+
+
 @pytest.mark.parametrize("kube", [KUBE_OLDEST, KUBE_NEWEST])
 @pytest.mark.parametrize("case_id", list(CASES))
 def test_every_manifest_is_valid(chart: helm.Chart, case_id: str, kube: str) -> None:
@@ -56,6 +66,8 @@ def test_every_manifest_is_valid(chart: helm.Chart, case_id: str, kube: str) -> 
     for doc in rendered.docs:
         if doc["apiVersion"].startswith("monitoring.coreos.com/"):
             _validate_monitoring(doc)
+        elif doc["apiVersion"].startswith("kopf.dev/"):
+            _validate_peering(doc)
         else:
             kubernetes_validate.validate(doc, kube, strict=True)
     monitoring = rendered.kinds() & {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
@@ -146,6 +158,31 @@ def test_operator_deployment_shape(chart: helm.Chart) -> None:
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert selector.items() <= pod_labels.items()
     assert service["metadata"]["labels"]["selftaught.dev/scrape-job"] == "selftaught-operator"
+
+
+@pytest.mark.parametrize("case_id", ["peering-hot-standby", "peering-namespaced"])
+def test_peering_runs_replicas_that_differ_in_priority(chart: helm.Chart, case_id: str) -> None:
+    """kopf freezes replicas of equal priority: each pod derives its own (``--priority auto``),
+    and a rolling update keeps one replica up while the other is replaced."""
+    case = CASES[case_id]
+    rendered = render(chart, case.values)
+    deployment = rendered.one("Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[-2:] == ["--peering=selftaught", "--priority=auto"]
+    peerings = [d for d in rendered.docs if d["apiVersion"] == "kopf.dev/v1"]
+    if case.watched:  # one KopfPeering per watched namespace, where kopf looks for it
+        assert sorted(d["metadata"]["namespace"] for d in peerings) == sorted(case.watched)
+        assert {d["kind"] for d in peerings} == {"KopfPeering"}
+    else:
+        assert [d["kind"] for d in peerings] == ["ClusterKopfPeering"]
+
+
+def test_several_replicas_without_peering_are_refused(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmValuesError) as raised:
+        chart.validate_schema({"operator": {"replicas": 2}})
+    assert "/operator/peering/name" in str(raised.value)
 
 
 def test_service_monitor_selects_the_metrics_service(chart: helm.Chart) -> None:

@@ -29,6 +29,7 @@ SCANNING_NEEDS: dict[tuple[str, str], set[str]] = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
 }
 NAMESPACE_SCANNING: dict[tuple[str, str], set[str]] = {("", "namespaces"): {"list", "watch"}}
+PEERING_NEEDS = {"list", "watch", "patch"}
 
 
 def _grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
@@ -55,19 +56,32 @@ def test_rbac_has_no_wildcards(chart: helm.Chart, case_id: str) -> None:
 
 @pytest.mark.parametrize(
     "case_id",
-    ["defaults", "namespaced-listed", "namespaced-release-namespace", "cluster-restricted-to-list"],
+    [
+        "defaults",
+        "namespaced-listed",
+        "namespaced-release-namespace",
+        "cluster-restricted-to-list",
+        "peering-hot-standby",
+        "peering-namespaced",
+    ],
 )
 def test_rbac_grants_exactly_what_the_operator_needs(chart: helm.Chart, case_id: str) -> None:
-    rendered = render(chart, CASES[case_id].values)
+    case = CASES[case_id]
+    rendered = render(chart, case.values)
+    # With peering, kopf also lists, watches and patches the peering object (the calls
+    # tests/reliability/test_peering.py records): cluster-wide, or in each watched namespace.
+    peering = (
+        {("kopf.dev", case.extra["peering"]): PEERING_NEEDS} if "peering" in case.extra else {}
+    )
     for role in rendered.docs:
         if role["kind"] not in RBAC_KINDS:
             continue
         scan = role["metadata"]["name"].endswith("-scan")
-        watched = CASES[case_id].watched
+        watched = case.watched
         expected = (
             {**SCANNING_NEEDS, **(NAMESPACE_SCANNING if watched else {})}
             if scan
-            else CONTROLLER_NEEDS
+            else {**CONTROLLER_NEEDS, **peering}
         )
         assert _grants(role) == expected, role["metadata"]["name"]
         # No access to Secrets, ever: workers get credentials by reference, the operator never.

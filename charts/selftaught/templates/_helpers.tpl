@@ -89,6 +89,9 @@ operator by tests/chart/test_rbac_covers_calls.py (which fails on a missing or a
     watched by kopf.
   - services: a headless Service per multi-node training stage (owner GC removes it).
   - events: the run's story, and kopf's own warnings; both POST core/v1 Events.
+  - kopfpeerings (watched namespaces) or clusterkopfpeerings (whole cluster), only with
+    operator.peering.name: kopf watches the peering object and patches its own entry in it
+    (tests/reliability/test_peering.py records the calls).
 The cluster-scoped "scan" role holds only what kopf's observers list and watch: CRDs (to
 discover the SelfTaughtRun resource) and, when it watches a list of namespaces rather than the
 whole cluster, namespaces (kopf follows them even when they are exact names).
@@ -112,4 +115,9 @@ whole cluster, namespaces (kopf follows them even when they are exact names).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- if .Values.operator.peering.name }}
+- apiGroups: ["kopf.dev"]
+  resources: [{{ ternary "kopfpeerings" "clusterkopfpeerings" (include "selftaught.watchedNamespaces" . | trim | ne "") | quote }}]
+  verbs: ["list", "watch", "patch"]
+{{- end }}
 {{- end }}

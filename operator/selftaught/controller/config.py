@@ -7,6 +7,7 @@ whether the operator runs from the CLI, ``kopf run`` or a test's ``KopfRunner``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,24 @@ from selftaught.jobs import JobSettings
 
 #: kopf's own annotations (there is no progress to store: only event handlers are used).
 ANNOTATION_PREFIX = "selftaught.dev"
+
+
+#: The ``--priority`` value that derives a replica's priority from its host (pod) name.
+AUTO_PRIORITY = "auto"
+
+
+def peering_priority(value: str, hostname: str) -> int:
+    """The kopf peering priority ``--priority`` asks for: a number, or ``auto``.
+
+    kopf freezes replicas of equal priority, and the replicas of one Deployment share their
+    arguments: ``auto`` turns each pod's own name into a priority (1..1,000,000; two pods
+    collide with odds of one in a million, and a rollout renames them). Which replica is active
+    does not matter, only that exactly one is. Raises ValueError for anything else.
+    """
+    if value.strip().lower() == AUTO_PRIORITY:
+        digest = hashlib.sha256(hostname.encode("utf-8")).digest()
+        return 1 + int.from_bytes(digest[:4], "big") % 1_000_000
+    return int(value)
 
 
 @dataclass(frozen=True)
