@@ -119,6 +119,7 @@ def _operator(args: argparse.Namespace) -> int:
         standalone=args.peering is None,
         peering=args.peering,
         priority=peering_priority(args.priority, socket.gethostname()),
+        peering_lifetime=args.peering_lifetime,
         workers=args.workers,
         resync_seconds=args.resync_seconds,
         relist_seconds=args.relist_seconds,
@@ -143,6 +144,13 @@ def _priority(text: str) -> str:
     return text
 
 
+def _lifetime(text: str) -> int:
+    seconds = int(text)
+    if seconds < 2:
+        raise argparse.ArgumentTypeError(f"{seconds} s is too short for a keep-alive to arrive")
+    return seconds
+
+
 def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     operator = commands.add_parser(
         "operator", help="run the Kubernetes operator (kopf) that turns SelfTaughtRuns into Jobs"
@@ -162,6 +170,12 @@ def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         type=_priority,
         default="0",
         help="peering priority: a number, or 'auto' (from the pod's name, so replicas differ)",
+    )
+    operator.add_argument(
+        "--peering-lifetime",
+        type=_lifetime,
+        default=60,
+        help="seconds until a silent replica's peering entry expires (a standby takes over)",
     )
     operator.add_argument("--workers", type=int, default=4, help="concurrent reconciles")
     operator.add_argument("--resync-seconds", type=float, default=60.0)

@@ -170,7 +170,7 @@ def test_peering_runs_replicas_that_differ_in_priority(chart: helm.Chart, case_i
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[-2:] == ["--peering=selftaught", "--priority=auto"]
+    assert args[-3:] == ["--peering=selftaught", "--priority=auto", "--peering-lifetime=60"]
     peerings = [d for d in rendered.docs if d["apiVersion"] == "kopf.dev/v1"]
     if case.watched:  # one KopfPeering per watched namespace, where kopf looks for it
         assert sorted(d["metadata"]["namespace"] for d in peerings) == sorted(case.watched)

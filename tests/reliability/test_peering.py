@@ -39,6 +39,20 @@ def created(operator: Operator) -> float:
     return total
 
 
+def prepare_peering(cluster: E2E) -> None:
+    """What a user does once: kopf's CRDs, and the peering object in the watched namespace."""
+    cluster.kubectl("apply", "-f", str(PEERING_CRDS))
+    for plural in ("kopfpeerings", "clusterkopfpeerings"):
+        wait_for(
+            lambda plural=plural: cluster.kubectl("get", plural, "-A", check=False).returncode == 0,
+            timeout=20,
+            what=f"{plural} served",
+        )
+    cluster.apply(
+        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}}
+    )
+
+
 def in_peering(operator: Operator) -> bool:
     """kopf logs (at debug level) each keep-alive it wrote into the peering object."""
     return f"Keep-alive in '{PEERING}'" in operator.log.read_text(errors="replace")
@@ -53,16 +67,7 @@ def test_the_standby_replica_waits_then_takes_over(
     cluster: E2E, operators: Operators, ledger: Callable[..., None]
 ) -> None:
     started = time.monotonic()
-    cluster.kubectl("apply", "-f", str(PEERING_CRDS))
-    for plural in ("kopfpeerings", "clusterkopfpeerings"):
-        wait_for(
-            lambda plural=plural: cluster.kubectl("get", plural, "-A", check=False).returncode == 0,
-            timeout=20,
-            what=f"{plural} served",
-        )
-    cluster.apply(
-        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}}
-    )
+    prepare_peering(cluster)
     instant_stages(cluster, 1)
     creates_before = job_creates(cluster)
     before_operators = len(cluster.api.requests.records())  # the peering object's apply ends here
@@ -104,5 +109,43 @@ def test_the_standby_replica_waits_then_takes_over(
         lost=0,
         duplicates=duplicates,
         outcome="only the active replica acted; the standby resumed and finished the next run",
+        seconds=time.monotonic() - started,
+    )
+
+
+def test_a_killed_active_replica_is_replaced_when_its_entry_expires(
+    cluster: E2E, operators: Operators, ledger: Callable[..., None]
+) -> None:
+    """kill -9 leaves the dead replica's entry in the record: the standby waits for it to
+    expire (``--peering-lifetime``, 60 s by default, 4 s here), then carries on."""
+    started = time.monotonic()
+    prepare_peering(cluster)
+    instant_stages(cluster, 1)
+    creates_before = job_creates(cluster)
+    lifetime = ("--peering-lifetime", "4")
+    active = operators.start("--peering", PEERING, "--priority", "100", *lifetime)
+    standby = operators.start("--peering", PEERING, "--priority", "50", *lifetime)
+    wait_for(lambda: all(in_peering(o) for o in (active, standby)), timeout=30, what="peers")
+    wait_for(lambda: resumed(active), timeout=30, what="the active replica to resume")
+
+    operators.kill9(active)
+    killed = time.monotonic()
+    wait_for(lambda: resumed(standby), timeout=30, what="the standby to take over")
+    takeover = time.monotonic() - killed
+    # It waited for the entry to expire (keep-alives come every second at this lifetime), and
+    # not much longer.
+    assert 2 <= takeover <= 4 + 10, f"took {takeover:.1f} s"
+    cluster.apply(run_manifest("after-crash", iterations=1))
+    cluster.wait_phase("after-crash", "Succeeded", timeout=60)
+    assert created(standby) == len(expected_jobs("after-crash", 1))
+    assert operators.stop(standby) == 0
+    duplicates = job_creates(cluster) - creates_before - len(expected_jobs("after-crash", 1))
+    assert duplicates == 0
+    ledger(
+        "peering: active replica kill -9, standby takes over (lifetime 4 s)",
+        trials=1,
+        lost=0,
+        duplicates=duplicates,
+        outcome=f"standby resumed {takeover:.1f} s after the kill and ran the next run",
         seconds=time.monotonic() - started,
     )

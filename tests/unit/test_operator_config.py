@@ -29,3 +29,14 @@ def test_a_bad_priority_is_refused_naming_the_flag(capsys: pytest.CaptureFixture
     error = capsys.readouterr().err
     assert "--priority" in error
     assert "'highest' is not a number or 'auto'" in error
+
+
+def test_a_peering_lifetime_too_short_for_a_keepalive_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["operator", "--peering-lifetime", "1"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "--peering-lifetime" in error
+    assert "too short" in error

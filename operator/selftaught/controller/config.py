@@ -54,6 +54,11 @@ class OperatorConfig:
     standalone: bool = True
     peering: str | None = None
     priority: int = 0
+    #: Seconds a replica's peering entry stays valid without a keep-alive (kopf's default, 60).
+    #: A standby takes over this long after the active replica died without leaving the record
+    #: (kill -9, node loss); a clean stop hands over at once. Keep-alives come every
+    #: ``lifetime - 5..10`` s (at least 1 s), so a short lifetime costs API writes.
+    peering_lifetime: int = 60
     #: Concurrent reconciles (threads doing API calls); per run there is never more than one.
     workers: int = 4
     #: Seconds between re-observations of a run whose stage is running (stuck pods, lost events).
@@ -101,5 +106,6 @@ def configure_kopf(settings: Any, config: OperatorConfig) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
+    settings.peering.lifetime = config.peering_lifetime
     settings.process.ultimate_exiting_timeout = config.shutdown_timeout + 20.0
     settings.background.cancellation_polling = 5.0
