@@ -105,10 +105,7 @@ def _tiny_model(args: argparse.Namespace) -> int:
 
 
 def _operator(args: argparse.Namespace) -> int:
-    import socket
-
     from selftaught.controller import OperatorConfig, run
-    from selftaught.controller.config import peering_priority
     from selftaught.jobs import JobSettings
 
     config = OperatorConfig(
@@ -118,7 +115,7 @@ def _operator(args: argparse.Namespace) -> int:
         liveness=args.liveness,
         standalone=args.peering is None,
         peering=args.peering,
-        priority=peering_priority(args.priority, socket.gethostname()),
+        priority=args.priority,
         peering_lifetime=args.peering_lifetime,
         workers=args.workers,
         resync_seconds=args.resync_seconds,
@@ -133,15 +130,17 @@ def _operator(args: argparse.Namespace) -> int:
     return 0
 
 
-def _priority(text: str) -> str:
-    """``--priority``: checked here so a typo is an argparse error that names the flag."""
+def _priority(text: str) -> int:
+    """``--priority``, resolved here (``auto``: from this host's name), so a typo is an
+    argparse error that names the flag."""
+    import socket
+
     from selftaught.controller.config import peering_priority
 
     try:
-        peering_priority(text, "check")
+        return peering_priority(text, socket.gethostname())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'auto'") from None
-    return text
 
 
 def _lifetime(text: str) -> int:

@@ -207,11 +207,10 @@ def exit_code_for(error: BaseException) -> int:
         return EXIT_TRANSIENT
     if isinstance(error, UncommittedError):
         return EXIT_PROGRAM_ERROR  # the planner started a stage before its input existed
-    if isinstance(error, (StorageNotFound, StorageAuthError)):
-        return EXIT_BAD_INPUT  # a missing dataset, model or bucket; refused credentials
-    if isinstance(error, StorageCorrupt):
-        # A committed input that no longer matches its manifest: retrying this stage reads the
-        # same bytes again; only re-running the stage that wrote it (spec.resumeFrom) helps.
+    # A missing dataset, model or bucket; refused credentials; a committed input that no longer
+    # matches its manifest (a retry reads the same bytes; only re-running the stage that wrote
+    # it, spec.resumeFrom, helps).
+    if isinstance(error, (StorageNotFound, StorageAuthError, StorageCorrupt)):
         return EXIT_BAD_INPUT
     return EXIT_PROGRAM_ERROR
 

@@ -63,6 +63,19 @@ def resumed(operator: Operator) -> bool:
     return "Resuming operations after the pause" in operator.log.read_text(errors="replace")
 
 
+def start_pair(operators: Operators, *extra: str) -> tuple[Operator, Operator]:
+    """An active replica (priority 100) and a standby (50), once the active one acts."""
+    active = operators.start("--peering", PEERING, "--priority", "100", *extra)
+    standby = operators.start("--peering", PEERING, "--priority", "50", *extra)
+    wait_for(  # both replicas start paused; each writes its entry into the peering record
+        lambda: all(in_peering(operator) for operator in (active, standby)),
+        timeout=30,
+        what="both replicas in the peering record",
+    )
+    wait_for(lambda: resumed(active), timeout=30, what="the active replica to resume")
+    return active, standby
+
+
 def test_the_standby_replica_waits_then_takes_over(
     cluster: E2E, operators: Operators, ledger: Callable[..., None]
 ) -> None:
@@ -71,14 +84,7 @@ def test_the_standby_replica_waits_then_takes_over(
     instant_stages(cluster, 1)
     creates_before = job_creates(cluster)
     before_operators = len(cluster.api.requests.records())  # the peering object's apply ends here
-    active = operators.start("--peering", PEERING, "--priority", "100")
-    standby = operators.start("--peering", PEERING, "--priority", "50")
-    wait_for(  # both replicas start paused; each writes its entry into the peering record
-        lambda: all(in_peering(operator) for operator in (active, standby)),
-        timeout=30,
-        what="both replicas in the peering record",
-    )
-    wait_for(lambda: resumed(active), timeout=30, what="the active replica to resume")
+    active, standby = start_pair(operators)
 
     cluster.apply(run_manifest("first", iterations=1))
     cluster.wait_phase("first", "Succeeded", timeout=60)
@@ -122,11 +128,7 @@ def test_a_killed_active_replica_is_replaced_when_its_entry_expires(
     prepare_peering(cluster)
     instant_stages(cluster, 1)
     creates_before = job_creates(cluster)
-    lifetime = ("--peering-lifetime", "4")
-    active = operators.start("--peering", PEERING, "--priority", "100", *lifetime)
-    standby = operators.start("--peering", PEERING, "--priority", "50", *lifetime)
-    wait_for(lambda: all(in_peering(o) for o in (active, standby)), timeout=30, what="peers")
-    wait_for(lambda: resumed(active), timeout=30, what="the active replica to resume")
+    active, standby = start_pair(operators, "--peering-lifetime", "4")
 
     operators.kill9(active)
     killed = time.monotonic()

@@ -22,21 +22,21 @@ def test_a_number_is_taken_as_it_is() -> None:
     assert peering_priority("-5", "any") == -5
 
 
-def test_a_bad_priority_is_refused_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(["operator", "--priority", "highest"])
-    assert exited.value.code == 2
-    error = capsys.readouterr().err
-    assert "--priority" in error
-    assert "'highest' is not a number or 'auto'" in error
-
-
-def test_a_peering_lifetime_too_short_for_a_keepalive_is_refused(
-    capsys: pytest.CaptureFixture[str],
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(
+            ["--priority", "highest"], "'highest' is not a number or 'auto'", id="priority"
+        ),
+        pytest.param(["--peering-lifetime", "1"], "too short", id="lifetime-too-short"),
+    ],
+)
+def test_a_bad_peering_flag_is_refused_naming_it(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        main(["operator", "--peering-lifetime", "1"])
+        main(["operator", *argv])
     assert exited.value.code == 2
     error = capsys.readouterr().err
-    assert "--peering-lifetime" in error
-    assert "too short" in error
+    assert argv[0] in error
+    assert message in error
