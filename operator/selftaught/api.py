@@ -457,6 +457,13 @@ class StageResources(Model):
     active_deadline_seconds: int | None = Field(
         default=None, ge=1, description="Wall-clock limit of one attempt."
     )
+    gpu_memory: str | None = Field(
+        default=None,
+        pattern=QUANTITY_PATTERN,
+        description="Memory of one of this stage's GPUs (e.g. 80Gi), for the capacity check. "
+        "Empty: looked up from nodeSelector's nvidia.com/gpu.product label in the operator's "
+        "table of NVIDIA cards. Set it for a card the table lacks, a MIG slice or a vGPU.",
+    )
     pending_timeout_seconds: int = Field(
         default=1800,
         ge=10,
@@ -504,6 +511,31 @@ class StageResources(Model):
         except ValueError:
             return 1
         return max(1, int(cores + 0.5))
+
+
+class ModelArchitecture(Model):
+    """The seed model's architecture numbers, as in its config.json, for the capacity check.
+
+    The operator never reads model storage, so it can check that every stage fits its GPUs
+    before the first Job only when the spec carries these numbers. ``selftaught plan MANIFEST
+    --write`` fills them in from the model's config.json; without them the check runs only in
+    ``selftaught plan``.
+    """
+
+    vocab_size: int = Field(ge=1, description="config.json vocab_size.")
+    hidden_size: int = Field(ge=1, description="config.json hidden_size.")
+    intermediate_size: int = Field(ge=1, description="config.json intermediate_size (MLP).")
+    num_hidden_layers: int = Field(ge=1, description="config.json num_hidden_layers.")
+    num_attention_heads: int = Field(ge=1, description="config.json num_attention_heads.")
+    num_key_value_heads: int = Field(
+        ge=1, description="config.json num_key_value_heads (grouped-query attention)."
+    )
+    tie_word_embeddings: bool = Field(
+        default=False, description="config.json tie_word_embeddings (LM head shares weights)."
+    )
+    head_dim: int | None = Field(
+        default=None, ge=1, description="config.json head_dim; empty: hiddenSize / heads."
+    )
 
 
 class StagesSpec(Model):
@@ -620,6 +652,11 @@ class RunSpec(Model):
     early_stop: EarlyStopSpec = Field(default_factory=EarlyStopSpec, description="Early stop.")
     worker: WorkerSpec = Field(default_factory=WorkerSpec, description="Worker pods.")
     stages: StagesSpec = Field(default_factory=StagesSpec, description="Per-stage resources.")
+    model_architecture: ModelArchitecture | None = Field(
+        default=None,
+        description="The seed model's config.json numbers; when set, the operator refuses a "
+        "run whose stages cannot fit their GPUs before creating any Job.",
+    )
     suspend: bool = Field(
         default=False,
         description="Pause at the next stage boundary (running Jobs finish, none start).",

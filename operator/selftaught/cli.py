@@ -242,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=_worker)
 
     _add_operator(commands)
+    from selftaught.plan_command import add_parser as add_plan
+
+    add_plan(commands)
     return parser
 
 

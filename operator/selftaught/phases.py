@@ -92,6 +92,8 @@ class Reason(StrEnum):
     UNSCHEDULABLE = "Unschedulable"
     IMAGE_PULL = "ImagePullBackOff"
     NOT_ADMITTED = "NotAdmitted"
+    #: The capacity check: a stage needs more GPU memory than its cards have (no Job made).
+    INSUFFICIENT_GPU_MEMORY = "InsufficientGPUMemory"
 
 
 class FailureClass(StrEnum):

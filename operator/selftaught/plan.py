@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from selftaught import artifacts, names
+from selftaught import artifacts, names, sizing
 from selftaught.api import IterationRecord, ObservedJob, RunStatus, SelfTaughtRun, SetScores
 from selftaught.conditions import find, parse_time, rfc3339, set_condition
 from selftaught.phases import (
@@ -213,6 +213,10 @@ class _Planner:
                 "spec.storage is required on a cluster: set spec.storage.uri to s3://... or to "
                 "file:///... with spec.storage.volumeClaim",
             )
+            return
+        refused = sizing.refusal(self.spec)  # the capacity check: before any Job is created
+        if refused:
+            self.fail(Reason.INSUFFICIENT_GPU_MEMORY, refused)
             return
         self.status.phase = Phase.RUNNING
         self.status.iteration = 0
