@@ -101,7 +101,8 @@ def table(fits: list[sizing.StageFit], *, source: str, parameters: int) -> str:
     from selftaught import sizing
     from selftaught.gpus import GIB
 
-    lines = [f"model: {parameters / 1e9:.2f} B parameters (config: {source})"]
+    count = f"{parameters / 1e9:.2f} B" if parameters >= 1e8 else f"{parameters / 1e6:.2f} M"
+    lines = [f"model: {count} parameters (config: {source})"]
     header = ("stage", "GPUs", "GiB/GPU", "card GiB", "verdict", "setup")
     rows = [header]
     for fit in fits:
@@ -110,7 +111,7 @@ def table(fits: list[sizing.StageFit], *, source: str, parameters: int) -> str:
             (
                 fit.stage.value,
                 str(fit.gpus),
-                f"{fit.estimate.total / GIB:.1f}",
+                "-" if fit.verdict == sizing.NOT_CHECKED else f"{fit.estimate.total / GIB:.1f}",
                 "-" if budget is None else f"{budget / GIB:.1f}",
                 fit.verdict,
                 fit.setup,
@@ -132,7 +133,9 @@ def table(fits: list[sizing.StageFit], *, source: str, parameters: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """The command: exit 0 all fit, 1 a stage does not fit, 2 nothing could be checked."""
+    out, err = out or sys.stdout, err or sys.stderr
     from selftaught import sizing
     from selftaught.capacity import Architecture
     from selftaught.manifests import ManifestError, load_run

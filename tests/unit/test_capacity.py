@@ -178,7 +178,7 @@ def test_transformers_engine_holds_the_whole_model_and_its_batch() -> None:
             },
             "hidden_size must be a positive integer",
             id="string",
-        ),  # fmt: skip
+        ),
         pytest.param({"num_local_experts": 8}, "mixture-of-experts", id="moe"),
     ],
 )
@@ -225,5 +225,5 @@ def test_unknown_card_or_no_label_is_none() -> None:
 
 
 def test_bad_gpu_memory_names_the_field() -> None:
-    with pytest.raises(ValueError, match="spec.stages.train.gpuMemory: '80 gigs'"):
+    with pytest.raises(ValueError, match=r"spec\.stages\.train\.gpuMemory: '80 gigs'"):
         gpus.parse_quantity("80 gigs", field="spec.stages.train.gpuMemory")
