@@ -518,7 +518,7 @@ class ModelArchitecture(Model):
 
     The operator never reads model storage, so it can check that every stage fits its GPUs
     before the first Job only when the spec carries these numbers. ``selftaught plan MANIFEST
-    --write`` fills them in from the model's config.json; without them the check runs only in
+    --write FILE`` fills them in from the model's config.json; without them the check runs only in
     ``selftaught plan``.
     """
 

@@ -47,6 +47,11 @@ def _console() -> Console:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from selftaught.plan_command import preflight
+
+    if refused := preflight(args.manifest):  # the capacity check, before any process starts
+        print(f"selftaught run: {refused}", file=sys.stderr)
+        return 1
     from selftaught.local import forkserver
 
     if args.manifest.is_file():  # a typo in the path needs no stage processes

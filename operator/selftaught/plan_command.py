@@ -159,6 +159,31 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     return 1 if any(fit.verdict == sizing.DOES_NOT_FIT for fit in fits) else 0
 
 
+def preflight(manifest: Path) -> str | None:
+    """For ``selftaught run``: why the run cannot fit, when its model's config.json is readable
+    from here (a local model, the HF cache); None when it fits or nothing can be known.
+
+    A manifest that carries ``spec.modelArchitecture`` is left to the planner, which checks it
+    the same way; a bad manifest is left to the runner, which reports it with its line.
+    """
+    from selftaught import sizing
+    from selftaught.capacity import Architecture
+    from selftaught.manifests import ManifestError, load_run
+
+    try:
+        spec = load_run(manifest).spec
+        if spec.model_architecture is not None:
+            return None
+        config, source = find_config(spec.seed_model, None)
+        arch = Architecture.from_config(config, source=source)
+    except (ManifestError, ConfigNotFound, ValueError):
+        return None
+    refused = [
+        sizing.message(f) for f in sizing.check(spec, arch) if f.verdict == sizing.DOES_NOT_FIT
+    ]
+    return "\n".join(refused) or None
+
+
 def _write(manifest: Path, target: Path, arch: Architecture) -> None:
     """The manifest with spec.modelArchitecture set (comments are not kept)."""
     import yaml

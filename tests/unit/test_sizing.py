@@ -202,3 +202,20 @@ def test_plan_write_fills_model_architecture_for_the_operator(tmp_path: Path) ->
     refused = sizing.refusal(run.spec)
     assert refused is not None
     assert refused.startswith("stage train does not fit")
+
+
+def test_selftaught_run_refuses_a_misfit_before_starting_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(CONFIG_70B.read_text())
+    document = yaml.safe_load(PAPER.read_text())
+    document["spec"]["seedModel"] = model.as_uri()
+    document["spec"]["stages"]["train"]["nodes"] = 2
+    manifest = tmp_path / "two-nodes.yaml"
+    manifest.write_text(yaml.safe_dump(document))
+    workdir = tmp_path / "runs"
+    assert main(["run", str(manifest), "--workdir", str(workdir)]) == 1
+    assert "stage train does not fit its GPUs" in capsys.readouterr().err
+    assert not workdir.exists()  # no state, no stage process
