@@ -103,7 +103,7 @@ def table(fits: list[sizing.StageFit], *, source: str, parameters: int) -> str:
 
     count = f"{parameters / 1e9:.2f} B" if parameters >= 1e8 else f"{parameters / 1e6:.2f} M"
     lines = [f"model: {count} parameters (config: {source})"]
-    header = ("stage", "GPUs", "GiB/GPU", "card GiB", "verdict", "setup")
+    header = ("stage", "GPUs", "GiB/GPU", "usable GiB", "verdict", "setup")
     rows = [header]
     for fit in fits:
         budget = fit.budget_bytes

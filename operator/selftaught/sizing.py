@@ -189,8 +189,9 @@ def check_stage(spec: RunSpec, stage: Stage, arch: Architecture) -> StageFit:
         )
         return fit
     budget = int(card.memory_bytes * estimate.budget_share)
-    share = f"{estimate.budget_share:.0%} of " if estimate.budget_share < 1 else ""
-    limit = f"{gib(budget)} ({share}{card.name}'s {gib(card.memory_bytes)})"
+    limit = f"{card.name}'s {gib(card.memory_bytes)}"
+    if estimate.budget_share < 1:  # vLLM: the share it may take
+        limit = f"{gib(budget)} ({estimate.budget_share:.0%} of {limit})"
     if estimate.total <= budget:
         fit.why = f"{gib(estimate.total)} of {limit}"
         return _check_host(fit, res, stage)
