@@ -536,6 +536,15 @@ class ModelArchitecture(Model):
     head_dim: int | None = Field(
         default=None, ge=1, description="config.json head_dim; empty: hiddenSize / heads."
     )
+    attention_bias: bool = Field(
+        default=False, description="config.json attention_bias (biases on q, k, v)."
+    )
+    max_position_embeddings: int | None = Field(
+        default=None,
+        ge=1,
+        description="config.json max_position_embeddings: caps the sequence the check sizes "
+        "the KV cache for.",
+    )
 
 
 class StagesSpec(Model):

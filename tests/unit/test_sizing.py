@@ -219,3 +219,21 @@ def test_selftaught_run_refuses_a_misfit_before_starting_anything(
     assert main(["run", str(manifest), "--workdir", str(workdir)]) == 1
     assert "stage train does not fit its GPUs" in capsys.readouterr().err
     assert not workdir.exists()  # no state, no stage process
+
+
+def test_docs_show_the_table_the_command_prints(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(ROOT)
+    config = str(CONFIG_70B.relative_to(ROOT))
+    main(["plan", "examples/paper-scale.yaml", "--model-config", config])
+    assert capsys.readouterr().out in (ROOT / "docs" / "scale.md").read_text()
+
+
+def test_written_architecture_gives_the_operator_the_same_estimate() -> None:
+    config = json.loads(CONFIG_70B.read_text())
+    from selftaught.capacity import Architecture
+
+    arch = Architecture.from_config(config)
+    carried = make_run(stages=gpu_stages(), modelArchitecture=architecture_block(arch)).spec
+    assert sizing.architecture_of(carried) == arch
