@@ -11,9 +11,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from selftaught.api import ObservedJob, SelfTaughtRun
+from selftaught.api import SelfTaughtRun
 from selftaught.phases import FailureClass, JobState, Stage
-from selftaught.plan import CreateJob, Plan, plan
+from selftaught.plan import CreateJob, ObservedJob, Plan, plan
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from selftaught.api import ObservedJob, ResumeFrom
+from selftaught.api import ResumeFrom
 from selftaught.phases import ConditionType, FailureClass, JobState, Phase, Stage
-from selftaught.plan import CreateJob, DeleteJob, backoff, plan
+from selftaught.plan import CreateJob, DeleteJob, ObservedJob, backoff, plan
 from tests.unit.planning import T0, drive, make_run, observed
 
 
