@@ -70,10 +70,10 @@ def refusal(changed: list[str], *, exact: bool) -> str:
         subject = fields[0]
     else:
         subject = f"{', '.join(fields[:-1])} and {fields[-1]}"
+    revert = "the change" if not exact else "it" if len(fields) == 1 else "them"
     return (
         f"{subject} cannot change once the run has started (its first Job was created): "
-        f"change refused; revert {'it' if exact and len(fields) == 1 else 'them'} or create a "
-        "new run"
+        f"change refused; revert {revert} or create a new run"
     )
 
 
