@@ -1,4 +1,4 @@
-"""Job and Pod objects -> :class:`selftaught.api.ObservedJob`. Pure: dicts in, models out.
+"""Job and Pod objects -> :class:`selftaught.plan.ObservedJob`. Pure: dicts in, models out.
 
 The planner never sees raw manifests; this module is the one place that knows how Kubernetes
 reports a Job's fate. It reads:
