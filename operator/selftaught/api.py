@@ -13,13 +13,12 @@ so the API server rejects a bad manifest at ``kubectl apply``, and as the same r
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
-from selftaught.phases import FailureClass, JobState, Phase, Stage
+from selftaught.phases import Phase, Stage
 
 GROUP = "selftaught.dev"
 VERSION = "v1alpha1"
@@ -44,9 +43,22 @@ def cel(rule: str, message: str, *, field_path: str | None = None) -> dict[str, 
     return entry
 
 
+#: The CEL transition rule that marks a field immutable; :func:`immutable_paths` finds it.
+IMMUTABLE_RULE = "self == oldSelf"
+
+
 def immutable(name: str) -> dict[str, Any]:
-    """Schema extra for a field that must not change once the run exists."""
-    return {"x-kubernetes-validations": [cel("self == oldSelf", f"{name} is immutable")]}
+    """Schema extra for a field that must not change once the run has started.
+
+    The marker is the one source of the immutable-field list: the API server enforces it as CEL,
+    and :func:`immutable_paths` walks the models for it so the planner fences the same fields.
+    """
+    return {"x-kubernetes-validations": [cel(IMMUTABLE_RULE, f"{name} is immutable")]}
+
+
+def _is_immutable(extra: Any) -> bool:
+    rules = extra.get("x-kubernetes-validations", []) if isinstance(extra, dict) else []
+    return any(isinstance(r, dict) and r.get("rule") == IMMUTABLE_RULE for r in rules)
 
 
 class Model(BaseModel):
@@ -318,7 +330,8 @@ class EvaluationSpec(Model):
         gt=0.0,
         lt=1.0,
         description="Fraction of the selected instructions kept out of training, whose pairs "
-        "measure held-out accuracy.",
+        "measure held-out accuracy. Immutable: it decides which data the run builds.",
+        json_schema_extra=immutable("heldOutFraction"),
     )
     datasets: list[EvalDataset] = Field(
         default_factory=list,
@@ -512,6 +525,18 @@ class StageResources(Model):
             return 1
         return max(1, int(cores + 0.5))
 
+    def pods(self, stage: Stage | str) -> int:
+        """Pods one attempt of ``stage`` runs: ``shards`` for the stages that shard (pairs,
+        judge), ``nodes`` for training, 1 otherwise.
+
+        The one rule behind the Job's completions, the GPU-seconds the planner records and the
+        GPU-seconds the metrics count, so the three can never disagree.
+        """
+        stage = Stage(stage)
+        if stage.shardable:
+            return self.shards
+        return self.nodes if stage is Stage.TRAIN else 1
+
 
 class ModelArchitecture(Model):
     """The seed model's architecture numbers, as in its config.json, for the capacity check.
@@ -703,14 +728,34 @@ class RunSpec(Model):
     )
 
     def immutable_view(self) -> dict[str, Any]:
-        """The fields that must not change once the run exists (the planner fences on them)."""
-        return {
-            "seedModel": self.seed_model,
-            "storage": self.storage.dump() if self.storage else None,
-            "instructions": self.instructions.dump(),
-            "pairs": self.pairs.dump(),
-            "heldOutFraction": self.evaluation.held_out_fraction,
-        }
+        """The immutable fields' wire values by dotted camelCase path ("seedModel",
+        "evaluation.heldOutFraction"): what the planner fingerprints once the run has started.
+
+        Derived from the :func:`immutable` markers, so marking a field is the whole change.
+        """
+        view: dict[str, Any] = {}
+        for attributes, path in immutable_paths(RunSpec):
+            value: Any = self
+            for attribute in attributes:
+                value = getattr(value, attribute)
+            view[path] = value.dump() if isinstance(value, Model) else value
+        return view
+
+
+def immutable_paths(
+    model: type[Model], prefix: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], str]]:
+    """Every field under ``model`` that carries the :func:`immutable` marker, in field order:
+    (python attribute path, dotted camelCase path). Nested models are walked (heldOutFraction
+    lives under evaluation); optional models (``storage``) are marked as a whole."""
+    found: list[tuple[tuple[str, ...], str]] = []
+    for attribute, info in model.model_fields.items():
+        path = (*prefix, attribute)
+        if _is_immutable(info.json_schema_extra):
+            found.append((path, ".".join(to_camel(p) for p in path)))
+        elif isinstance(info.annotation, type) and issubclass(info.annotation, Model):
+            found.extend(immutable_paths(info.annotation, path))
+    return found
 
 
 # ------------------------------------------------------------------------------------- status
@@ -810,8 +855,15 @@ class RunStatus(Model):
     completed_at: str | None = Field(default=None, description="Run end (RFC 3339).")
     message: str | None = Field(default=None, description="Latest human-readable message.")
     observed_generation: int = Field(default=0, description="Spec generation last acted on.")
+    spec_fingerprints: dict[str, str] = Field(
+        default_factory=dict,
+        description="Hash of each immutable spec field (by path) as it was when the run's first "
+        "Job was created; a change to one of them is refused naming that field.",
+    )
     spec_fingerprint: str | None = Field(
-        default=None, description="Hash of the immutable spec fields the run started with."
+        default=None,
+        description="Deprecated: one hash of all immutable fields, written by operators before "
+        "specFingerprints; still honoured for runs started by them.",
     )
     applied_resume_from: str | None = Field(
         default=None, description="The resumeFrom request already applied ('<iteration>/<stage>')."
@@ -844,29 +896,3 @@ class SelfTaughtRun(Model):
     @property
     def generation(self) -> int:
         return int(self.metadata.get("generation", 1))
-
-
-# ---------------------------------------------------------------------- what the planner sees
-
-
-class ObservedJob(Model):
-    """One child Job as the controller (or the local runner) observed it.
-
-    The controller reduces Job and Pod objects to this; the planner never sees raw manifests.
-    """
-
-    name: str
-    iteration: int
-    stage: Stage
-    attempt: int
-    state: JobState
-    failure: FailureClass | None = None
-    failure_message: str | None = None
-    #: Termination-message summaries, one per completed pod index (shard).
-    summaries: dict[int, dict[str, Any]] = Field(default_factory=dict)
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    #: Why the Job cannot make progress (Unschedulable, ImagePullBackOff, NotAdmitted), if any.
-    stuck_reason: str | None = None
-    stuck_message: str | None = None
-    stuck_since: datetime | None = None

@@ -14,13 +14,25 @@ from selftaught.phases import ConditionType, Reason
 
 
 def rfc3339(moment: datetime) -> str:
+    """A moment as Kubernetes writes times: UTC, whole seconds, ``Z``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: str | None) -> datetime | None:
+    """The one reader of RFC 3339 times (the status, Job and Pod timestamps): an aware
+    datetime, or None for an empty value.
+
+    ``Z`` and numeric offsets are read as written; a time without an offset is taken as UTC
+    (what Kubernetes means), so every result compares with the planner's aware clock. Raises
+    ValueError naming the text when it is not a time at all.
+    """
     if not text:
         return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise ValueError(f"not an RFC 3339 time: {text!r}") from error
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def find(conditions: list[Condition], kind: ConditionType | str) -> Condition | None:

@@ -88,8 +88,8 @@ def build_job(
     task = create.task
     resources = task.resources
     labels = _labels(run, task)
-    multi_node = _nodes(task) > 1
-    pods = _nodes(task) if multi_node else task.shards
+    pods = resources.pods(task.stage)
+    multi_node = _multi_node(task)
 
     job_labels = dict(labels)
     if resources.queue_name:
@@ -132,7 +132,7 @@ def build_service(
     resolve as ``<job>-<index>.<service>``, so rank 0 is reachable before any pod is Ready
     (``publishNotReadyAddresses``), which torchrun's rendezvous needs.
     """
-    if _nodes(create.task) <= 1:
+    if not _multi_node(create.task):
         return None
     settings = operator_settings or JobSettings()
     task = create.task
@@ -204,14 +204,15 @@ def pod_failure_policy() -> dict[str, Any]:
 # ------------------------------------------------------------------------------- internals
 
 
-def _nodes(task: StageTask) -> int:
-    return task.resources.nodes if Stage(task.stage) is Stage.TRAIN else 1
+def _multi_node(task: StageTask) -> bool:
+    """Training over several pods (one per node), which need a rendezvous."""
+    return Stage(task.stage) is Stage.TRAIN and task.resources.pods(task.stage) > 1
 
 
 def distributed(task: StageTask) -> bool:
     """Training with more than one GPU runs one process per GPU (:mod:`selftaught.launch`);
     other stages use a pod's GPUs from one process (vLLM's tensor parallelism)."""
-    return Stage(task.stage) is Stage.TRAIN and (_nodes(task) > 1 or task.resources.gpus > 1)
+    return Stage(task.stage) is Stage.TRAIN and (_multi_node(task) or task.resources.gpus > 1)
 
 
 def worker_command(task: StageTask) -> list[str]:

@@ -21,12 +21,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from selftaught.api import RunSpec, RunStatus, SelfTaughtRun
+from selftaught.conditions import parse_time
 from selftaught.phases import FailureClass, Phase, Reason, Stage
 
 #: Stage durations span a smoke test (seconds) to a 70B training stage (days).
@@ -277,13 +277,7 @@ def finished_stages(old: RunStatus, new: RunStatus) -> list[tuple[Stage, float]]
 def gpu_seconds(spec: RunSpec, stage: Stage, seconds: float) -> float:
     """GPU-seconds of one finished stage: seconds x GPUs per pod x pods (as the planner counts)."""
     resources = spec.stages.of(stage)
-    if stage.shardable:
-        pods = resources.shards
-    elif stage is Stage.TRAIN:
-        pods = resources.nodes
-    else:
-        pods = 1
-    return seconds * resources.gpus * pods
+    return seconds * resources.gpus * resources.pods(stage)
 
 
 def last_progress(status: RunStatus) -> float:
@@ -298,9 +292,8 @@ def last_progress(status: RunStatus) -> float:
 
 
 def _timestamp(text: str | None) -> float:
-    if not text:
-        return 0.0
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    moment = parse_time(text)
+    return moment.timestamp() if moment else 0.0
 
 
 def _remove(metric: Gauge | Counter, *labels: str) -> None:

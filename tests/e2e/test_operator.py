@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -179,6 +180,27 @@ def test_bad_input_fails_at_once(cluster: E2E, operator: Operator) -> None:
     assert failed["reason"] == "BadInput"
     assert "no line has the field" in failed["message"]
     assert jobs_of(cluster, "bad") == ["bad-i0-sel-a0"]
+
+
+def test_a_run_without_storage_is_repaired_by_adding_it(cluster: E2E, operator: Operator) -> None:
+    """A manifest without spec.storage (examples/quickstart.yaml on a cluster) fails at start
+    naming the field; since no Job ran, adding storage starts it instead of being refused."""
+    cluster.require_emulator()
+    cluster.instant()
+    manifest = run_manifest("nostore")
+    storage = manifest["spec"].pop("storage")
+    cluster.apply(manifest)
+    run = cluster.wait_phase("nostore", "Failed", timeout=30)
+    assert "spec.storage" in run["status"]["message"]
+    assert jobs_of(cluster, "nostore") == []
+    patch = json.dumps({"spec": {"storage": storage}})
+    cluster.ns("patch", "selftaughtrun", "nostore", "--type=merge", "-p", patch)
+    run = cluster.wait_phase("nostore", "Succeeded", timeout=60)
+    conditions = {c["type"]: c for c in run["status"]["conditions"]}
+    assert conditions["Failed"]["status"] == "False"
+    assert conditions["SpecAccepted"]["status"] == "True"
+    # Fenced from the first Job on, field by field (the CRD keeps the map: not pruned).
+    assert set(run["status"]["specFingerprints"]) >= {"storage", "evaluation.heldOutFraction"}
 
 
 def test_operator_restart_converges_without_duplicates(cluster: E2E, tmp_path: object) -> None:

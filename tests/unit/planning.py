@@ -11,9 +11,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from selftaught.api import ObservedJob, SelfTaughtRun
+from selftaught.api import SelfTaughtRun
 from selftaught.phases import FailureClass, JobState, Stage
-from selftaught.plan import CreateJob, Plan, plan
+from selftaught.plan import CreateJob, ObservedJob, Plan, plan
+from selftaught.plan.state import PassState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -102,3 +103,16 @@ def drive(
             jobs[create.name] = outcome(create)
         now += timedelta(seconds=max(5.0, result.requeue_after or 0.0))
     return run, jobs, plans
+
+
+def state_of(
+    run: SelfTaughtRun, jobs: list[ObservedJob] | None = None, *, now: datetime = T0
+) -> PassState:
+    """A pass over ``run`` for testing one policy function on its own."""
+    return PassState.begin(run, jobs or [], now)
+
+
+def started(run: SelfTaughtRun, **status: Any) -> SelfTaughtRun:
+    """``run`` after its first pass (select planned), with ``status`` fields overridden."""
+    first = plan(run, [], T0).status.model_copy(update=status)
+    return run.model_copy(update={"status": first})

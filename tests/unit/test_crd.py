@@ -247,6 +247,11 @@ IMMUTABLE: list[tuple[str, dict[str, Any], str]] = [
     ("storage", {"storage": {"uri": "s3://other/runs"}}, "spec.storage"),
     ("instructions", {"instructions": {"source": "s3://b/other.jsonl"}}, "spec.instructions"),
     ("pairs", {"pairs": {"temperature": 0.1}}, "spec.pairs"),
+    (
+        "held-out-fraction",
+        {"evaluation": {"heldOutFraction": 0.2}},
+        "spec.evaluation.heldOutFraction",
+    ),
     ("iterations-lowered", {"iterations": 2}, "spec.iterations"),
 ]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from selftaught.api import ObservedJob, RunStatus
+from selftaught.api import RunStatus
 from selftaught.controller.apply import merge_patch
 from selftaught.controller.observe import (
     QUIET,
@@ -23,6 +23,7 @@ from selftaught.controller.observe import (
 from selftaught.controller.queue import Key, WorkQueue
 from selftaught.controller.reconcile import consumed_failure
 from selftaught.phases import FailureClass, JobState, Stage
+from selftaught.plan import ObservedJob
 
 T = "2026-01-01T00:00:00Z"
 LABELS = {

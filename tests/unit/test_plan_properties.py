@@ -16,9 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selftaught import names
-from selftaught.api import ObservedJob
 from selftaught.phases import FailureClass, JobState, Phase, Stage
-from selftaught.plan import CreateJob, plan
+from selftaught.plan import CreateJob, ObservedJob, plan
 from tests.unit.planning import T0, make_run, observed, summary_for
 
 FAST = settings(max_examples=60, deadline=None)

@@ -129,6 +129,19 @@ def test_planner_refuses_a_run_that_cannot_fit_before_any_job() -> None:
         assert part in failed.message, part
 
 
+def test_a_refused_run_stays_failed_quietly_until_its_spec_fits() -> None:
+    refused = make_run(
+        stages=gpu_stages(), training={"maxLength": 8192}, modelArchitecture=arch_block()
+    )
+    failed = refused.model_copy(update={"status": plan(refused, [], T0).status})
+    again = plan(failed, [], T0)
+    assert (again.status.phase, again.events, again.creates) == (Phase.FAILED, [], [])
+    repaired = make_run(
+        stages=gpu_stages(nodes=4), training={"maxLength": 8192}, modelArchitecture=arch_block()
+    ).model_copy(update={"status": failed.status})
+    assert [c.task.stage for c in plan(repaired, [], T0).creates] == [Stage.SELECT]
+
+
 def test_planner_starts_a_run_that_fits_or_carries_no_architecture() -> None:
     fitting = make_run(stages=gpu_stages(nodes=4), modelArchitecture=arch_block())
     unknown = make_run(stages=gpu_stages(), training={"maxLength": 8192})

@@ -1,4 +1,4 @@
-"""Job and Pod objects -> :class:`selftaught.api.ObservedJob`. Pure: dicts in, models out.
+"""Job and Pod objects -> :class:`selftaught.plan.ObservedJob`. Pure: dicts in, models out.
 
 The planner never sees raw manifests; this module is the one place that knows how Kubernetes
 reports a Job's fate. It reads:
@@ -22,9 +22,10 @@ from datetime import datetime
 from typing import Any
 
 from selftaught import names
-from selftaught.api import ObservedJob
+from selftaught.conditions import parse_time
 from selftaught.jobs import COMPLETION_INDEX_ANNOTATION, CONTAINER_NAME, KUEUE_QUEUE_LABEL
 from selftaught.phases import EXIT_BAD_INPUT, FailureClass, JobState, Reason, Stage
+from selftaught.plan import ObservedJob
 
 #: Pod reasons (``status.reason``) that mean the node or the scheduler took the pod away.
 DISRUPTION_REASONS = frozenset(
@@ -357,9 +358,8 @@ def _true(condition: Object | None) -> bool:
 
 
 def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
+    """A Job or Pod timestamp; one the API server garbled counts as absent, not as a crash."""
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_time(text)
     except ValueError:
         return None

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from selftaught import names
-from selftaught.api import ObservedJob, RunStatus, SelfTaughtRun
+from selftaught.api import RunStatus, SelfTaughtRun
 from selftaught.controller.apply import apply_plan
 from selftaught.controller.cache import Children
 from selftaught.controller.kube import Conflict, KubeApi
@@ -31,7 +31,7 @@ from selftaught.controller.observe import observe_jobs, summaries_missing
 from selftaught.jobs import JobSettings
 from selftaught.metrics import Metrics
 from selftaught.phases import JobState, Phase, Stage
-from selftaught.plan import plan
+from selftaught.plan import ObservedJob, plan
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from selftaught import jobs, progress, task
-from selftaught.api import ObservedJob
 from selftaught.local import forkserver
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, FailureClass, JobState
-from selftaught.plan import CreateJob
+from selftaught.plan import CreateJob, ObservedJob
 
 
 class StageProcess(Protocol):

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from selftaught.api import ObservedJob, RunStatus, SelfTaughtRun, StorageSpec
+from selftaught.api import RunStatus, SelfTaughtRun, StorageSpec
 from selftaught.local.display import Display, plot_accuracy, prepare_plotting
 from selftaught.local.processes import JobProcesses
 from selftaught.local.state import RunDirectory
 from selftaught.manifests import load_run
 from selftaught.phases import ConditionType, Phase
-from selftaught.plan import CreateJob, DeleteJob, plan
+from selftaught.plan import CreateJob, DeleteJob, ObservedJob, plan
 
 #: Longest single sleep while a retry backs off; the loop re-plans after it.
 MAX_WAIT_SECONDS = 60.0

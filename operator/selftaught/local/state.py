@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from selftaught.api import ObservedJob, RunStatus
+from selftaught.api import RunStatus
+from selftaught.plan import ObservedJob
 
 
 def write_atomically(path: Path, text: str) -> None:
