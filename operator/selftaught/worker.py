@@ -32,8 +32,8 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from selftaught import progress
-from selftaught.launch import RANK_SUMMARIES_ENV, rank_summary_path
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_TRANSIENT
+from selftaught.pod import SHARD_ENV, TASK_ENV, BadInput, write_termination_log
 from selftaught.storage import (
     Storage,
     StorageAuthError,
@@ -43,13 +43,7 @@ from selftaught.storage import (
     UncommittedError,
     open_for_spec,
 )
-from selftaught.task import (
-    DEFAULT_TERMINATION_LOG,
-    SHARD_ENV,
-    TASK_ENV,
-    TERMINATION_LOG_ENV,
-    StageTask,
-)
+from selftaught.task import StageTask
 
 StageFn = Callable[[StageTask, Storage, int], dict[str, Any]]
 
@@ -57,15 +51,6 @@ StageFn = Callable[[StageTask, Storage, int], dict[str, Any]]
 SUMMARY_LIMIT = 4000
 #: Keys that survive every compaction step.
 CORE_KEYS = ("stage", "iteration", "shard", "attempt", "seconds", "error", "errorType")
-
-
-class BadInput(Exception):
-    """The input cannot be used: a malformed dataset, a missing model, unparsable data.
-
-    Raised by stages (and by this shell for a bad task); the worker exits with
-    ``EXIT_BAD_INPUT`` and the controller does not retry, because the same input would fail the
-    same way. The message reaches the user in a condition, so say what to fix.
-    """
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -176,24 +161,6 @@ def compact_summary(summary: Mapping[str, Any], limit: int = SUMMARY_LIMIT) -> s
     if not _fits(text, limit):  # only absurd core values get here: keep the identity
         text = _encode({k: current[k] for k in CORE_KEYS[:5] if k in current} | {"truncated": True})
     return text
-
-
-def termination_log_path(environ: Mapping[str, str]) -> str:
-    """The pod's termination log; under the multi-process launcher (:mod:`selftaught.launch`),
-    this rank's own file, from which the launcher picks the pod's one message."""
-    ranks = environ.get(RANK_SUMMARIES_ENV)
-    if ranks:
-        return str(rank_summary_path(ranks, environ))
-    return environ.get(TERMINATION_LOG_ENV, DEFAULT_TERMINATION_LOG)
-
-
-def write_termination_log(text: str, environ: Mapping[str, str], stderr: TextIO) -> None:
-    path = termination_log_path(environ)
-    try:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as error:  # outside a pod there may be no /dev/termination-log
-        print(f"selftaught worker: cannot write termination log {path}: {error}", file=stderr)
 
 
 # ------------------------------------------------------------------------------ running

@@ -24,8 +24,8 @@ from selftaught.artifacts import model_prefix, shard_prefix, stage_prefix
 from selftaught.local.processes import JobProcesses
 from selftaught.phases import EXIT_BAD_INPUT, JobState, Stage
 from selftaught.plan import CreateJob
+from selftaught.pod import CACHE_ENV, TASK_ENV, TERMINATION_LOG_ENV
 from selftaught.storage import S3Storage, materialize_model
-from selftaught.task import CACHE_ENV, TASK_ENV, TERMINATION_LOG_ENV
 from tests.integration.conftest import FAST_RETRY
 from tests.integration.seaweedfs import S3Endpoint, free_ports
 from tests.unit.stage_env import small_model, spec, task

@@ -14,9 +14,9 @@ import pytest
 
 from selftaught.artifacts import model_prefix, shard_prefix, stage_prefix
 from selftaught.phases import Stage
+from selftaught.pod import BadInput
 from selftaught.stages import evaluate, judge, pairs, select, train
 from selftaught.storage import FileStorage, MemoryStorage, Storage
-from selftaught.worker import BadInput
 from tests.unit.stage_env import spec, task
 
 PAIRS_SHARDS, JUDGE_SHARDS = 2, 2

@@ -14,6 +14,7 @@ import pytest
 
 from selftaught.api import RunSpec
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_TRANSIENT, Stage
+from selftaught.pod import SHARD_ENV, TASK_ENV, TERMINATION_LOG_ENV, BadInput
 from selftaught.storage import (
     FileStorage,
     MemoryStorage,
@@ -24,10 +25,9 @@ from selftaught.storage import (
     StorageUnavailable,
     UncommittedError,
 )
-from selftaught.task import SHARD_ENV, TASK_ENV, TERMINATION_LOG_ENV, StageTask
+from selftaught.task import StageTask
 from selftaught.worker import (
     SUMMARY_LIMIT,
-    BadInput,
     compact_summary,
     main,
     run_worker,

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from selftaught import jobs, progress, task
+from selftaught import jobs, pod, progress
 from selftaught.api import ObservedJob
 from selftaught.local import forkserver
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, FailureClass, JobState
@@ -90,10 +90,10 @@ class JobProcesses:
         env = {
             **os.environ,
             **self.extra_env,
-            task.TASK_ENV: self.create.task.to_env(),
-            task.SHARD_ENV: str(index),
-            task.TERMINATION_LOG_ENV: str(summary),
-            task.CACHE_ENV: str(self.cache_dir),
+            pod.TASK_ENV: self.create.task.to_env(),
+            pod.SHARD_ENV: str(index),
+            pod.TERMINATION_LOG_ENV: str(summary),
+            pod.CACHE_ENV: str(self.cache_dir),
             progress.PROGRESS_FILE_ENV: str(progress_file),
         }
         if jobs.distributed(self.create.task):  # one machine: every GPU of it, no peers

@@ -25,10 +25,10 @@ from typing import Any
 from selftaught import prompts, scoring
 from selftaught.artifacts import stage_prefix
 from selftaught.phases import Stage
+from selftaught.pod import BadInput
 from selftaught.stages.common import LoadedModel, generation_seed, open_engine, read_shards
 from selftaught.storage import Storage, StorageNotFound, open_object
 from selftaught.task import StageTask
-from selftaught.worker import BadInput
 
 #: Below this share of judgments whose verdict follows their own reasoning, warn.
 MIN_REASONING_AGREEMENT = 0.8

@@ -17,10 +17,10 @@ from typing import Any
 from selftaught import prompts
 from selftaught.artifacts import stage_prefix
 from selftaught.phases import Stage
+from selftaught.pod import BadInput
 from selftaught.stages.common import BUILTIN_POOL_SIZE, BUILTIN_SCHEME, open_engine, rng_for
 from selftaught.storage import Storage, StorageNotFound, open_object
 from selftaught.task import StageTask
-from selftaught.worker import BadInput
 
 #: Bad line numbers reported in the summary (the count is always complete).
 MAX_REPORTED_LINES = 20

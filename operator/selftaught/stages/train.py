@@ -27,11 +27,11 @@ from typing import Any
 from selftaught import progress
 from selftaught.artifacts import model_prefix, stage_prefix
 from selftaught.phases import Stage
+from selftaught.pod import BadInput
 from selftaught.prompts import STYLE_FILE
 from selftaught.stages.common import model_path, read_shards
 from selftaught.storage import Storage
 from selftaught.task import StageTask
-from selftaught.worker import BadInput
 
 
 def world_size() -> int:
