@@ -273,7 +273,13 @@ class TrainingSpec(Model):
     epochs: float = Field(
         default=2.0, gt=0.0, le=10.0, description="Passes over the kept judgments (paper: <= 2)."
     )
-    batch_size: int = Field(default=16, ge=1, le=4096, description="Global batch size.")
+    batch_size: int = Field(
+        default=16,
+        ge=1,
+        le=4096,
+        description="Global batch size: a multiple of microBatchSize, and batchSize / "
+        "microBatchSize a multiple of the train stage's processes (gpus x nodes).",
+    )
     micro_batch_size: int = Field(
         default=1, ge=1, le=4096, description="Per-device batch; the rest is accumulation."
     )
@@ -289,7 +295,15 @@ class TrainingSpec(Model):
                     "self.microBatchSize <= self.batchSize",
                     "microBatchSize must not exceed batchSize",
                     field_path=".microBatchSize",
-                )
+                ),
+                # Gradient accumulation is batchSize / microBatchSize (per process): a remainder
+                # would silently train with a smaller batch than the one asked for.
+                cel(
+                    "self.batchSize % self.microBatchSize == 0",
+                    "batchSize must be a multiple of microBatchSize (the global batch is "
+                    "microBatchSize x processes x accumulation steps)",
+                    field_path=".microBatchSize",
+                ),
             ]
         }
     )

@@ -223,6 +223,45 @@ def test_sft_arguments_carry_paper_settings_unchanged() -> None:
     assert cpu["save_strategy"] == "no"
 
 
+@pytest.mark.parametrize(
+    ("batch", "micro", "world", "steps"),
+    [
+        pytest.param(16, 2, 4, 2, id="16=2x4x2"),
+        pytest.param(16, 16, 1, 1, id="one-step"),
+        pytest.param(16, 3, 1, None, id="micro-3-would-train-15"),
+        pytest.param(16, 8, 4, None, id="micro-8-on-4-ranks-would-train-32"),
+        pytest.param(12, 2, 4, None, id="6-micro-batches-on-4-ranks"),
+    ],
+)
+def test_a_batch_the_world_cannot_make_exactly_is_refused(
+    batch: int, micro: int, world: int, steps: int | None
+) -> None:
+    run_spec = spec(training={"batchSize": batch, "microBatchSize": micro})
+    train_task = task(Stage.TRAIN, run_spec, iteration=1)
+    if steps is not None:
+        args = train.sft_arguments(train_task, world=world)
+        assert args["gradient_accumulation_steps"] == steps
+        assert steps * micro * world == batch
+        return
+    with pytest.raises(BadInput) as caught:
+        train.sft_arguments(train_task, world=world)
+    message = str(caught.value)
+    assert "training.batchSize" in message
+    assert "training.microBatchSize" in message
+    assert f"world size {world}" in message
+
+
+def test_train_refuses_a_non_dividing_world_before_reading_or_loading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing is committed in this storage: reaching the data or the model would raise
+    UncommittedError or a missing-model error instead of the batch refusal."""
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    run_spec = spec(training={"batchSize": 8, "microBatchSize": 4})
+    with pytest.raises(BadInput, match="world size 3"):
+        train.run(task(Stage.TRAIN, run_spec, iteration=1), MemoryStorage(), 0)
+
+
 # peft 0.21 asks transformers 5 a deprecated question when it wraps the model: not ours to fix.
 @pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 def test_lora_training_saves_a_merged_plain_model(tmp_path: Path, run_spec: Any) -> None:
