@@ -22,11 +22,6 @@ from selftaught.prompts import Style, prompt_style
 from selftaught.storage import Storage, UncommittedError, join_key, materialize_model
 from selftaught.task import StageTask
 
-#: Built-in instruction pools: ``builtin://<name>``.
-BUILTIN_SCHEME = "builtin://"
-#: Size of the built-in pool before selection (the cap then applies).
-BUILTIN_POOL_SIZE = 4000
-
 
 @dataclass
 class LoadedModel:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from selftaught import prompts, scoring
+from selftaught import builtin, prompts, scoring
 from selftaught.artifacts import stage_prefix
 from selftaught.phases import Stage
 from selftaught.pod import BadInput
@@ -48,18 +48,17 @@ class Example:
 
 
 def heldout_examples(task: StageTask, storage: Storage) -> list[Example]:
-    from selftaught.tiny.task import part_of
-
     rows = read_shards(storage, task, iteration=0, stage=Stage.PAIRS, name="pairs.jsonl")
     held = sorted((r for r in rows if r["split"] == "heldout"), key=lambda r: int(r["id"]))
-    builtin = task.spec.instructions.source.startswith("builtin://")
+    source = task.spec.instructions.source
+    part_of = builtin.from_source(source).part_of if builtin.is_builtin(source) else None
     return [
         Example(
             r["instruction"],
             r["chosen"],
             r["rejected"],
             r.get("category") or "heldout",
-            part_of(r["instruction"]) if builtin else None,
+            part_of(r["instruction"]) if part_of else None,
         )
         for r in held
     ]
@@ -127,8 +126,7 @@ def judge_both_orders(
 
 def reasoning_agreement(judgments: Sequence[str]) -> float | None:
     """Share of compact judgments whose stated verdict is the one their reasoning implies."""
-    from selftaught.tiny.task import implied_verdict
-
+    implied_verdict = builtin.lookup(builtin.COMPACT_STYLE_TASK).implied_verdict
     if not judgments:
         return None
     agree = sum(

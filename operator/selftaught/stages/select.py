@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from selftaught import prompts
+from selftaught import builtin, prompts
 from selftaught.artifacts import stage_prefix
 from selftaught.phases import Stage
 from selftaught.pod import BadInput
-from selftaught.stages.common import BUILTIN_POOL_SIZE, BUILTIN_SCHEME, open_engine, rng_for
+from selftaught.stages.common import open_engine, rng_for
 from selftaught.storage import Storage, StorageNotFound, open_object
 from selftaught.task import StageTask
 
@@ -31,13 +31,15 @@ LABEL_TOKENS = 8
 def read_pool(task: StageTask, storage: Storage) -> tuple[list[str], list[int], int]:
     """Instructions of the pool, the line numbers of bad lines, and the lines read."""
     source = task.spec.instructions.source
-    if source.startswith(BUILTIN_SCHEME):
-        from selftaught.tiny.task import instruction_pool
-
-        name = source[len(BUILTIN_SCHEME) :]
-        if name != "arithmetic":
-            raise BadInput(f"instructions.source {source}: unknown built-in pool (try arithmetic)")
-        pool = instruction_pool(seed=task.spec.worker.seed, size=BUILTIN_POOL_SIZE)
+    if builtin.is_builtin(source):
+        try:
+            found = builtin.from_source(source)
+        except builtin.UnknownBuiltin:
+            known = ", ".join(builtin.known())
+            raise BadInput(
+                f"instructions.source {source}: unknown built-in pool (try {known})"
+            ) from None
+        pool = found.pool(seed=task.spec.worker.seed, size=builtin.BUILTIN_POOL_SIZE)
         return pool, [], len(pool)
     field = task.spec.instructions.field
     try:
@@ -79,9 +81,7 @@ def label(task: StageTask, texts: list[str]) -> list[str]:
 
 def _known_categories(style: prompts.Style, wanted: list[str]) -> list[str]:
     if style == "compact":
-        from selftaught.tiny.task import CATEGORIES
-
-        return [*CATEGORIES, *wanted]
+        return [*builtin.lookup(builtin.COMPACT_STYLE_TASK).categories, *wanted]
     return [*prompts.STANDARD_CATEGORIES, *wanted]
 
 
