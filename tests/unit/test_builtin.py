@@ -22,7 +22,7 @@ def test_arithmetic_is_registered_on_first_use() -> None:
 
 
 def test_an_unknown_task_names_the_known_ones() -> None:
-    with pytest.raises(builtin.UnknownBuiltin, match="'nope'.*arithmetic"):
+    with pytest.raises(builtin.UnknownBuiltin, match=r"'nope'.*arithmetic"):
         builtin.lookup("nope")
 
 
