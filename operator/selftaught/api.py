@@ -16,10 +16,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from selftaught.phases import FailureClass, JobState, Phase, Stage
+from selftaught.summaries import SetScores, StageSummary, parse_all
 
 GROUP = "selftaught.dev"
 VERSION = "v1alpha1"
@@ -695,20 +696,6 @@ class Condition(Model):
     last_transition_time: str = Field(description="When the status last changed (RFC 3339).")
 
 
-class SetScores(Model):
-    """Scores of one judge on one evaluation set."""
-
-    accuracy: float = Field(description="Pairwise accuracy (0-1); unparsable verdicts count 0.5.")
-    examples: int = Field(default=0, description="Examples scored.")
-    position_consistency: float | None = Field(
-        default=None, description="Share of examples judged the same in both A/B orders."
-    )
-    invalid: int = Field(default=0, description="Verdicts that could not be parsed.")
-    sections: dict[str, float] = Field(
-        default_factory=dict, description="RewardBench section scores (Chat, Chat Hard, ...)."
-    )
-
-
 class IterationRecord(Model):
     """What one iteration did and measured. Iteration 0 is the seed's baseline."""
 
@@ -830,11 +817,21 @@ class ObservedJob(Model):
     state: JobState
     failure: FailureClass | None = None
     failure_message: str | None = None
-    #: Termination-message summaries, one per completed pod index (shard).
-    summaries: dict[int, dict[str, Any]] = Field(default_factory=dict)
+    #: Termination-message summaries, one per completed pod index (shard), each parsed once
+    #: into the stage's model (:mod:`selftaught.summaries`).
+    summaries: dict[int, StageSummary] = Field(default_factory=dict)
     started_at: datetime | None = None
     completed_at: datetime | None = None
     #: Why the Job cannot make progress (Unschedulable, ImagePullBackOff, NotAdmitted), if any.
     stuck_reason: str | None = None
     stuck_message: str | None = None
     stuck_since: datetime | None = None
+
+    @field_validator("summaries", mode="before")
+    @classmethod
+    def _of_this_stage(cls, value: Any, info: ValidationInfo) -> Any:
+        """Plain summaries (a local result.json, a test) parse as this Job's stage's."""
+        stage = info.data.get("stage")
+        if stage is None or not isinstance(value, dict):
+            return value
+        return parse_all(Stage(stage), value)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from selftaught import artifacts, names
-from selftaught.api import IterationRecord, ObservedJob, RunStatus, SelfTaughtRun, SetScores
+from selftaught.api import IterationRecord, ObservedJob, RunStatus, SelfTaughtRun
 from selftaught.conditions import find, parse_time, rfc3339, set_condition
 from selftaught.phases import (
     ConditionType,
@@ -29,6 +30,16 @@ from selftaught.phases import (
     Reason,
     Stage,
     stages_of,
+)
+from selftaught.summaries import (
+    EvaluateSummary,
+    JudgeSummary,
+    PairsSummary,
+    SelectSummary,
+    SetScores,
+    Summary,
+    TrainSummary,
+    of_type,
 )
 from selftaught.task import StageTask
 
@@ -377,33 +388,32 @@ class _Planner:
                 )
 
     def absorb(self, job: ObservedJob) -> None:
-        """Fold a succeeded stage's summaries into the iteration record."""
+        """Fold a succeeded stage's summaries (parsed once, in observe) into the record."""
         iteration, stage, _ = self.position()
         record = self.record(iteration)
         summaries = [job.summaries[k] for k in sorted(job.summaries)]
 
-        def total(key: str) -> int:
-            return sum(int(s.get(key, 0)) for s in summaries)
-
         if stage is Stage.SELECT:
-            record.instructions = total("instructions")
-            record.heldout_instructions = total("heldout")
-            record.bad_lines = total("badLines")
+            select = of_type(summaries, SelectSummary)
+            record.instructions = sum(s.instructions for s in select)
+            record.heldout_instructions = sum(s.heldout for s in select)
+            record.bad_lines = sum(s.bad_lines for s in select)
         elif stage is Stage.PAIRS:
-            record.pairs = total("pairs")
+            record.pairs = sum(s.pairs for s in of_type(summaries, PairsSummary))
         elif stage is Stage.JUDGE:
-            record.pairs = total("pairs")
-            record.judgments_sampled = total("sampled")
-            record.judgments_kept = total("kept")
+            judge = of_type(summaries, JudgeSummary)
+            record.pairs = sum(s.pairs for s in judge)
+            record.judgments_sampled = sum(s.sampled for s in judge)
+            record.judgments_kept = sum(s.kept for s in judge)
         elif stage is Stage.TRAIN:
-            losses = [s["loss"] for s in summaries if isinstance(s.get("loss"), int | float)]
-            record.training_loss = float(losses[0]) if losses else None
+            losses = [s.loss for s in of_type(summaries, TrainSummary) if s.loss is not None]
+            record.training_loss = losses[0] if losses else None
             record.model = self.model_of(iteration) if record.model is None else record.model
         elif stage is Stage.EVALUATE:
-            scores: dict[str, Any] = {}
-            for summary in summaries:
-                scores.update(summary.get("scores", {}))
-            record.scores = {k: SetScores.model_validate(v) for k, v in scores.items()}
+            scores: dict[str, SetScores] = {}
+            for summary in of_type(summaries, EvaluateSummary):
+                scores.update(summary.scores)
+            record.scores = {k: v.model_copy() for k, v in scores.items()}
         seconds = self.duration(job, summaries)
         record.stage_seconds[stage.value] = round(seconds, 3)
         resources = self.spec.stages.of(stage)
@@ -414,10 +424,10 @@ class _Planner:
         )
         record.gpu_seconds = round(record.gpu_seconds + seconds * resources.gpus * pods, 3)
 
-    def duration(self, job: ObservedJob, summaries: list[dict[str, Any]]) -> float:
+    def duration(self, job: ObservedJob, summaries: Sequence[Summary]) -> float:
         if job.started_at and job.completed_at:
             return max(0.0, (job.completed_at - job.started_at).total_seconds())
-        return max((float(s.get("seconds", 0.0)) for s in summaries), default=0.0)
+        return max((s.seconds or 0.0 for s in summaries), default=0.0)
 
     def next_stage(self) -> None:
         iteration, stage, _ = self.position()

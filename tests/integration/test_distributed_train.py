@@ -154,7 +154,7 @@ def test_a_local_run_trains_on_every_gpu_of_the_machine(
     assert processes.command()[-3:] == ["worker", "train", "--distributed"]
     observed = processes.run()
     assert observed.state is JobState.SUCCEEDED, (tmp_path / "job" / "shard-0.log").read_text()
-    assert observed.summaries[0]["ranks"] == 2
+    assert observed.summaries[0].ranks == 2
 
 
 def test_two_pods_meet_at_pod_zero_and_train_together(

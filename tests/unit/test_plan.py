@@ -9,6 +9,7 @@ import pytest
 from selftaught.api import ObservedJob, ResumeFrom
 from selftaught.phases import ConditionType, FailureClass, JobState, Phase, Stage
 from selftaught.plan import CreateJob, DeleteJob, backoff, plan
+from selftaught.summaries import EvaluateSummary, SetScores
 from tests.unit.planning import T0, drive, make_run, observed
 
 
@@ -218,7 +219,8 @@ def test_early_stop_on_plateau_keeps_the_best_iteration() -> None:
         job = observed(create)
         if create.task.stage is Stage.EVALUATE:
             accuracy = 0.7 if create.task.iteration == 1 else 0.65
-            job.summaries = {0: {"scores": {"heldout": {"accuracy": accuracy, "examples": 9}}}}
+            heldout = SetScores(accuracy=accuracy, examples=9)
+            job.summaries = {0: EvaluateSummary(scores={"heldout": heldout})}
         return job
 
     run, _, _ = drive(make_run(iterations=5, earlyStop={"patience": 2}), flat)

@@ -17,6 +17,7 @@ from selftaught.phases import Stage
 from selftaught.pod import BadInput
 from selftaught.stages import evaluate, judge, pairs, select, train
 from selftaught.storage import FileStorage, MemoryStorage, Storage
+from selftaught.summaries import JudgeSummary, PairsSummary, SelectSummary, SetScores
 from tests.unit.stage_env import spec, task
 
 PAIRS_SHARDS, JUDGE_SHARDS = 2, 2
@@ -37,12 +38,12 @@ def rows(storage: Storage, key: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def selected(storage: MemoryStorage, run_spec: Any) -> dict[str, Any]:
+def selected(storage: MemoryStorage, run_spec: Any) -> SelectSummary:
     return select.run(task(Stage.SELECT, run_spec), storage, 0)
 
 
 @pytest.fixture(scope="module")
-def paired(storage: MemoryStorage, run_spec: Any, selected: dict[str, Any]) -> list[dict[str, Any]]:
+def paired(storage: MemoryStorage, run_spec: Any, selected: SelectSummary) -> list[PairsSummary]:
     return [
         pairs.run(task(Stage.PAIRS, run_spec, shards=PAIRS_SHARDS), storage, s)
         for s in range(PAIRS_SHARDS)
@@ -50,9 +51,7 @@ def paired(storage: MemoryStorage, run_spec: Any, selected: dict[str, Any]) -> l
 
 
 @pytest.fixture(scope="module")
-def judged(
-    storage: MemoryStorage, run_spec: Any, paired: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def judged(storage: MemoryStorage, run_spec: Any, paired: list[PairsSummary]) -> list[JudgeSummary]:
     return [
         judge.run(task(Stage.JUDGE, run_spec, iteration=1, shards=JUDGE_SHARDS), storage, s)
         for s in range(JUDGE_SHARDS)
@@ -60,20 +59,20 @@ def judged(
 
 
 def test_select_commits_split_and_deduplicated_instructions(
-    storage: MemoryStorage, selected: dict[str, Any]
+    storage: MemoryStorage, selected: SelectSummary
 ) -> None:
     prefix = stage_prefix("ns", "r", 0, Stage.SELECT)
     assert storage.is_committed(prefix)
     found = rows(storage, f"{prefix}/instructions.jsonl")
-    assert selected["instructions"] == len(found) <= 60
-    assert selected["heldout"] == sum(r["split"] == "heldout" for r in found) >= 1
+    assert selected.instructions == len(found) <= 60
+    assert selected.heldout == sum(r["split"] == "heldout" for r in found) >= 1
     assert len({r["instruction"].lower() for r in found}) == len(found)
-    assert selected["badLines"] == 0
-    assert selected["read"] >= len(found)
+    assert selected.bad_lines == 0
+    assert selected.read >= len(found)
 
 
 def test_pairs_shards_are_disjoint_and_account_for_every_instruction(
-    storage: MemoryStorage, selected: dict[str, Any], paired: list[dict[str, Any]]
+    storage: MemoryStorage, selected: SelectSummary, paired: list[PairsSummary]
 ) -> None:
     ids: list[int] = []
     for shard, summary in enumerate(paired):
@@ -81,28 +80,28 @@ def test_pairs_shards_are_disjoint_and_account_for_every_instruction(
         assert storage.is_committed(prefix)
         found = rows(storage, f"{prefix}/pairs.jsonl")
         assert all(r["id"] % PAIRS_SHARDS == shard for r in found)
-        assert summary["pairs"] + summary["heldoutPairs"] == len(found)
+        assert summary.pairs + summary.heldout_pairs == len(found)
         assert all(
             r["chosen"] != r["rejected"] and r["instruction"] != r["otherInstruction"]
             for r in found
         )
         ids += [r["id"] for r in found]
     assert len(ids) == len(set(ids))
-    assert len(ids) + sum(s["failed"] for s in paired) == selected["instructions"]
+    assert len(ids) + sum(s.failed for s in paired) == selected.instructions
 
 
 def test_judge_keeps_only_correct_verdicts_in_trl_form(
-    storage: MemoryStorage, paired: list[dict[str, Any]], judged: list[dict[str, Any]]
+    storage: MemoryStorage, paired: list[PairsSummary], judged: list[JudgeSummary]
 ) -> None:
     from selftaught.prompts import parse_verdict
 
-    assert sum(s["pairs"] for s in judged) == sum(s["pairs"] for s in paired)
+    assert sum(s.pairs for s in judged) == sum(s.pairs for s in paired)
     pair_ids: list[int] = []
     for shard, summary in enumerate(judged):
         prefix = shard_prefix("ns", "r", 1, Stage.JUDGE, shard)
         found = rows(storage, f"{prefix}/judgments.jsonl")
-        assert summary["kept"] == len(found) <= summary["pairs"]
-        assert summary["sampled"] == 3 * summary["pairs"]
+        assert summary.kept == len(found) <= summary.pairs
+        assert summary.sampled == 3 * summary.pairs
         for row in found:
             assert row["prompt"][0]["role"] == "user"
             assert parse_verdict(row["completion"][0]["content"]) == row["winner"]
@@ -135,27 +134,27 @@ def test_train_then_evaluate_the_trained_judge(tmp_path: Path, run_spec: Any) ->
     trained = train.run(
         task(Stage.TRAIN, run_spec, iteration=1, init_model=run_spec.seed_model), store, 0
     )
-    assert trained["examples"] == 10
-    assert trained["steps"] >= 1
-    assert trained["model"] == store.uri_for(model_prefix("ns", "r", 1))
+    assert trained.examples == 10
+    assert trained.steps >= 1
+    assert trained.model == store.uri_for(model_prefix("ns", "r", 1))
     assert store.is_committed(stage_prefix("ns", "r", 1, Stage.TRAIN))
 
     summary = evaluate.run(
-        task(Stage.EVALUATE, run_spec, iteration=1, model=trained["model"]), store, 0
+        task(Stage.EVALUATE, run_spec, iteration=1, model=trained.model), store, 0
     )
-    heldout = summary["scores"]["heldout"]
-    assert 0.0 <= heldout["accuracy"] <= 1.0
-    assert heldout["examples"] >= 1
+    heldout = summary.scores["heldout"]
+    assert 0.0 <= heldout.accuracy <= 1.0
+    assert heldout.examples >= 1
     parts = [
-        summary["scores"][k]["examples"]
+        summary.scores[k].examples
         for k in ("heldout-seen", "heldout-unseen")
-        if k in summary["scores"]
+        if k in summary.scores
     ]
-    assert sum(parts) <= heldout["examples"]  # chat instructions the weak model kept are neither
+    assert sum(parts) <= heldout.examples  # chat instructions the weak model kept are neither
     scores = json.loads(
         store.read_bytes(f"{stage_prefix('ns', 'r', 1, Stage.EVALUATE)}/scores.json")
     )
-    assert scores["scores"]["heldout"] == heldout
+    assert SetScores.model_validate(scores["scores"]["heldout"]) == heldout
 
 
 def test_evaluate_scores_a_rewardbench_file_and_counts_bad_lines(tmp_path: Path) -> None:
@@ -175,8 +174,8 @@ def test_evaluate_scores_a_rewardbench_file_and_counts_bad_lines(tmp_path: Path)
     select.run(task(Stage.SELECT, run_spec), store, 0)
     pairs.run(task(Stage.PAIRS, run_spec), store, 0)
     summary = evaluate.run(task(Stage.EVALUATE, run_spec), store, 0)
-    assert summary["scores"]["rb"]["examples"] == 2
-    assert any("2 bad line" in w for w in summary["warnings"])
+    assert summary.scores["rb"].examples == 2
+    assert any("2 bad line" in w for w in summary.warnings or [])
 
 
 def test_select_reports_bad_lines_and_rejects_an_unusable_pool(tmp_path: Path) -> None:
@@ -186,9 +185,9 @@ def test_select_reports_bad_lines_and_rejects_an_unusable_pool(tmp_path: Path) -
     )
     run_spec = spec(instructions={"source": pool.as_uri(), "categories": ["math", "list", "other"]})
     summary = select.run(task(Stage.SELECT, run_spec), MemoryStorage(), 0)
-    assert summary["badLines"] == 2
-    assert summary["badLineNumbers"] == [2, 3]
-    assert summary["read"] == 4
+    assert summary.bad_lines == 2
+    assert summary.bad_line_numbers == [2, 3]
+    assert summary.read == 4
     pool.write_text("nope\n")
     with pytest.raises(BadInput, match="no usable line"):
         select.run(task(Stage.SELECT, run_spec), MemoryStorage(), 0)
@@ -287,7 +286,7 @@ def test_lora_training_saves_a_merged_plain_model(tmp_path: Path, run_spec: Any)
     saved = tmp_path / model_prefix("ns", "r", 1)
     assert (saved / "config.json").is_file()
     assert not (saved / "adapter_config.json").exists()  # merged, not an adapter
-    assert trained["model"] == store.uri_for(model_prefix("ns", "r", 1))
+    assert trained.model == store.uri_for(model_prefix("ns", "r", 1))
     seed = AutoModelForCausalLM.from_pretrained(Path(lora_spec.seed_model.removeprefix("file://")))
     merged = AutoModelForCausalLM.from_pretrained(saved)
     assert set(merged.state_dict()) == set(seed.state_dict())  # no lora_A/lora_B left

@@ -25,6 +25,8 @@ from selftaught.api import ObservedJob
 from selftaught.local import forkserver
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, FailureClass, JobState
 from selftaught.plan import CreateJob
+from selftaught.summaries import BadSummary, StageSummary
+from selftaught.summaries import parse as parse_summary
 
 
 class StageProcess(Protocol):
@@ -160,15 +162,20 @@ class JobProcesses:
 
     def observe(self) -> ObservedJob:
         """Reduce the finished shards to what the planner sees, as the controller does."""
-        summaries: dict[int, dict[str, Any]] = {}
+        summaries: dict[int, StageSummary] = {}
         failure: FailureClass | None = None
         message: str | None = None
+        unusable = "a shard ended without a summary"
         for shard in sorted(self.shards, key=lambda s: s.index):
             code = shard.process.returncode
             summary = _read_summary(shard.summary_path)
             if code == EXIT_OK and summary is not None:
-                summaries[shard.index] = summary
-                continue
+                try:
+                    summaries[shard.index] = parse_summary(self.create.task.stage, summary)
+                    continue
+                except BadSummary as error:  # a program error: the worker wrote it
+                    unusable = f"shard {shard.index} wrote an unusable summary: {error}"
+                    summary = None
             if code in (EXIT_OK, None) or failure is not None:
                 continue
             failure = (
@@ -178,7 +185,7 @@ class JobProcesses:
             message = f"shard {shard.index} exited with {code}: {detail}"
         complete = failure is None and len(summaries) == self.create.task.shards
         if failure is None and not complete:
-            failure, message = FailureClass.PROGRAM_ERROR, "a shard ended without a summary"
+            failure, message = FailureClass.PROGRAM_ERROR, unusable
         task_ = self.create.task
         return ObservedJob(
             name=self.create.name,

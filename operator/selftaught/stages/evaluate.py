@@ -11,8 +11,9 @@ judgment is visible, and the stage checks that the judge's reasoning drives its 
 reasoning, so a low value gets a warning.
 
 Output (committed at ``stage_prefix(ns, run, i, evaluate)``): ``scores.json`` and
-``judgments.jsonl`` (every example's verdicts). Summary: ``{"scores": {set: SetScores}}`` plus
-``warnings`` and ``reasoningAgreement`` when they apply.
+``judgments.jsonl`` (every example's verdicts). Summary
+(:class:`~selftaught.summaries.EvaluateSummary`): ``scores`` per set, plus ``warnings`` and
+``reasoningAgreement`` when they apply.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from selftaught.phases import Stage
 from selftaught.pod import BadInput
 from selftaught.stages.common import LoadedModel, generation_seed, open_engine, read_shards
 from selftaught.storage import Storage, StorageNotFound, open_object
+from selftaught.summaries import EvaluateSummary, SetScores
 from selftaught.task import StageTask
 
 #: Below this share of judgments whose verdict follows their own reasoning, warn.
@@ -137,7 +139,7 @@ def reasoning_agreement(judgments: Sequence[str]) -> float | None:
     return agree / len(judgments)
 
 
-def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
+def run(task: StageTask, storage: Storage, shard: int) -> EvaluateSummary:
     model = open_engine(task)
     seed = generation_seed(task, shard)
     scores: dict[str, Any] = {}
@@ -187,7 +189,8 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
     with storage.output(prefix) as out:
         out.write_bytes("scores.json", json.dumps({"scores": scores, **extra}, indent=2).encode())
         out.write_jsonl("judgments.jsonl", details)
-    summary: dict[str, Any] = {"scores": scores, **extra}
-    if warnings:
-        summary["warnings"] = warnings
-    return summary
+    return EvaluateSummary(
+        scores={name: SetScores.model_validate(value) for name, value in scores.items()},
+        reasoning_agreement=extra.get("reasoningAgreement"),
+        warnings=warnings or None,
+    )

@@ -7,7 +7,8 @@ always has some); only a pool with no usable line is bad input.
 
 Output (committed at ``stage_prefix(ns, run, 0, select)``): ``instructions.jsonl`` with rows
 ``{"id", "instruction", "category", "split": "train" | "heldout"}``.
-Summary: ``instructions`` (kept, both splits), ``heldout`` (of those), ``badLines``, ``read``.
+Summary (:class:`~selftaught.summaries.SelectSummary`): ``instructions`` (kept, both splits),
+``heldout`` (of those), ``badLines``, ``read``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from selftaught.phases import Stage
 from selftaught.pod import BadInput
 from selftaught.stages.common import open_engine, rng_for
 from selftaught.storage import Storage, StorageNotFound, open_object
+from selftaught.summaries import SelectSummary
 from selftaught.task import StageTask
 
 #: Bad line numbers reported in the summary (the count is always complete).
@@ -115,7 +117,7 @@ def choose(task: StageTask, texts: list[str], categories: list[str]) -> list[dic
     ]
 
 
-def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
+def run(task: StageTask, storage: Storage, shard: int) -> SelectSummary:
     texts, bad, read = read_pool(task, storage)
     categories = label(task, texts)
     rows = choose(task, texts, categories)
@@ -127,12 +129,10 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
         )
     with storage.output(stage_prefix(task.namespace, task.run, 0, Stage.SELECT)) as out:
         out.write_jsonl("instructions.jsonl", rows)
-    summary: dict[str, Any] = {
-        "instructions": len(rows),
-        "heldout": sum(1 for r in rows if r["split"] == "heldout"),
-        "badLines": len(bad),
-        "read": read,
-    }
-    if bad:
-        summary["badLineNumbers"] = bad[:MAX_REPORTED_LINES]
-    return summary
+    return SelectSummary(
+        instructions=len(rows),
+        heldout=sum(1 for r in rows if r["split"] == "heldout"),
+        bad_lines=len(bad),
+        bad_line_numbers=bad[:MAX_REPORTED_LINES] if bad else None,
+        read=read,
+    )

@@ -12,8 +12,8 @@ The spec -> ``SFTConfig`` mapping is the pure :func:`sft_arguments`, so a test c
 paper's settings reach TRL unchanged.
 
 Output: the model at ``model_prefix(ns, run, i)`` inside the committed train stage prefix.
-Summary: ``loss``, ``examples``, ``steps``, ``ranks`` (training processes), ``model`` (URI of the
-trained judge).
+Summary (:class:`~selftaught.summaries.TrainSummary`): ``loss``, ``examples``, ``steps``,
+``ranks`` (training processes), ``model`` (URI of the trained judge).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from selftaught.pod import BadInput
 from selftaught.prompts import STYLE_FILE
 from selftaught.stages.common import model_path, read_shards
 from selftaught.storage import Storage
+from selftaught.summaries import TrainSummary
 from selftaught.task import StageTask
 
 
@@ -137,7 +138,7 @@ def progress_callback() -> Any:
     return StepProgress()
 
 
-def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
+def run(task: StageTask, storage: Storage, shard: int) -> TrainSummary:
     accumulation_steps(task, world_size())  # a batch this world cannot make: refuse first
     import torch
     from datasets import Dataset
@@ -189,10 +190,10 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
                     out_dir,
                     model_prefix(task.namespace, task.run, task.iteration)[len(prefix) + 1 :],
                 )
-    return {
-        "loss": float(result.training_loss),
-        "examples": len(rows),
-        "steps": int(steps),
-        "ranks": world_size(),
-        "model": uri,
-    }
+    return TrainSummary(
+        loss=float(result.training_loss),
+        examples=len(rows),
+        steps=int(steps),
+        ranks=world_size(),
+        model=uri,
+    )
