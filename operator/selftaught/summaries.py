@@ -194,9 +194,16 @@ def parse(stage: Stage, data: Mapping[str, Any] | Summary) -> StageSummary:
         raise BadSummary(f"not a valid {stage} summary: {problems}") from error
 
 
-def parse_all(stage: Stage, found: Mapping[int, Any]) -> dict[int, StageSummary]:
-    """Each shard's summary parsed as ``stage``'s (see :func:`parse`); raises on a bad one."""
-    return {int(shard): parse(stage, data) for shard, data in found.items()}
+def parse_all(stage: Stage, found: Mapping[int, Any]) -> dict[int, Any]:
+    """Each shard's summary as ``stage``'s model (see :func:`parse`); raises on a bad one.
+
+    A value that already is that model is kept as it is: parsed once, where it arrived.
+    """
+    model = MODELS[Stage(stage)]
+    return {
+        int(shard): data if type(data) is model else parse(stage, data)
+        for shard, data in found.items()
+    }
 
 
 _S = TypeVar("_S", bound=Summary)

@@ -132,3 +132,16 @@ def test_an_observed_job_parses_plain_summaries_as_its_stage() -> None:
     assert again.summaries == job.summaries
     assert '"compute_seconds"' not in job.model_dump_json()  # keys stay the wire's
     assert '"heldoutPairs"' in PairsSummary().model_dump_json()
+
+
+def test_a_parsed_summary_is_not_parsed_again() -> None:
+    parsed = JudgeSummary(kept=1)
+    job = ObservedJob(
+        name="demo-i1-judge-a0",
+        iteration=1,
+        stage=Stage.JUDGE,
+        attempt=0,
+        state=JobState.SUCCEEDED,
+        summaries={0: parsed},
+    )
+    assert job.summaries[0] is parsed
