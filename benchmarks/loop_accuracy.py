@@ -27,8 +27,9 @@ from typing import Any
 
 from selftaught.api import RunSpec
 from selftaught.phases import Stage
+from selftaught.pod import CACHE_ENV
 from selftaught.storage import FileStorage
-from selftaught.task import CACHE_ENV, StageTask
+from selftaught.task import StageTask
 
 
 def loop_spec(seed: int, storage_uri: str, **overrides: Any) -> RunSpec:

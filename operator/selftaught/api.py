@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
 from selftaught.phases import Phase, Stage
+from selftaught.summaries import SetScores
 
 GROUP = "selftaught.dev"
 VERSION = "v1alpha1"
@@ -285,7 +286,13 @@ class TrainingSpec(Model):
     epochs: float = Field(
         default=2.0, gt=0.0, le=10.0, description="Passes over the kept judgments (paper: <= 2)."
     )
-    batch_size: int = Field(default=16, ge=1, le=4096, description="Global batch size.")
+    batch_size: int = Field(
+        default=16,
+        ge=1,
+        le=4096,
+        description="Global batch size: a multiple of microBatchSize, and batchSize / "
+        "microBatchSize a multiple of the train stage's processes (gpus x nodes).",
+    )
     micro_batch_size: int = Field(
         default=1, ge=1, le=4096, description="Per-device batch; the rest is accumulation."
     )
@@ -301,7 +308,15 @@ class TrainingSpec(Model):
                     "self.microBatchSize <= self.batchSize",
                     "microBatchSize must not exceed batchSize",
                     field_path=".microBatchSize",
-                )
+                ),
+                # Gradient accumulation is batchSize / microBatchSize (per process): a remainder
+                # would silently train with a smaller batch than the one asked for.
+                cel(
+                    "self.batchSize % self.microBatchSize == 0",
+                    "batchSize must be a multiple of microBatchSize (the global batch is "
+                    "microBatchSize x processes x accumulation steps)",
+                    field_path=".microBatchSize",
+                ),
             ]
         }
     )
@@ -770,20 +785,6 @@ class Condition(Model):
     message: str = Field(default="", description="Human-readable detail.")
     observed_generation: int = Field(default=0, description="Spec generation it describes.")
     last_transition_time: str = Field(description="When the status last changed (RFC 3339).")
-
-
-class SetScores(Model):
-    """Scores of one judge on one evaluation set."""
-
-    accuracy: float = Field(description="Pairwise accuracy (0-1); unparsable verdicts count 0.5.")
-    examples: int = Field(default=0, description="Examples scored.")
-    position_consistency: float | None = Field(
-        default=None, description="Share of examples judged the same in both A/B orders."
-    )
-    invalid: int = Field(default=0, description="Verdicts that could not be parsed.")
-    sections: dict[str, float] = Field(
-        default_factory=dict, description="RewardBench section scores (Chat, Chat Hard, ...)."
-    )
 
 
 class IterationRecord(Model):

@@ -32,7 +32,8 @@ from selftaught import names
 from selftaught.api import API_VERSION, KIND, SelfTaughtRun, StageResources
 from selftaught.phases import EXIT_BAD_INPUT, Stage
 from selftaught.plan import CreateJob
-from selftaught.task import CACHE_ENV, TASK_ENV, StageTask
+from selftaught.pod import CACHE_ENV, PUSHGATEWAY_ENV, TASK_ENV
+from selftaught.task import StageTask
 
 #: Kueue's label that names the LocalQueue a Job is submitted to.
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -44,7 +45,6 @@ TMP_PATH = "/tmp"
 SHM_PATH = "/dev/shm"
 GPU_RESOURCE = "nvidia.com/gpu"
 DEFAULT_WORKER_IMAGE = "ghcr.io/selftaught/worker:0.1.0"
-PUSHGATEWAY_ENV = "SELFTAUGHT_PUSHGATEWAY"
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_TRANSIENT, Stage
+from selftaught.pod import RANK_SUMMARIES_ENV, TASK_ENV, write_termination_log
 
-#: Set by the launcher for its ranks: the directory each rank writes ``rank-<local>.json`` into.
-RANK_SUMMARIES_ENV = "SELFTAUGHT_RANK_SUMMARIES"
 #: Exit codes a rank may pass through to the pod unchanged (the controller's failure classes).
 PASSED_THROUGH = frozenset({EXIT_BAD_INPUT, EXIT_TRANSIENT})
 #: torch's rendezvous default is 900 s; a peer pod still pulling a large image can need more.
@@ -87,11 +86,6 @@ def torchrun_arguments(environ: Mapping[str, str]) -> list[str]:
             f"--rdzv-conf=timeout={RENDEZVOUS_TIMEOUT_SECONDS}",
         ]
     return [*arguments, "-m", "selftaught.cli", "worker", Stage.TRAIN.value]
-
-
-def rank_summary_path(directory: str, environ: Mapping[str, str]) -> Path:
-    """Where this rank writes its summary (the launcher reads it back by local rank)."""
-    return Path(directory) / f"rank-{environ.get('LOCAL_RANK', '0')}.json"
 
 
 def failure_summary(message: str, error_type: str, task_env: str | None) -> str:
@@ -157,9 +151,6 @@ def _death(code: int) -> str:
 
 def launch(environ: Mapping[str, str] | None = None, stderr: TextIO | None = None) -> int:
     """Start this pod's training processes, wait for them, report like a single worker."""
-    from selftaught.task import TASK_ENV
-    from selftaught.worker import write_termination_log
-
     environ = dict(os.environ if environ is None else environ)
     err = stderr or sys.stderr
     task_env = environ.get(TASK_ENV)

@@ -28,8 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from selftaught.pod import PUSHGATEWAY_ENV
+
 PROGRESS_FILE_ENV = "SELFTAUGHT_PROGRESS_FILE"
-PUSHGATEWAY_ENV = "SELFTAUGHT_PUSHGATEWAY"
 PUSH_JOB = "selftaught_worker"
 
 

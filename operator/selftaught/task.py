@@ -1,7 +1,8 @@
 """The contract between the planner and a worker: one stage task, serialised into the pod.
 
 A planned stage becomes a :class:`StageTask`. The Job builder (and the local runner) put it,
-as JSON, into the ``SELFTAUGHT_TASK`` environment variable of ``selftaught worker <stage>``.
+as JSON, into the ``SELFTAUGHT_TASK`` environment variable (:data:`selftaught.pod.TASK_ENV`)
+of ``selftaught worker <stage>``.
 The worker learns everything it needs from it (where the artifacts are, which model to load,
 the method's settings), so workers never need Kubernetes API access.
 """
@@ -10,13 +11,6 @@ from __future__ import annotations
 
 from selftaught.api import Model, RunSpec, StageResources
 from selftaught.phases import Stage
-
-#: Environment variables a worker reads.
-TASK_ENV = "SELFTAUGHT_TASK"
-SHARD_ENV = "JOB_COMPLETION_INDEX"
-TERMINATION_LOG_ENV = "SELFTAUGHT_TERMINATION_LOG"
-DEFAULT_TERMINATION_LOG = "/dev/termination-log"
-CACHE_ENV = "SELFTAUGHT_CACHE"
 
 
 class StageTask(Model):

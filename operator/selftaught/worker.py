@@ -13,8 +13,8 @@ the stage, and reports. The report is two things the controller relies on:
   and the error.
 
 The stages themselves live in :mod:`selftaught.stages`, one module per stage with
-``run(task, storage, shard) -> dict``; they are imported only here, by name, so this shell stays
-importable without the ML stack.
+``run(task, storage, shard) -> <Stage>Summary`` (:mod:`selftaught.summaries`); they are imported
+only here, by name, so this shell stays importable without the ML stack.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from selftaught import progress
-from selftaught.launch import RANK_SUMMARIES_ENV, rank_summary_path
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_TRANSIENT
+from selftaught.pod import SHARD_ENV, TASK_ENV, BadInput, write_termination_log
 from selftaught.storage import (
     Storage,
     StorageAuthError,
@@ -43,29 +43,15 @@ from selftaught.storage import (
     UncommittedError,
     open_for_spec,
 )
-from selftaught.task import (
-    DEFAULT_TERMINATION_LOG,
-    SHARD_ENV,
-    TASK_ENV,
-    TERMINATION_LOG_ENV,
-    StageTask,
-)
+from selftaught.summaries import MODELS, Summary
+from selftaught.task import StageTask
 
-StageFn = Callable[[StageTask, Storage, int], dict[str, Any]]
+StageFn = Callable[[StageTask, Storage, int], Summary]
 
 #: Kubernetes keeps at most 4096 bytes of a termination message; stay safely below.
 SUMMARY_LIMIT = 4000
 #: Keys that survive every compaction step.
 CORE_KEYS = ("stage", "iteration", "shard", "attempt", "seconds", "error", "errorType")
-
-
-class BadInput(Exception):
-    """The input cannot be used: a malformed dataset, a missing model, unparsable data.
-
-    Raised by stages (and by this shell for a bad task); the worker exits with
-    ``EXIT_BAD_INPUT`` and the controller does not retry, because the same input would fail the
-    same way. The message reaches the user in a condition, so say what to fix.
-    """
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -178,24 +164,6 @@ def compact_summary(summary: Mapping[str, Any], limit: int = SUMMARY_LIMIT) -> s
     return text
 
 
-def termination_log_path(environ: Mapping[str, str]) -> str:
-    """The pod's termination log; under the multi-process launcher (:mod:`selftaught.launch`),
-    this rank's own file, from which the launcher picks the pod's one message."""
-    ranks = environ.get(RANK_SUMMARIES_ENV)
-    if ranks:
-        return str(rank_summary_path(ranks, environ))
-    return environ.get(TERMINATION_LOG_ENV, DEFAULT_TERMINATION_LOG)
-
-
-def write_termination_log(text: str, environ: Mapping[str, str], stderr: TextIO) -> None:
-    path = termination_log_path(environ)
-    try:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as error:  # outside a pod there may be no /dev/termination-log
-        print(f"selftaught worker: cannot write termination log {path}: {error}", file=stderr)
-
-
 # ------------------------------------------------------------------------------ running
 
 
@@ -244,7 +212,8 @@ def run_worker(
     """Run one stage attempt and report it; return the exit code. Everything is injectable."""
     out, err = stdout or sys.stdout, stderr or sys.stderr
     started = clock()
-    summary: dict[str, Any] = {"stage": stage}
+    who: dict[str, Any] = {}  # the attempt's identity, once the task is known
+    summary: dict[str, Any]
     code = EXIT_OK
     # One process reports a pod's progress and success: under a multi-process launch, rank 0.
     lead = environ.get("RANK", "0") == "0"
@@ -253,7 +222,7 @@ def run_worker(
         if str(task.stage) != stage:
             raise BadInput(f"task is for stage '{task.stage}' but the worker runs '{stage}'")
         shard = shard_index(environ, task.shards)
-        summary.update(iteration=task.iteration, shard=shard, attempt=task.attempt)
+        who = {"iteration": task.iteration, "shard": shard, "attempt": task.attempt}
         thread_setter(task.resources.torch_threads())
         reporter = progress.activate(
             progress.reporter(
@@ -267,15 +236,21 @@ def run_worker(
         store = storage if storage is not None else _open_storage(task)
         run = stage_fn if stage_fn is not None else load_stage(stage)
         result = run(task, store, shard)
-        if not isinstance(result, dict):
-            raise TypeError(f"stage {stage} returned {type(result).__name__}, not a dict")
+        expected = MODELS[task.stage]
+        if type(result) is not expected:
+            raise TypeError(
+                f"stage {stage} returned {type(result).__name__}, not a {expected.__name__}"
+            )
         reporter.finish()
-        summary["seconds"] = round(clock() - started, 3)
-        summary["computeSeconds"] = round(reporter.compute_seconds, 3)
-        summary.update({k: v for k, v in result.items() if k not in summary})
+        # The shell's fields win over anything the stage set in them.
+        timing = {
+            "seconds": round(clock() - started, 3),
+            "compute_seconds": round(reporter.compute_seconds, 3),
+        }
+        summary = result.model_copy(update=who | timing).to_wire()
     except Exception as error:
         code = exit_code_for(error)
-        summary["seconds"] = round(clock() - started, 3)
+        summary = {"stage": stage, **who, "seconds": round(clock() - started, 3)}
         summary["error"] = str(error) or type(error).__name__
         summary["errorType"] = type(error).__name__
         if code == EXIT_PROGRAM_ERROR:

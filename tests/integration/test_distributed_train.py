@@ -24,8 +24,8 @@ from selftaught.artifacts import model_prefix, shard_prefix, stage_prefix
 from selftaught.local.processes import JobProcesses
 from selftaught.phases import EXIT_BAD_INPUT, JobState, Stage
 from selftaught.plan import CreateJob
+from selftaught.pod import CACHE_ENV, TASK_ENV, TERMINATION_LOG_ENV
 from selftaught.storage import S3Storage, materialize_model
-from selftaught.task import CACHE_ENV, TASK_ENV, TERMINATION_LOG_ENV
 from tests.integration.conftest import FAST_RETRY
 from tests.integration.seaweedfs import S3Endpoint, free_ports
 from tests.unit.stage_env import small_model, spec, task
@@ -154,7 +154,7 @@ def test_a_local_run_trains_on_every_gpu_of_the_machine(
     assert processes.command()[-3:] == ["worker", "train", "--distributed"]
     observed = processes.run()
     assert observed.state is JobState.SUCCEEDED, (tmp_path / "job" / "shard-0.log").read_text()
-    assert observed.summaries[0]["ranks"] == 2
+    assert observed.summaries[0].ranks == 2
 
 
 def test_two_pods_meet_at_pod_zero_and_train_together(

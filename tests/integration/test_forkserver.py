@@ -12,7 +12,7 @@ import pytest
 
 from selftaught.local import forkserver
 from selftaught.phases import EXIT_BAD_INPUT
-from selftaught.task import TASK_ENV, TERMINATION_LOG_ENV
+from selftaught.pod import TASK_ENV, TERMINATION_LOG_ENV
 
 pytestmark = pytest.mark.skipif(not forkserver.enabled(), reason="fork server is Linux-only")
 

@@ -153,6 +153,11 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         with_spec(training__batchSize=4, training__microBatchSize=8),
         "spec.training.microBatchSize",
     ),
+    (
+        "batch-not-a-multiple-of-micro-batch",
+        with_spec(training__batchSize=16, training__microBatchSize=3),
+        "spec.training.microBatchSize",
+    ),
     ("lora-rank-zero", with_spec(training={"lora": {"rank": 0}}), "spec.training.lora.rank"),
     (
         "majority-vote-even",

@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 
 from selftaught.launch import (
-    RANK_SUMMARIES_ENV,
     LaunchError,
     outcome,
     torchrun_arguments,
 )
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_TRANSIENT
-from selftaught.worker import termination_log_path
+from selftaught.pod import RANK_SUMMARIES_ENV, termination_log_path
 
 WORKER = ["-m", "selftaught.cli", "worker", "train"]
 

@@ -53,6 +53,13 @@ def test_a_good_manifest_loads_with_defaults(tmp_path: Path) -> None:
         ),
         pytest.param("  judging:", "  judgment:", ":9: spec.judgment: unknown field", id="unknown"),
         pytest.param(
+            "  judging:",
+            "  training: {batchSize: 16, microBatchSize: 3}\n  judging:",
+            'spec.training.microBatchSize: Invalid value: "object": batchSize must be a multiple '
+            "of microBatchSize",
+            id="batch-not-a-multiple-of-micro-batch",
+        ),
+        pytest.param(
             "engine: transformers, gpus: 0",
             "engine: vllm, gpus: 0",
             "spec.stages.judge.engine: Invalid value",

@@ -24,6 +24,7 @@ from selftaught.controller.queue import Key, WorkQueue
 from selftaught.controller.reconcile import consumed_failure
 from selftaught.phases import FailureClass, JobState, Stage
 from selftaught.plan import ObservedJob
+from selftaught.summaries import JudgeSummary
 
 T = "2026-01-01T00:00:00Z"
 LABELS = {
@@ -97,6 +98,8 @@ def pod(
 
 
 SUMMARY = {"pairs": 40, "sampled": 160, "kept": 30}
+#: SUMMARY as the planner sees it: parsed once, into the Job's stage's model.
+PARSED = JudgeSummary(pairs=40, sampled=160, kept=30)
 
 CASES = [
     pytest.param(job(), [pod("Pending")], JobState.PENDING, None, None, id="created"),
@@ -161,7 +164,7 @@ def test_observe_job(
         assert observed.failure_message is not None
         assert message in observed.failure_message
     if state is JobState.SUCCEEDED:
-        assert observed.summaries == {0: SUMMARY}
+        assert observed.summaries == {0: PARSED}
         assert observed.completed_at == datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
 
 
@@ -172,7 +175,27 @@ def test_summaries_per_shard() -> None:
     pods.append(pod("Failed", index=1, reason="Evicted"))  # a replaced shard leaves no summary
     observed = observe_job(job(("Complete", "")), pods)
     assert observed is not None
-    assert observed.summaries == {0: {"kept": 0}, 1: {"kept": 1}, 2: {"kept": 2}}
+    assert observed.summaries == {i: JudgeSummary(kept=i) for i in range(3)}
+    assert [s.kept for s in observed.summaries.values()] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param("not json", id="not-json"),
+        pytest.param("[1, 2]", id="not-an-object"),
+        pytest.param('{"kept": "many"}', id="wrong-type"),
+        pytest.param('{"stage": "train", "loss": 0.1}', id="another-stage"),
+    ],
+)
+def test_a_message_that_is_no_summary_of_the_stage_is_left_out(message: str) -> None:
+    pods = [
+        pod("Succeeded", index=0, exit_code=0, message=message),
+        pod("Succeeded", index=1, exit_code=0, message=json.dumps({**SUMMARY, "future": 1})),
+    ]
+    observed = observe_job(job(("Complete", "")), pods)
+    assert observed is not None
+    assert observed.summaries == {1: PARSED}  # an unknown key is no reason to drop a summary
 
 
 def test_the_cached_essentials_observe_like_the_whole_objects() -> None:
@@ -259,7 +282,7 @@ def test_pods_are_matched_to_their_own_attempt() -> None:
     mine = pod("Succeeded", exit_code=0, message=json.dumps(SUMMARY))
     stranger = {"metadata": {"name": "x", "labels": {}}, "status": {}}
     observed = observe_jobs("demo", [job(("Complete", ""))], [other, mine, stranger])
-    assert [o.summaries for o in observed] == [{0: SUMMARY}]
+    assert [o.summaries for o in observed] == [{0: PARSED}]
 
 
 def test_foreign_job_is_ignored() -> None:

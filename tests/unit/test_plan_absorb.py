@@ -11,6 +11,7 @@ import pytest
 from selftaught.phases import JobState, Stage
 from selftaught.plan import ObservedJob
 from selftaught.plan.absorb import absorb, duration
+from selftaught.summaries import SelectSummary
 from tests.unit.planning import T0, drive, make_run, started, state_of
 
 SELECT = {"instructions": 100, "heldout": 10, "badLines": 2}
@@ -119,7 +120,7 @@ def test_duration(times: bool, summaries: list[dict[str, Any]], seconds: float) 
         started_at=T0 if times else None,
         completed_at=T0 + timedelta(seconds=10) if times else None,
     )
-    assert duration(job, summaries) == seconds
+    assert duration(job, [SelectSummary.model_validate(s) for s in summaries]) == seconds
 
 
 def test_stage_durations_and_gpu_seconds_are_recorded() -> None:

@@ -11,6 +11,7 @@ from selftaught.api import SetScores
 from selftaught.phases import ConditionType, Phase, Stage
 from selftaught.plan import CreateJob, ObservedJob
 from selftaught.plan.best import early_stopped, update_best
+from selftaught.summaries import EvaluateSummary
 from tests.unit.planning import drive, make_run, observed, started, state_of
 
 
@@ -77,7 +78,8 @@ def test_early_stop_on_plateau_keeps_the_best_iteration() -> None:
         job = observed(create)
         if create.task.stage is Stage.EVALUATE:
             accuracy = 0.7 if create.task.iteration == 1 else 0.65
-            job.summaries = {0: {"scores": {"heldout": {"accuracy": accuracy, "examples": 9}}}}
+            heldout = SetScores(accuracy=accuracy, examples=9)
+            job.summaries = {0: EvaluateSummary(scores={"heldout": heldout})}
         return job
 
     run, _, _ = drive(make_run(iterations=5, earlyStop={"patience": 2}), flat)

@@ -14,9 +14,10 @@ import pytest
 
 from selftaught.artifacts import model_prefix, shard_prefix, stage_prefix
 from selftaught.phases import Stage
+from selftaught.pod import BadInput
 from selftaught.stages import evaluate, judge, pairs, select, train
 from selftaught.storage import FileStorage, MemoryStorage, Storage
-from selftaught.worker import BadInput
+from selftaught.summaries import JudgeSummary, PairsSummary, SelectSummary, SetScores
 from tests.unit.stage_env import spec, task
 
 PAIRS_SHARDS, JUDGE_SHARDS = 2, 2
@@ -37,12 +38,12 @@ def rows(storage: Storage, key: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def selected(storage: MemoryStorage, run_spec: Any) -> dict[str, Any]:
+def selected(storage: MemoryStorage, run_spec: Any) -> SelectSummary:
     return select.run(task(Stage.SELECT, run_spec), storage, 0)
 
 
 @pytest.fixture(scope="module")
-def paired(storage: MemoryStorage, run_spec: Any, selected: dict[str, Any]) -> list[dict[str, Any]]:
+def paired(storage: MemoryStorage, run_spec: Any, selected: SelectSummary) -> list[PairsSummary]:
     return [
         pairs.run(task(Stage.PAIRS, run_spec, shards=PAIRS_SHARDS), storage, s)
         for s in range(PAIRS_SHARDS)
@@ -50,9 +51,7 @@ def paired(storage: MemoryStorage, run_spec: Any, selected: dict[str, Any]) -> l
 
 
 @pytest.fixture(scope="module")
-def judged(
-    storage: MemoryStorage, run_spec: Any, paired: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def judged(storage: MemoryStorage, run_spec: Any, paired: list[PairsSummary]) -> list[JudgeSummary]:
     return [
         judge.run(task(Stage.JUDGE, run_spec, iteration=1, shards=JUDGE_SHARDS), storage, s)
         for s in range(JUDGE_SHARDS)
@@ -60,20 +59,20 @@ def judged(
 
 
 def test_select_commits_split_and_deduplicated_instructions(
-    storage: MemoryStorage, selected: dict[str, Any]
+    storage: MemoryStorage, selected: SelectSummary
 ) -> None:
     prefix = stage_prefix("ns", "r", 0, Stage.SELECT)
     assert storage.is_committed(prefix)
     found = rows(storage, f"{prefix}/instructions.jsonl")
-    assert selected["instructions"] == len(found) <= 60
-    assert selected["heldout"] == sum(r["split"] == "heldout" for r in found) >= 1
+    assert selected.instructions == len(found) <= 60
+    assert selected.heldout == sum(r["split"] == "heldout" for r in found) >= 1
     assert len({r["instruction"].lower() for r in found}) == len(found)
-    assert selected["badLines"] == 0
-    assert selected["read"] >= len(found)
+    assert selected.bad_lines == 0
+    assert selected.read >= len(found)
 
 
 def test_pairs_shards_are_disjoint_and_account_for_every_instruction(
-    storage: MemoryStorage, selected: dict[str, Any], paired: list[dict[str, Any]]
+    storage: MemoryStorage, selected: SelectSummary, paired: list[PairsSummary]
 ) -> None:
     ids: list[int] = []
     for shard, summary in enumerate(paired):
@@ -81,28 +80,28 @@ def test_pairs_shards_are_disjoint_and_account_for_every_instruction(
         assert storage.is_committed(prefix)
         found = rows(storage, f"{prefix}/pairs.jsonl")
         assert all(r["id"] % PAIRS_SHARDS == shard for r in found)
-        assert summary["pairs"] + summary["heldoutPairs"] == len(found)
+        assert summary.pairs + summary.heldout_pairs == len(found)
         assert all(
             r["chosen"] != r["rejected"] and r["instruction"] != r["otherInstruction"]
             for r in found
         )
         ids += [r["id"] for r in found]
     assert len(ids) == len(set(ids))
-    assert len(ids) + sum(s["failed"] for s in paired) == selected["instructions"]
+    assert len(ids) + sum(s.failed for s in paired) == selected.instructions
 
 
 def test_judge_keeps_only_correct_verdicts_in_trl_form(
-    storage: MemoryStorage, paired: list[dict[str, Any]], judged: list[dict[str, Any]]
+    storage: MemoryStorage, paired: list[PairsSummary], judged: list[JudgeSummary]
 ) -> None:
     from selftaught.prompts import parse_verdict
 
-    assert sum(s["pairs"] for s in judged) == sum(s["pairs"] for s in paired)
+    assert sum(s.pairs for s in judged) == sum(s.pairs for s in paired)
     pair_ids: list[int] = []
     for shard, summary in enumerate(judged):
         prefix = shard_prefix("ns", "r", 1, Stage.JUDGE, shard)
         found = rows(storage, f"{prefix}/judgments.jsonl")
-        assert summary["kept"] == len(found) <= summary["pairs"]
-        assert summary["sampled"] == 3 * summary["pairs"]
+        assert summary.kept == len(found) <= summary.pairs
+        assert summary.sampled == 3 * summary.pairs
         for row in found:
             assert row["prompt"][0]["role"] == "user"
             assert parse_verdict(row["completion"][0]["content"]) == row["winner"]
@@ -135,27 +134,27 @@ def test_train_then_evaluate_the_trained_judge(tmp_path: Path, run_spec: Any) ->
     trained = train.run(
         task(Stage.TRAIN, run_spec, iteration=1, init_model=run_spec.seed_model), store, 0
     )
-    assert trained["examples"] == 10
-    assert trained["steps"] >= 1
-    assert trained["model"] == store.uri_for(model_prefix("ns", "r", 1))
+    assert trained.examples == 10
+    assert trained.steps >= 1
+    assert trained.model == store.uri_for(model_prefix("ns", "r", 1))
     assert store.is_committed(stage_prefix("ns", "r", 1, Stage.TRAIN))
 
     summary = evaluate.run(
-        task(Stage.EVALUATE, run_spec, iteration=1, model=trained["model"]), store, 0
+        task(Stage.EVALUATE, run_spec, iteration=1, model=trained.model), store, 0
     )
-    heldout = summary["scores"]["heldout"]
-    assert 0.0 <= heldout["accuracy"] <= 1.0
-    assert heldout["examples"] >= 1
+    heldout = summary.scores["heldout"]
+    assert 0.0 <= heldout.accuracy <= 1.0
+    assert heldout.examples >= 1
     parts = [
-        summary["scores"][k]["examples"]
+        summary.scores[k].examples
         for k in ("heldout-seen", "heldout-unseen")
-        if k in summary["scores"]
+        if k in summary.scores
     ]
-    assert sum(parts) <= heldout["examples"]  # chat instructions the weak model kept are neither
+    assert sum(parts) <= heldout.examples  # chat instructions the weak model kept are neither
     scores = json.loads(
         store.read_bytes(f"{stage_prefix('ns', 'r', 1, Stage.EVALUATE)}/scores.json")
     )
-    assert scores["scores"]["heldout"] == heldout
+    assert SetScores.model_validate(scores["scores"]["heldout"]) == heldout
 
 
 def test_evaluate_scores_a_rewardbench_file_and_counts_bad_lines(tmp_path: Path) -> None:
@@ -175,8 +174,8 @@ def test_evaluate_scores_a_rewardbench_file_and_counts_bad_lines(tmp_path: Path)
     select.run(task(Stage.SELECT, run_spec), store, 0)
     pairs.run(task(Stage.PAIRS, run_spec), store, 0)
     summary = evaluate.run(task(Stage.EVALUATE, run_spec), store, 0)
-    assert summary["scores"]["rb"]["examples"] == 2
-    assert any("2 bad line" in w for w in summary["warnings"])
+    assert summary.scores["rb"].examples == 2
+    assert any("2 bad line" in w for w in summary.warnings or [])
 
 
 def test_select_reports_bad_lines_and_rejects_an_unusable_pool(tmp_path: Path) -> None:
@@ -186,9 +185,9 @@ def test_select_reports_bad_lines_and_rejects_an_unusable_pool(tmp_path: Path) -
     )
     run_spec = spec(instructions={"source": pool.as_uri(), "categories": ["math", "list", "other"]})
     summary = select.run(task(Stage.SELECT, run_spec), MemoryStorage(), 0)
-    assert summary["badLines"] == 2
-    assert summary["badLineNumbers"] == [2, 3]
-    assert summary["read"] == 4
+    assert summary.bad_lines == 2
+    assert summary.bad_line_numbers == [2, 3]
+    assert summary.read == 4
     pool.write_text("nope\n")
     with pytest.raises(BadInput, match="no usable line"):
         select.run(task(Stage.SELECT, run_spec), MemoryStorage(), 0)
@@ -223,6 +222,45 @@ def test_sft_arguments_carry_paper_settings_unchanged() -> None:
     assert cpu["save_strategy"] == "no"
 
 
+@pytest.mark.parametrize(
+    ("batch", "micro", "world", "steps"),
+    [
+        pytest.param(16, 2, 4, 2, id="16=2x4x2"),
+        pytest.param(16, 16, 1, 1, id="one-step"),
+        pytest.param(16, 3, 1, None, id="micro-3-would-train-15"),
+        pytest.param(16, 8, 4, None, id="micro-8-on-4-ranks-would-train-32"),
+        pytest.param(12, 2, 4, None, id="6-micro-batches-on-4-ranks"),
+    ],
+)
+def test_a_batch_the_world_cannot_make_exactly_is_refused(
+    batch: int, micro: int, world: int, steps: int | None
+) -> None:
+    run_spec = spec(training={"batchSize": batch, "microBatchSize": micro})
+    train_task = task(Stage.TRAIN, run_spec, iteration=1)
+    if steps is not None:
+        args = train.sft_arguments(train_task, world=world)
+        assert args["gradient_accumulation_steps"] == steps
+        assert steps * micro * world == batch
+        return
+    with pytest.raises(BadInput) as caught:
+        train.sft_arguments(train_task, world=world)
+    message = str(caught.value)
+    assert "training.batchSize" in message
+    assert "training.microBatchSize" in message
+    assert f"world size {world}" in message
+
+
+def test_train_refuses_a_non_dividing_world_before_reading_or_loading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing is committed in this storage: reaching the data or the model would raise
+    UncommittedError or a missing-model error instead of the batch refusal."""
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    run_spec = spec(training={"batchSize": 8, "microBatchSize": 4})
+    with pytest.raises(BadInput, match="world size 3"):
+        train.run(task(Stage.TRAIN, run_spec, iteration=1), MemoryStorage(), 0)
+
+
 # peft 0.21 asks transformers 5 a deprecated question when it wraps the model: not ours to fix.
 @pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 def test_lora_training_saves_a_merged_plain_model(tmp_path: Path, run_spec: Any) -> None:
@@ -248,7 +286,7 @@ def test_lora_training_saves_a_merged_plain_model(tmp_path: Path, run_spec: Any)
     saved = tmp_path / model_prefix("ns", "r", 1)
     assert (saved / "config.json").is_file()
     assert not (saved / "adapter_config.json").exists()  # merged, not an adapter
-    assert trained["model"] == store.uri_for(model_prefix("ns", "r", 1))
+    assert trained.model == store.uri_for(model_prefix("ns", "r", 1))
     seed = AutoModelForCausalLM.from_pretrained(Path(lora_spec.seed_model.removeprefix("file://")))
     merged = AutoModelForCausalLM.from_pretrained(saved)
     assert set(merged.state_dict()) == set(seed.state_dict())  # no lora_A/lora_B left

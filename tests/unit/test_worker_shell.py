@@ -14,6 +14,7 @@ import pytest
 
 from selftaught.api import RunSpec
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_TRANSIENT, Stage
+from selftaught.pod import SHARD_ENV, TASK_ENV, TERMINATION_LOG_ENV, BadInput
 from selftaught.storage import (
     FileStorage,
     MemoryStorage,
@@ -24,10 +25,10 @@ from selftaught.storage import (
     StorageUnavailable,
     UncommittedError,
 )
-from selftaught.task import SHARD_ENV, TASK_ENV, TERMINATION_LOG_ENV, StageTask
+from selftaught.summaries import JudgeSummary, PairsSummary
+from selftaught.task import StageTask
 from selftaught.worker import (
     SUMMARY_LIMIT,
-    BadInput,
     compact_summary,
     main,
     run_worker,
@@ -98,9 +99,10 @@ def test_success_reports_summary_and_passes_task_storage_shard(
     harness.env |= {TASK_ENV: task.to_env(), SHARD_ENV: "2"}
     seen: list[tuple[StageTask, Storage, int]] = []
 
-    def stage(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
+    def stage(task: StageTask, storage: Storage, shard: int) -> JudgeSummary:
         seen.append((task, storage, shard))
-        return {"judgmentsSampled": 45, "judgmentsKept": 12, "stage": "ignored"}
+        # The shell's own fields win over whatever the stage put in them.
+        return JudgeSummary(pairs=15, sampled=45, kept=12, invalid=2, iteration=99, seconds=1.0)
 
     clock = iter([100.0, 103.25])
     assert harness.run(stage_fn=stage, clock=lambda: next(clock)) == EXIT_OK
@@ -112,8 +114,10 @@ def test_success_reports_summary_and_passes_task_storage_shard(
         "attempt": 1,
         "seconds": 3.25,
         "computeSeconds": 0.0,  # the fake stage did no model work
-        "judgmentsSampled": 45,
-        "judgmentsKept": 12,
+        "pairs": 15,
+        "sampled": 45,
+        "kept": 12,
+        "invalid": 2,
     }
     assert harness.threads == [3]  # 2500m rounds half-up to 3 threads
 
@@ -122,11 +126,11 @@ def test_storage_is_opened_from_the_task_spec(harness: Harness, tmp_path: Path) 
     harness.env[TASK_ENV] = make_task(tmp_path).to_env()
     opened: list[Storage] = []
 
-    def stage(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
+    def stage(task: StageTask, storage: Storage, shard: int) -> JudgeSummary:
         opened.append(storage)
         with storage.output("ns/demo/iteration-2/judge/shard-00000") as out:
             out.write_jsonl("judgments.jsonl", [{"ok": True}])
-        return {}
+        return JudgeSummary()
 
     assert harness.run(stage_fn=stage, storage=None) == EXIT_OK
     assert isinstance(opened[0], FileStorage)
@@ -206,10 +210,20 @@ def test_failures_map_to_exit_codes(
     assert has_traceback == (code == EXIT_PROGRAM_ERROR)
 
 
-def test_stage_returning_a_non_dict_is_a_program_error(harness: Harness, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("returned", "named"),
+    [
+        pytest.param([1, 2], "returned list, not a JudgeSummary", id="not-a-summary"),
+        pytest.param({"kept": 1}, "returned dict, not a JudgeSummary", id="untyped-dict"),
+        pytest.param(PairsSummary(pairs=3), "returned PairsSummary", id="another-stage"),
+    ],
+)
+def test_stage_returning_anything_but_its_summary_is_a_program_error(
+    harness: Harness, tmp_path: Path, returned: Any, named: str
+) -> None:
     harness.env[TASK_ENV] = make_task(tmp_path).to_env()
-    assert harness.run(stage_fn=lambda *_: [1, 2]) == EXIT_PROGRAM_ERROR
-    assert "returned list, not a dict" in harness.summary["error"]
+    assert harness.run(stage_fn=lambda *_: returned) == EXIT_PROGRAM_ERROR
+    assert named in harness.summary["error"]
 
 
 def test_unwritable_termination_log_does_not_fail_the_stage(
@@ -219,24 +233,24 @@ def test_unwritable_termination_log_does_not_fail_the_stage(
         TASK_ENV: make_task(tmp_path).to_env(),
         TERMINATION_LOG_ENV: str(tmp_path / "no" / "such" / "dir" / "log"),
     }
-    assert harness.run(stage_fn=lambda *_: {"n": 1}) == EXIT_OK
+    assert harness.run(stage_fn=lambda *_: JudgeSummary(kept=1)) == EXIT_OK
     assert "cannot write termination log" in harness.stderr.getvalue()
-    assert json.loads(harness.stdout.getvalue())["n"] == 1
+    assert json.loads(harness.stdout.getvalue())["kept"] == 1
 
 
 def test_main_imports_the_stage_module_by_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake = types.ModuleType("selftaught.stages.judge")
-    fake.run = lambda task, storage, shard: {"kind": type(storage).__name__}  # type: ignore[attr-defined]
+    fake.run = lambda task, storage, shard: JudgeSummary(kept=isinstance(storage, FileStorage))  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "selftaught.stages.judge", fake)
     monkeypatch.setenv(TASK_ENV, make_task(tmp_path, spec=make_task(tmp_path).spec).to_env())
     monkeypatch.setenv(TERMINATION_LOG_ENV, str(tmp_path / "log"))
     monkeypatch.delenv(SHARD_ENV, raising=False)
     monkeypatch.setattr("selftaught.worker.set_torch_threads", lambda n: None)
     assert main("judge") == EXIT_OK
-    assert json.loads((tmp_path / "log").read_text())["kind"] == "FileStorage"
-    assert '"kind":"FileStorage"' in capsys.readouterr().out
+    assert json.loads((tmp_path / "log").read_text())["kept"] == 1  # it got a FileStorage
+    assert '"kept":1' in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------ pure helpers
@@ -286,13 +300,13 @@ def test_model_compute_time_and_progress_reach_the_summary_and_the_progress_file
     progress_file = tmp_path / "progress.json"
     harness.env |= {TASK_ENV: task.to_env(), progress.PROGRESS_FILE_ENV: str(progress_file)}
 
-    def stage(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
+    def stage(task: StageTask, storage: Storage, shard: int) -> JudgeSummary:
         reporter = progress.current()
         reporter.expect(4)
         with progress.compute():
             time.sleep(0.05)
         reporter.advance(4, tokens=100)
-        return {}
+        return JudgeSummary()
 
     assert harness.run(stage_fn=stage) == EXIT_OK
     assert harness.summary["computeSeconds"] >= 0.05

@@ -26,6 +26,8 @@ from selftaught.conditions import parse_time
 from selftaught.jobs import COMPLETION_INDEX_ANNOTATION, CONTAINER_NAME, KUEUE_QUEUE_LABEL
 from selftaught.phases import EXIT_BAD_INPUT, FailureClass, JobState, Reason, Stage
 from selftaught.plan import ObservedJob
+from selftaught.summaries import BadSummary, StageSummary
+from selftaught.summaries import parse as parse_summary
 
 #: Pod reasons (``status.reason``) that mean the node or the scheduler took the pod away.
 DISRUPTION_REASONS = frozenset(
@@ -79,7 +81,7 @@ def observe_job(job: Object, pods: list[Object]) -> ObservedJob | None:
         stage=stage,
         attempt=attempt,
         state=state,
-        summaries=summaries(pods) if state is JobState.SUCCEEDED else {},
+        summaries=summaries(stage, pods) if state is JobState.SUCCEEDED else {},
         started_at=_time(status.get("startTime")),
         completed_at=_time(completed_at) if state.is_terminal() else None,
     )
@@ -192,16 +194,26 @@ def job_state(job: Object, pods: list[Object], conditions: dict[str, Object]) ->
     return JobState.PENDING
 
 
-def summaries(pods: list[Object]) -> dict[int, dict[str, Any]]:
-    """The JSON summary of each succeeded pod, keyed by completion index (shard)."""
-    found: dict[int, dict[str, Any]] = {}
+def summaries(stage: Stage, pods: list[Object]) -> dict[int, StageSummary]:
+    """The summary of each succeeded pod, keyed by completion index (shard), parsed once into
+    ``stage``'s model.
+
+    A message that is not a summary of this stage (not JSON, not an object, wrong types, another
+    stage's) is left out, as a missing one is: the Job succeeded, so its counts are lost but the
+    run goes on (:func:`summaries_missing` first gives a lagging pod its chance to arrive).
+    """
+    found: dict[int, StageSummary] = {}
     for pod in pods:
         terminated = _terminated(pod)
         if terminated is None or terminated.get("exitCode") != 0:
             continue
         parsed = _json(terminated.get("message"))
-        if parsed is not None:
-            found[_index(pod)] = parsed
+        if parsed is None:
+            continue
+        try:
+            found[_index(pod)] = parse_summary(stage, parsed)
+        except BadSummary:
+            continue
     return found
 
 

@@ -20,10 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from selftaught import jobs, progress, task
+from selftaught import jobs, pod, progress
 from selftaught.local import forkserver
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, FailureClass, JobState
 from selftaught.plan import CreateJob, ObservedJob
+from selftaught.summaries import BadSummary, StageSummary
+from selftaught.summaries import parse as parse_summary
 
 
 class StageProcess(Protocol):
@@ -89,10 +91,10 @@ class JobProcesses:
         env = {
             **os.environ,
             **self.extra_env,
-            task.TASK_ENV: self.create.task.to_env(),
-            task.SHARD_ENV: str(index),
-            task.TERMINATION_LOG_ENV: str(summary),
-            task.CACHE_ENV: str(self.cache_dir),
+            pod.TASK_ENV: self.create.task.to_env(),
+            pod.SHARD_ENV: str(index),
+            pod.TERMINATION_LOG_ENV: str(summary),
+            pod.CACHE_ENV: str(self.cache_dir),
             progress.PROGRESS_FILE_ENV: str(progress_file),
         }
         if jobs.distributed(self.create.task):  # one machine: every GPU of it, no peers
@@ -159,15 +161,20 @@ class JobProcesses:
 
     def observe(self) -> ObservedJob:
         """Reduce the finished shards to what the planner sees, as the controller does."""
-        summaries: dict[int, dict[str, Any]] = {}
+        summaries: dict[int, StageSummary] = {}
         failure: FailureClass | None = None
         message: str | None = None
+        unusable = "a shard ended without a summary"
         for shard in sorted(self.shards, key=lambda s: s.index):
             code = shard.process.returncode
             summary = _read_summary(shard.summary_path)
             if code == EXIT_OK and summary is not None:
-                summaries[shard.index] = summary
-                continue
+                try:
+                    summaries[shard.index] = parse_summary(self.create.task.stage, summary)
+                    continue
+                except BadSummary as error:  # a program error: the worker wrote it
+                    unusable = f"shard {shard.index} wrote an unusable summary: {error}"
+                    summary = None
             if code in (EXIT_OK, None) or failure is not None:
                 continue
             failure = (
@@ -177,7 +184,7 @@ class JobProcesses:
             message = f"shard {shard.index} exited with {code}: {detail}"
         complete = failure is None and len(summaries) == self.create.task.shards
         if failure is None and not complete:
-            failure, message = FailureClass.PROGRAM_ERROR, "a shard ended without a summary"
+            failure, message = FailureClass.PROGRAM_ERROR, unusable
         task_ = self.create.task
         return ObservedJob(
             name=self.create.name,

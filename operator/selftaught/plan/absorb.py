@@ -8,12 +8,22 @@ GPU-seconds are wall time x GPUs per pod x pods.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
-from selftaught.api import IterationRecord, SetScores
+from selftaught.api import IterationRecord
 from selftaught.phases import Stage
 from selftaught.plan.observed import ObservedJob
 from selftaught.plan.state import PassState
+from selftaught.summaries import (
+    EvaluateSummary,
+    JudgeSummary,
+    PairsSummary,
+    SelectSummary,
+    SetScores,
+    Summary,
+    TrainSummary,
+    of_type,
+)
 
 
 def absorb(state: PassState, job: ObservedJob) -> None:
@@ -30,35 +40,34 @@ def absorb(state: PassState, job: ObservedJob) -> None:
 
 
 def _record_results(
-    state: PassState, record: IterationRecord, stage: Stage, summaries: list[dict[str, Any]]
+    state: PassState, record: IterationRecord, stage: Stage, summaries: Sequence[Summary]
 ) -> None:
-    def total(key: str) -> int:
-        return sum(int(s.get(key, 0)) for s in summaries)
-
     if stage is Stage.SELECT:
-        record.instructions = total("instructions")
-        record.heldout_instructions = total("heldout")
-        record.bad_lines = total("badLines")
+        select = of_type(summaries, SelectSummary)
+        record.instructions = sum(s.instructions for s in select)
+        record.heldout_instructions = sum(s.heldout for s in select)
+        record.bad_lines = sum(s.bad_lines for s in select)
     elif stage is Stage.PAIRS:
-        record.pairs = total("pairs")
+        record.pairs = sum(s.pairs for s in of_type(summaries, PairsSummary))
     elif stage is Stage.JUDGE:
-        record.pairs = total("pairs")
-        record.judgments_sampled = total("sampled")
-        record.judgments_kept = total("kept")
+        judge = of_type(summaries, JudgeSummary)
+        record.pairs = sum(s.pairs for s in judge)
+        record.judgments_sampled = sum(s.sampled for s in judge)
+        record.judgments_kept = sum(s.kept for s in judge)
     elif stage is Stage.TRAIN:
-        losses = [s["loss"] for s in summaries if isinstance(s.get("loss"), int | float)]
-        record.training_loss = float(losses[0]) if losses else None
+        losses = [s.loss for s in of_type(summaries, TrainSummary) if s.loss is not None]
+        record.training_loss = losses[0] if losses else None
         if record.model is None:
             record.model = state.model_of(record.iteration)
     elif stage is Stage.EVALUATE:
-        scores: dict[str, Any] = {}
-        for summary in summaries:
-            scores.update(summary.get("scores", {}))
-        record.scores = {k: SetScores.model_validate(v) for k, v in scores.items()}
+        scores: dict[str, SetScores] = {}
+        for summary in of_type(summaries, EvaluateSummary):
+            scores.update(summary.scores)
+        record.scores = {k: v.model_copy() for k, v in scores.items()}
 
 
-def duration(job: ObservedJob, summaries: list[dict[str, Any]]) -> float:
+def duration(job: ObservedJob, summaries: Sequence[Summary]) -> float:
     """Wall-clock seconds of the stage: the Job's own times, else the longest shard's report."""
     if job.started_at and job.completed_at:
         return max(0.0, (job.completed_at - job.started_at).total_seconds())
-    return max((float(s.get("seconds", 0.0)) for s in summaries), default=0.0)
+    return max((s.seconds or 0.0 for s in summaries), default=0.0)

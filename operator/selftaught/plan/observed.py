@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from selftaught.api import Model
 from selftaught.phases import FailureClass, JobState, Stage
+from selftaught.summaries import StageSummary, parse_all
 
 
 class ObservedJob(Model):
@@ -26,11 +27,21 @@ class ObservedJob(Model):
     state: JobState
     failure: FailureClass | None = None
     failure_message: str | None = None
-    #: Termination-message summaries, one per completed pod index (shard).
-    summaries: dict[int, dict[str, Any]] = Field(default_factory=dict)
+    #: Termination-message summaries, one per completed pod index (shard), each parsed once
+    #: into the stage's model (:mod:`selftaught.summaries`).
+    summaries: dict[int, StageSummary] = Field(default_factory=dict)
     started_at: datetime | None = None
     completed_at: datetime | None = None
     #: Why the Job cannot make progress (Unschedulable, ImagePullBackOff, NotAdmitted), if any.
     stuck_reason: str | None = None
     stuck_message: str | None = None
     stuck_since: datetime | None = None
+
+    @field_validator("summaries", mode="before")
+    @classmethod
+    def _of_this_stage(cls, value: Any, info: ValidationInfo) -> Any:
+        """Plain summaries (a local result.json, a test) parse as this Job's stage's."""
+        stage = info.data.get("stage")
+        if stage is None or not isinstance(value, dict):
+            return value
+        return parse_all(Stage(stage), value)

@@ -17,15 +17,10 @@ from typing import Any
 from selftaught.artifacts import shard_prefix, stage_prefix
 from selftaught.engines import Engine, make_engine
 from selftaught.phases import Stage
+from selftaught.pod import CACHE_ENV, BadInput
 from selftaught.prompts import Style, prompt_style
 from selftaught.storage import Storage, UncommittedError, join_key, materialize_model
-from selftaught.task import CACHE_ENV, StageTask
-from selftaught.worker import BadInput
-
-#: Built-in instruction pools: ``builtin://<name>``.
-BUILTIN_SCHEME = "builtin://"
-#: Size of the built-in pool before selection (the cap then applies).
-BUILTIN_POOL_SIZE = 4000
+from selftaught.task import StageTask
 
 
 @dataclass

@@ -11,8 +11,9 @@ judgment is visible, and the stage checks that the judge's reasoning drives its 
 reasoning, so a low value gets a warning.
 
 Output (committed at ``stage_prefix(ns, run, i, evaluate)``): ``scores.json`` and
-``judgments.jsonl`` (every example's verdicts). Summary: ``{"scores": {set: SetScores}}`` plus
-``warnings`` and ``reasoningAgreement`` when they apply.
+``judgments.jsonl`` (every example's verdicts). Summary
+(:class:`~selftaught.summaries.EvaluateSummary`): ``scores`` per set, plus ``warnings`` and
+``reasoningAgreement`` when they apply.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from selftaught import prompts, scoring
+from selftaught import builtin, prompts, scoring
 from selftaught.artifacts import stage_prefix
 from selftaught.phases import Stage
+from selftaught.pod import BadInput
 from selftaught.stages.common import LoadedModel, generation_seed, open_engine, read_shards
 from selftaught.storage import Storage, StorageNotFound, open_object
+from selftaught.summaries import EvaluateSummary, SetScores
 from selftaught.task import StageTask
-from selftaught.worker import BadInput
 
 #: Below this share of judgments whose verdict follows their own reasoning, warn.
 MIN_REASONING_AGREEMENT = 0.8
@@ -48,18 +50,17 @@ class Example:
 
 
 def heldout_examples(task: StageTask, storage: Storage) -> list[Example]:
-    from selftaught.tiny.task import part_of
-
     rows = read_shards(storage, task, iteration=0, stage=Stage.PAIRS, name="pairs.jsonl")
     held = sorted((r for r in rows if r["split"] == "heldout"), key=lambda r: int(r["id"]))
-    builtin = task.spec.instructions.source.startswith("builtin://")
+    source = task.spec.instructions.source
+    part_of = builtin.from_source(source).part_of if builtin.is_builtin(source) else None
     return [
         Example(
             r["instruction"],
             r["chosen"],
             r["rejected"],
             r.get("category") or "heldout",
-            part_of(r["instruction"]) if builtin else None,
+            part_of(r["instruction"]) if part_of else None,
         )
         for r in held
     ]
@@ -127,8 +128,7 @@ def judge_both_orders(
 
 def reasoning_agreement(judgments: Sequence[str]) -> float | None:
     """Share of compact judgments whose stated verdict is the one their reasoning implies."""
-    from selftaught.tiny.task import implied_verdict
-
+    implied_verdict = builtin.lookup(builtin.COMPACT_STYLE_TASK).implied_verdict
     if not judgments:
         return None
     agree = sum(
@@ -139,7 +139,7 @@ def reasoning_agreement(judgments: Sequence[str]) -> float | None:
     return agree / len(judgments)
 
 
-def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
+def run(task: StageTask, storage: Storage, shard: int) -> EvaluateSummary:
     model = open_engine(task)
     seed = generation_seed(task, shard)
     scores: dict[str, Any] = {}
@@ -189,7 +189,8 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
     with storage.output(prefix) as out:
         out.write_bytes("scores.json", json.dumps({"scores": scores, **extra}, indent=2).encode())
         out.write_jsonl("judgments.jsonl", details)
-    summary: dict[str, Any] = {"scores": scores, **extra}
-    if warnings:
-        summary["warnings"] = warnings
-    return summary
+    return EvaluateSummary(
+        scores={name: SetScores.model_validate(value) for name, value in scores.items()},
+        reasoning_agreement=extra.get("reasoningAgreement"),
+        warnings=warnings or None,
+    )

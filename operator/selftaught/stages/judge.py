@@ -8,7 +8,8 @@ random; pairs without any are dropped.
 
 Output (committed at the shard's prefix): ``judgments.jsonl`` in TRL's conversational
 prompt/completion form, ``{"prompt": [user msg], "completion": [assistant msg], "pairId",
-"winner"}``. Summary: ``pairs``, ``sampled``, ``kept``, ``invalid`` (unparsable samples).
+"winner"}``. Summary (:class:`~selftaught.summaries.JudgeSummary`): ``pairs``, ``sampled``,
+``kept``, ``invalid`` (unparsable samples).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from selftaught.artifacts import shard_prefix
 from selftaught.phases import Stage
 from selftaught.stages.common import generation_seed, mine, open_engine, read_shards, rng_for
 from selftaught.storage import Storage
+from selftaught.summaries import JudgeSummary
 from selftaught.task import StageTask
 
 
@@ -46,7 +48,7 @@ def training_pairs(task: StageTask, storage: Storage) -> list[dict[str, Any]]:
     return sorted((r for r in rows if r["split"] == "train"), key=lambda r: int(r["id"]))
 
 
-def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
+def run(task: StageTask, storage: Storage, shard: int) -> JudgeSummary:
     pairs = training_pairs(task, storage)
     positions = winner_positions(task, len(pairs))
     share = [(i, p, positions[i]) for i, p in enumerate(pairs) if mine(i, shard, task.shards)]
@@ -82,9 +84,9 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
     prefix = shard_prefix(task.namespace, task.run, task.iteration, Stage.JUDGE, shard)
     with storage.output(prefix) as out:
         out.write_jsonl("judgments.jsonl", kept)
-    return {
-        "pairs": len(share),
-        "sampled": len(share) * spec.samples_per_pair,
-        "kept": len(kept),
-        "invalid": invalid,
-    }
+    return JudgeSummary(
+        pairs=len(share),
+        sampled=len(share) * spec.samples_per_pair,
+        kept=len(kept),
+        invalid=invalid,
+    )

@@ -8,7 +8,8 @@ counted, not fatal: a generator that fails on some instructions is normal.
 Shard k takes the selected instructions with ``id % shards == k``. Output (committed at the
 shard's prefix): ``pairs.jsonl`` with rows ``{"id", "instruction", "chosen", "rejected",
 "otherInstruction", "split", "category"}``.
-Summary: ``pairs`` (train), ``heldoutPairs``, ``failed``.
+Summary (:class:`~selftaught.summaries.PairsSummary`): ``pairs`` (train), ``heldoutPairs``,
+``failed``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from selftaught.artifacts import shard_prefix
 from selftaught.phases import Stage
 from selftaught.stages.common import generation_seed, mine, open_engine, read_stage
 from selftaught.storage import Storage
+from selftaught.summaries import PairsSummary
 from selftaught.task import StageTask
 
 
@@ -34,7 +36,7 @@ def failure(x: str, y_w: str, x2: str, y_l: str) -> str | None:
     return None
 
 
-def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
+def run(task: StageTask, storage: Storage, shard: int) -> PairsSummary:
     selected = read_stage(storage, task, iteration=0, stage=Stage.SELECT, name="instructions.jsonl")
     rows = [r for r in selected if mine(int(r["id"]), shard, task.shards)]
     spec = task.spec.pairs
@@ -78,9 +80,9 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
     prefix = shard_prefix(task.namespace, task.run, 0, Stage.PAIRS, shard)
     with storage.output(prefix) as out:
         out.write_jsonl("pairs.jsonl", pairs)
-    return {
-        "pairs": sum(1 for p in pairs if p["split"] == "train"),
-        "heldoutPairs": sum(1 for p in pairs if p["split"] == "heldout"),
-        "failed": sum(failures.values()),
-        "failures": failures,
-    }
+    return PairsSummary(
+        pairs=sum(1 for p in pairs if p["split"] == "train"),
+        heldout_pairs=sum(1 for p in pairs if p["split"] == "heldout"),
+        failed=sum(failures.values()),
+        failures=failures,
+    )

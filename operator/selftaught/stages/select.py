@@ -7,20 +7,22 @@ always has some); only a pool with no usable line is bad input.
 
 Output (committed at ``stage_prefix(ns, run, 0, select)``): ``instructions.jsonl`` with rows
 ``{"id", "instruction", "category", "split": "train" | "heldout"}``.
-Summary: ``instructions`` (kept, both splits), ``heldout`` (of those), ``badLines``, ``read``.
+Summary (:class:`~selftaught.summaries.SelectSummary`): ``instructions`` (kept, both splits),
+``heldout`` (of those), ``badLines``, ``read``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from selftaught import prompts
+from selftaught import builtin, prompts
 from selftaught.artifacts import stage_prefix
 from selftaught.phases import Stage
-from selftaught.stages.common import BUILTIN_POOL_SIZE, BUILTIN_SCHEME, open_engine, rng_for
+from selftaught.pod import BadInput
+from selftaught.stages.common import open_engine, rng_for
 from selftaught.storage import Storage, StorageNotFound, open_object
+from selftaught.summaries import SelectSummary
 from selftaught.task import StageTask
-from selftaught.worker import BadInput
 
 #: Bad line numbers reported in the summary (the count is always complete).
 MAX_REPORTED_LINES = 20
@@ -31,13 +33,15 @@ LABEL_TOKENS = 8
 def read_pool(task: StageTask, storage: Storage) -> tuple[list[str], list[int], int]:
     """Instructions of the pool, the line numbers of bad lines, and the lines read."""
     source = task.spec.instructions.source
-    if source.startswith(BUILTIN_SCHEME):
-        from selftaught.tiny.task import instruction_pool
-
-        name = source[len(BUILTIN_SCHEME) :]
-        if name != "arithmetic":
-            raise BadInput(f"instructions.source {source}: unknown built-in pool (try arithmetic)")
-        pool = instruction_pool(seed=task.spec.worker.seed, size=BUILTIN_POOL_SIZE)
+    if builtin.is_builtin(source):
+        try:
+            found = builtin.from_source(source)
+        except builtin.UnknownBuiltin:
+            known = ", ".join(builtin.known())
+            raise BadInput(
+                f"instructions.source {source}: unknown built-in pool (try {known})"
+            ) from None
+        pool = found.pool(seed=task.spec.worker.seed, size=builtin.BUILTIN_POOL_SIZE)
         return pool, [], len(pool)
     field = task.spec.instructions.field
     try:
@@ -79,9 +83,7 @@ def label(task: StageTask, texts: list[str]) -> list[str]:
 
 def _known_categories(style: prompts.Style, wanted: list[str]) -> list[str]:
     if style == "compact":
-        from selftaught.tiny.task import CATEGORIES
-
-        return [*CATEGORIES, *wanted]
+        return [*builtin.lookup(builtin.COMPACT_STYLE_TASK).categories, *wanted]
     return [*prompts.STANDARD_CATEGORIES, *wanted]
 
 
@@ -115,7 +117,7 @@ def choose(task: StageTask, texts: list[str], categories: list[str]) -> list[dic
     ]
 
 
-def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
+def run(task: StageTask, storage: Storage, shard: int) -> SelectSummary:
     texts, bad, read = read_pool(task, storage)
     categories = label(task, texts)
     rows = choose(task, texts, categories)
@@ -127,12 +129,10 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
         )
     with storage.output(stage_prefix(task.namespace, task.run, 0, Stage.SELECT)) as out:
         out.write_jsonl("instructions.jsonl", rows)
-    summary: dict[str, Any] = {
-        "instructions": len(rows),
-        "heldout": sum(1 for r in rows if r["split"] == "heldout"),
-        "badLines": len(bad),
-        "read": read,
-    }
-    if bad:
-        summary["badLineNumbers"] = bad[:MAX_REPORTED_LINES]
-    return summary
+    return SelectSummary(
+        instructions=len(rows),
+        heldout=sum(1 for r in rows if r["split"] == "heldout"),
+        bad_lines=len(bad),
+        bad_line_numbers=bad[:MAX_REPORTED_LINES] if bad else None,
+        read=read,
+    )

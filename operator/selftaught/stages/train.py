@@ -12,8 +12,8 @@ The spec -> ``SFTConfig`` mapping is the pure :func:`sft_arguments`, so a test c
 paper's settings reach TRL unchanged.
 
 Output: the model at ``model_prefix(ns, run, i)`` inside the committed train stage prefix.
-Summary: ``loss``, ``examples``, ``steps``, ``ranks`` (training processes), ``model`` (URI of the
-trained judge).
+Summary (:class:`~selftaught.summaries.TrainSummary`): ``loss``, ``examples``, ``steps``,
+``ranks`` (training processes), ``model`` (URI of the trained judge).
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from typing import Any
 from selftaught import progress
 from selftaught.artifacts import model_prefix, stage_prefix
 from selftaught.phases import Stage
+from selftaught.pod import BadInput
 from selftaught.prompts import STYLE_FILE
 from selftaught.stages.common import model_path, read_shards
 from selftaught.storage import Storage
+from selftaught.summaries import TrainSummary
 from selftaught.task import StageTask
-from selftaught.worker import BadInput
 
 
 def world_size() -> int:
@@ -42,17 +43,38 @@ def is_rank_zero() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def accumulation_steps(task: StageTask, world: int) -> int:
+    """Gradient accumulation steps that make exactly ``training.batchSize`` per optimizer step.
+
+    The global batch is ``microBatchSize x world x steps``. When that cannot equal
+    ``batchSize`` the stage refuses (:class:`BadInput`) instead of rounding: rounding down
+    trained batch 16 with micro 3 as 15, rounding up trained micro 8 on 4 ranks as 32, and
+    neither showed anywhere. Admission refuses the spec part (a CEL rule on ``training``); the
+    world size is known only here.
+    """
+    spec = task.spec.training
+    batch, micro, world = spec.batch_size, spec.micro_batch_size, max(1, world)
+    if batch % (micro * world):
+        raise BadInput(
+            f"training.batchSize {batch} is not a multiple of training.microBatchSize {micro} x "
+            f"world size {world} (training processes: gpus x nodes of the train stage); choose a "
+            "batchSize divisible by microBatchSize x world size"
+        )
+    return batch // (micro * world)
+
+
 def sft_arguments(
     task: StageTask, *, output_dir: str = "sft-output", gpu: bool = False, world: int = 1
 ) -> dict[str, Any]:
     """``SFTConfig`` keyword arguments for this task. Pure: no torch, no environment.
 
-    TRL's defaults are GPU-minded (bf16, gradient checkpointing, checkpoints every 500 steps);
-    this sets every one that matters explicitly, for both CPU and GPU.
+    Raises :class:`BadInput` when ``world`` processes cannot make exactly ``batchSize``
+    (:func:`accumulation_steps`). TRL's defaults are GPU-minded (bf16, gradient checkpointing,
+    checkpoints every 500 steps); this sets every one that matters explicitly, for CPU and GPU.
     """
     spec = task.spec.training
     micro = spec.micro_batch_size
-    accumulation = max(1, spec.batch_size // (micro * max(1, world)))
+    accumulation = accumulation_steps(task, world)
     return {
         "output_dir": output_dir,
         "learning_rate": spec.learning_rate,
@@ -116,7 +138,8 @@ def progress_callback() -> Any:
     return StepProgress()
 
 
-def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
+def run(task: StageTask, storage: Storage, shard: int) -> TrainSummary:
+    accumulation_steps(task, world_size())  # a batch this world cannot make: refuse first
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -167,10 +190,10 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
                     out_dir,
                     model_prefix(task.namespace, task.run, task.iteration)[len(prefix) + 1 :],
                 )
-    return {
-        "loss": float(result.training_loss),
-        "examples": len(rows),
-        "steps": int(steps),
-        "ranks": world_size(),
-        "model": uri,
-    }
+    return TrainSummary(
+        loss=float(result.training_loss),
+        examples=len(rows),
+        steps=int(steps),
+        ranks=world_size(),
+        model=uri,
+    )

@@ -30,6 +30,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from selftaught import builtin
+
 #: Operations and the category the seed model learns to label them with.
 OPS: dict[str, str] = {"add": "math", "sub": "math", "max": "list", "min": "list"}
 #: Operations whose pairwise judgments the warm start labels.
@@ -231,3 +233,14 @@ def corpus(*, seed: int, size: int = 3000) -> list[str]:
         texts.append(f" answer: {problem.text} similar: {other.text} check: category: ")
         texts.append(f" {OPS[problem.op]} category: {chat_instruction(rng)} chat")
     return texts
+
+
+builtin.register(
+    builtin.BuiltinTask(
+        name="arithmetic",
+        pool=instruction_pool,
+        categories=CATEGORIES,
+        part_of=part_of,
+        implied_verdict=implied_verdict,
+    )
+)

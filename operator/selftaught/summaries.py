@@ -1,0 +1,214 @@
+"""What a stage attempt reports back: one declared model per stage, next to the task it got.
+
+A stage's ``run`` returns its summary model (:class:`SelectSummary`, ... :class:`EvaluateSummary`);
+the worker shell (:mod:`selftaught.worker`) adds who and how long (:class:`Summary`'s fields),
+serialises it with camelCase keys and compacts it into the pod's termination message (< 4 KiB);
+the controller (:mod:`selftaught.controller.observe`) and the local runner parse each message
+once, with :func:`parse`, into the same model, and the planner reads attributes. Adding a
+counter is a field here and the line of the stage that fills it (plus wherever it is surfaced).
+
+Why every counter has a default: the worker may drop the largest detail fields to fit the
+4 KiB message (listing them under ``truncated``), and a worker of another version may omit or
+add fields. A summary must still parse; unknown keys are ignored for the same reason.
+
+The discriminator is ``stage``. A message without it (an older worker, a hand-written test
+fixture) takes the stage of the Job it came from; a message naming another stage is refused.
+
+Pure: pydantic only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.alias_generators import to_camel
+
+from selftaught.phases import Stage
+
+
+class SetScores(BaseModel):
+    """Scores of one judge on one evaluation set."""
+
+    # The same settings as api.Model: this type is also part of the run's status schema.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    accuracy: float = Field(description="Pairwise accuracy (0-1); unparsable verdicts count 0.5.")
+    examples: int = Field(default=0, description="Examples scored.")
+    position_consistency: float | None = Field(
+        default=None, description="Share of examples judged the same in both A/B orders."
+    )
+    invalid: int = Field(default=0, description="Verdicts that could not be parsed.")
+    sections: dict[str, float] = Field(
+        default_factory=dict, description="RewardBench section scores (Chat, Chat Hard, ...)."
+    )
+
+    def dump(self) -> dict[str, Any]:
+        """The wire form, as api.Model's: camelCase keys, no unset optionals."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Summary(BaseModel):
+    """What every report of a stage attempt carries; alone, it is a failed attempt's report.
+
+    The worker shell fills these fields, not the stage.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        serialize_by_alias=True,  # the local runner's result.json keeps the wire's keys
+        extra="ignore",
+    )
+
+    stage: Stage
+    #: Which attempt this is (from the task): iteration, completion index, retry number.
+    iteration: int | None = None
+    shard: int | None = None
+    attempt: int | None = None
+    #: Wall seconds of the worker process, task parsing to report.
+    seconds: float | None = None
+    #: Seconds inside model compute (generation, training steps): the rest is overhead.
+    compute_seconds: float | None = None
+    #: A failed attempt only: the message (what to fix) and the exception's class name.
+    error: str | None = None
+    error_type: str | None = None
+    #: Set by compaction: the detail fields dropped to fit 4 KiB (True: only the identity kept).
+    truncated: list[str] | bool | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON form: camelCase keys, unset optionals left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class SelectSummary(Summary):
+    """Step 1: instructions selected from the pool."""
+
+    stage: Literal[Stage.SELECT] = Stage.SELECT
+    #: Instructions kept, both splits.
+    instructions: int = 0
+    #: Of those, held out for evaluation.
+    heldout: int = 0
+    #: Pool lines without a usable instruction, and the first of their line numbers.
+    bad_lines: int = 0
+    bad_line_numbers: list[int] | None = None
+    #: Pool lines read.
+    read: int = 0
+
+
+class PairsSummary(Summary):
+    """Step 2: contrasting pairs made by one shard."""
+
+    stage: Literal[Stage.PAIRS] = Stage.PAIRS
+    #: Training pairs made.
+    pairs: int = 0
+    #: Held-out pairs made.
+    heldout_pairs: int = 0
+    #: Instructions whose pair was unusable, in total and by reason (empty, same-answer, ...).
+    failed: int = 0
+    failures: dict[str, int] = Field(default_factory=dict)
+
+
+class JudgeSummary(Summary):
+    """Step 3: one shard's judgments (rejection sampling)."""
+
+    stage: Literal[Stage.JUDGE] = Stage.JUDGE
+    #: Pairs this shard judged.
+    pairs: int = 0
+    #: Judgments sampled (pairs x samplesPerPair).
+    sampled: int = 0
+    #: Judgments kept: one correct judgment per pair that got any.
+    kept: int = 0
+    #: Sampled judgments without a parsable verdict.
+    invalid: int = 0
+
+
+class TrainSummary(Summary):
+    """Step 4: the fine-tuning of the next judge."""
+
+    stage: Literal[Stage.TRAIN] = Stage.TRAIN
+    #: Mean training loss (None: not reported).
+    loss: float | None = None
+    #: Training examples (kept judgments) and optimizer steps.
+    examples: int = 0
+    steps: int = 0
+    #: Training processes (the world size).
+    ranks: int = 1
+    #: URI of the trained judge.
+    model: str | None = None
+
+
+class EvaluateSummary(Summary):
+    """Step 5: a judge's scores."""
+
+    stage: Literal[Stage.EVALUATE] = Stage.EVALUATE
+    #: Scores per evaluation set (heldout, heldout-seen/-unseen, each dataset by name).
+    scores: dict[str, SetScores] = Field(default_factory=dict)
+    #: Compact-style judges: the share of judgments whose verdict their reasoning implies.
+    reasoning_agreement: float | None = None
+    #: Things the user should look at (low position consistency, bad dataset lines, ...).
+    warnings: list[str] | None = None
+
+
+#: Any stage's summary, told apart by ``stage``.
+StageSummary = Annotated[
+    SelectSummary | PairsSummary | JudgeSummary | TrainSummary | EvaluateSummary,
+    Field(discriminator="stage"),
+]
+_ADAPTER: TypeAdapter[StageSummary] = TypeAdapter(StageSummary)
+
+#: The summary model of each stage.
+MODELS: dict[Stage, type[Summary]] = {
+    Stage.SELECT: SelectSummary,
+    Stage.PAIRS: PairsSummary,
+    Stage.JUDGE: JudgeSummary,
+    Stage.TRAIN: TrainSummary,
+    Stage.EVALUATE: EvaluateSummary,
+}
+
+
+class BadSummary(ValueError):
+    """A report that is not a summary of the stage it came from; the message says why."""
+
+
+def parse(stage: Stage, data: Mapping[str, Any] | Summary) -> StageSummary:
+    """``data`` (a parsed termination message) as ``stage``'s summary; :class:`BadSummary` if not.
+
+    A message without ``stage`` is taken to be the Job's own stage.
+    """
+    if isinstance(data, Summary):
+        data = data.to_wire()
+    if not isinstance(data, Mapping):
+        raise BadSummary(f"a {stage} summary must be a JSON object, not {type(data).__name__}")
+    named = data.get("stage", Stage(stage).value)
+    if named != Stage(stage).value:
+        raise BadSummary(f"a summary of stage {named!r} came from a {stage} Job")
+    try:
+        return _ADAPTER.validate_python({**data, "stage": named})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or '<root>'}: {e['msg']}"
+            for e in error.errors()[:5]
+        )
+        raise BadSummary(f"not a valid {stage} summary: {problems}") from error
+
+
+def parse_all(stage: Stage, found: Mapping[int, Any]) -> dict[int, Any]:
+    """Each shard's summary as ``stage``'s model (see :func:`parse`); raises on a bad one.
+
+    A value that already is that model is kept as it is: parsed once, where it arrived.
+    """
+    model = MODELS[Stage(stage)]
+    return {
+        int(shard): data if type(data) is model else parse(stage, data)
+        for shard, data in found.items()
+    }
+
+
+_S = TypeVar("_S", bound=Summary)
+
+
+def of_type(summaries: Iterable[Summary], kind: type[_S]) -> list[_S]:
+    """The summaries that are ``kind``'s (a Job's are all of its stage's): typed for readers."""
+    return [s for s in summaries if isinstance(s, kind)]
