@@ -26,16 +26,9 @@ def _crd(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    if args.distributed:
-        if args.stage != "train":
-            print("selftaught worker: --distributed is for the train stage only", file=sys.stderr)
-            return 2
-        from selftaught.launch import launch
+    from selftaught.worker import command
 
-        return launch()
-    from selftaught.worker import main
-
-    return int(main(args.stage))
+    return command(args.stage, distributed=args.distributed)
 
 
 def _console() -> Console:
