@@ -486,10 +486,14 @@ class ApiServer:
             if requested in ("", "0"):
                 backlog = []
             next_bookmark = time.monotonic() + self.bookmark_interval
+            received = time.monotonic()  # when the backlog was taken from the store
             while not self._stopping.is_set():
                 for event in backlog:
                     if event.rv <= last or not wanted(event) or self.faults.silenced(request.path):
                         continue
+                    held = received + self.faults.lag(request.path) - time.monotonic()
+                    if held > 0:  # a lagging stream (faults.lag_watches), order kept
+                        await asyncio.sleep(held)
                     obj = {**event.obj, "apiVersion": rt.api_version}
                     await response.write(
                         json.dumps({"type": event.type, "object": obj}).encode() + b"\n"
@@ -512,6 +516,7 @@ class ApiServer:
                 try:
                     wait = max(0.01, min(0.25, deadline - now))
                     backlog = [await asyncio.wait_for(queue.get(), wait)]
+                    received = time.monotonic()
                     while not queue.empty():
                         backlog.append(queue.get_nowait())
                 except TimeoutError:

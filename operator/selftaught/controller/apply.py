@@ -16,6 +16,7 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -45,6 +46,8 @@ class Applied:
     #: The run's resourceVersion after the status write (None without one).
     resource_version: str | None = None
     events: int = 0
+    #: The run's deletion was observed mid-apply: the rest of the plan was dropped.
+    abandoned: bool = False
 
 
 def apply_plan(
@@ -55,11 +58,21 @@ def apply_plan(
     *,
     job_settings: JobSettings,
     now: datetime,
+    may_create: Callable[[], bool] = lambda: True,
 ) -> Applied:
-    """Apply ``result`` to the cluster; raises :class:`~.kube.Conflict` if the run moved on."""
+    """Apply ``result`` to the cluster; raises :class:`~.kube.Conflict` if the run moved on.
+
+    ``may_create`` is asked right before each create: the run's deletion may have been observed
+    while this plan was made, and then nothing is created, nothing written, nothing told.
+    """
     applied = Applied()
     for action in result.actions:
         if isinstance(action, CreateJob):
+            if not may_create():
+                log.info("run %s/%s is being deleted: no Job %s", run.namespace, run.name,
+                         action.name)  # fmt: skip
+                applied.abandoned = True
+                return applied
             service = build_service(run, action, operator_settings=job_settings)
             if service is not None:
                 api.create(service)

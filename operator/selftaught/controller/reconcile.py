@@ -52,6 +52,9 @@ class Reconciler:
     clock: Callable[[], datetime] = _utcnow
     #: Told of each Job this process created: (run uid, the Job as created).
     on_job_created: Callable[[str, dict[str, Any]], None] | None = None
+    #: Whether a run uid's deletion was observed (:class:`.runs.Tombstones`): such a run is
+    #: never acted on, even from a copy read before the deletion arrived.
+    buried: Callable[[str], bool] = lambda uid: False
     #: Run uid -> the resourceVersion this process last read or wrote (see the module docstring).
     _confirmed: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
@@ -73,7 +76,8 @@ class Reconciler:
                 body = self.api.get_run(namespace, name)
                 if body is not None:
                     self._confirm(body)
-            if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+            meta = (body or {}).get("metadata") or {}
+            if body is None or meta.get("deletionTimestamp") or self.buried(meta.get("uid", "")):
                 self.metrics.forget_run(namespace, name)
                 return None
             run = SelfTaughtRun.model_validate(body)
@@ -99,11 +103,15 @@ class Reconciler:
                     result,
                     job_settings=self.job_settings,
                     now=now,
+                    may_create=lambda: not self.buried(run.uid),
                 )
             except Conflict:
                 log.info("run %s/%s changed while planning; planning again", namespace, name)
                 self._confirmed.pop(run.uid, None)  # read it again
                 return 0.0
+            if applied.abandoned:  # deleted while planning: nothing more for this run
+                self.metrics.forget_run(namespace, name)
+                return None
             if applied.resource_version is not None:
                 self._confirmed[run.uid] = applied.resource_version
             for create in applied.created:

@@ -110,7 +110,8 @@ def _run_worker(argv: list[str], env: dict[str, str], log: str) -> None:  # prag
     os.close(descriptor)
     from selftaught.worker import command
 
-    raise SystemExit(command(*worker_arguments(argv)))
+    stage, distributed = worker_arguments(argv)
+    raise SystemExit(command(stage, distributed=distributed))
 
 
 def worker_arguments(argv: list[str]) -> tuple[str, bool]:
