@@ -161,7 +161,8 @@ def test_a_run_created_again_under_its_name_is_a_new_run() -> None:
     ctl.on_run("ADDED", run_event(uid="uid-2"))
     assert queue.added == [(("ns", "demo"), False)]
     record = ctl.runs.get(("ns", "demo"))
-    assert record is not None and record.uid == "uid-2"
+    assert record is not None
+    assert record.uid == "uid-2"
 
 
 def test_the_book_keeps_one_record_per_key_and_drops_it_whole() -> None:
@@ -171,13 +172,17 @@ def test_the_book_keeps_one_record_per_key_and_drops_it_whole() -> None:
     assert book.track(("ns", "a"), "u1") is first
     assert book.key_of("u1") == ("ns", "a")
     replaced = book.track(("ns", "a"), "u2")  # same name, new object
-    assert replaced.generation is None and book.key_of("u1") is None
+    assert replaced.generation is None
+    assert book.key_of("u1") is None
     assert book.drop(("ns", "a")) is replaced
-    assert book.key_of("u2") is None and len(book) == 0
+    assert book.key_of("u2") is None
+    assert len(book) == 0
 
 
 def test_tombstones_are_bounded_oldest_first() -> None:
     stones = Tombstones(capacity=3)
     for uid in ("a", "b", "c", "d"):
         stones.bury(uid)
-    assert "a" not in stones and all(u in stones for u in "bcd") and len(stones) == 3
+    assert "a" not in stones
+    assert all(u in stones for u in "bcd")
+    assert len(stones) == 3
