@@ -92,6 +92,8 @@ class Reason(StrEnum):
     UNSCHEDULABLE = "Unschedulable"
     IMAGE_PULL = "ImagePullBackOff"
     NOT_ADMITTED = "NotAdmitted"
+    #: The API server refused to create a stage's Job (4xx: invalid, forbidden, quota, ...).
+    JOB_REJECTED = "JobRejected"
 
 
 class FailureClass(StrEnum):

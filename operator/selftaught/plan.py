@@ -65,6 +65,25 @@ class Event:
 Action = CreateJob | DeleteJob
 
 
+@dataclass(frozen=True)
+class CreateRejected:
+    """An observation: the API server refused the create of Job ``name`` with a 4xx.
+
+    400/422 mean the Job is invalid (bad input that no retry fixes): the run fails. Anything
+    else (403 forbidden or over a ResourceQuota, 404 namespace gone, ...) may pass later: the
+    run waits with a doubling backoff, and says so in its Stalled condition.
+    """
+
+    name: str
+    code: int
+    reason: str
+    message: str
+
+    @property
+    def invalid(self) -> bool:
+        return self.code in (400, 422)
+
+
 @dataclass
 class Plan:
     actions: list[Action] = field(default_factory=list)
@@ -94,7 +113,14 @@ def backoff(failures: int) -> float:
 class _Planner:
     """One planning pass. Mutates its own copy of the status, collects actions and events."""
 
-    def __init__(self, run: SelfTaughtRun, jobs: list[ObservedJob], now: datetime) -> None:
+    def __init__(
+        self,
+        run: SelfTaughtRun,
+        jobs: list[ObservedJob],
+        now: datetime,
+        rejected: CreateRejected | None = None,
+    ) -> None:
+        self.rejected = rejected
         self.run = run
         self.spec = run.spec
         self.jobs = {j.name: j for j in jobs}
@@ -340,6 +366,9 @@ class _Planner:
         if not_before is not None and not_before > self.now:
             self.out.requeue_after = (not_before - self.now).total_seconds()
             return
+        if self.rejected is not None and self.rejected.name == name:
+            self.create_rejected(self.rejected)  # the stage has not started: no StageStarted
+            return
         iteration, stage, attempt = self.position()
         if self.status.stage_started_at is None:
             self.status.stage_started_at = rfc3339(self.now)
@@ -347,6 +376,31 @@ class _Planner:
             self.condition(ConditionType.PROGRESSING, True, Reason.STAGE_STARTED, message)
             self.event("Normal", Reason.STAGE_STARTED, message)
         self.out.actions.append(CreateJob(name=name, task=self.task()))
+
+    def create_rejected(self, rejected: CreateRejected) -> None:
+        """Fail on an invalid Job; otherwise wait (doubling from the condition's age)."""
+        iteration, stage, _ = self.position()
+        where = (
+            f"iteration {iteration}: stage {stage}: the API server refused Job {rejected.name} "
+            f"({rejected.code} {rejected.reason}): {rejected.message}"
+        )[:900]
+        if rejected.invalid:
+            self.fail(Reason.JOB_REJECTED, f"{where}; not retried (bad input)")
+            return
+        stalled = find(self.status.conditions, ConditionType.STALLED)
+        waiting = stalled is not None and stalled.status == "True"
+        since = parse_time(stalled.last_transition_time) if waiting and stalled else None
+        if since is None or stalled is None or stalled.reason != Reason.JOB_REJECTED:
+            since = self.now
+        waited = (self.now - since).total_seconds()
+        delay = float(min(BACKOFF_CAP_SECONDS, max(BACKOFF_BASE_SECONDS, waited)))
+        self.status.attempt.not_before = rfc3339(self.now + timedelta(seconds=delay))
+        self.out.requeue_after = delay
+        message = f"{where}; retrying in {delay:.0f}s"
+        if self.condition(ConditionType.STALLED, True, Reason.JOB_REJECTED, where):
+            self.event("Warning", Reason.JOB_REJECTED, message)
+        else:
+            self.status.message = message
 
     def watch_active(self, job: ObservedJob) -> None:
         if job.stuck_reason:
@@ -559,6 +613,15 @@ class _Planner:
         return self.out
 
 
-def plan(run: SelfTaughtRun, jobs: list[ObservedJob], now: datetime) -> Plan:
-    """Decide the next actions and the new status of ``run``; pure and deterministic."""
-    return _Planner(run, list(jobs), now).run_pass()
+def plan(
+    run: SelfTaughtRun,
+    jobs: list[ObservedJob],
+    now: datetime,
+    *,
+    rejected: CreateRejected | None = None,
+) -> Plan:
+    """Decide the next actions and the new status of ``run``; pure and deterministic.
+
+    ``rejected``: the create this pass would make was just refused by the API server.
+    """
+    return _Planner(run, list(jobs), now, rejected).run_pass()

@@ -187,15 +187,7 @@ class ApiServer:
                 namespace, name = route.namespace or "", route.name
                 verb = self._verb(request, route)
             if rule is not None and rule.status is not None:
-                raise ApiError(
-                    rule.status,
-                    "InternalError"
-                    if rule.status >= 500
-                    else "Conflict"
-                    if rule.status == 409
-                    else "Injected",
-                    rule.message,
-                )
+                raise ApiError(rule.status, fault_reason(rule.status), rule.message)
             response: aiohttp.web.StreamResponse
             if route is None:
                 response = self._serve_static(request, parts)
@@ -526,6 +518,24 @@ class ApiServer:
             return aiohttp.web.Response(status=499)
         finally:
             store.watchers.discard(queue)
+
+
+#: The ``reason`` a kube-apiserver gives with each status code (``metav1.StatusReason``).
+STATUS_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    410: "Expired",
+    422: "Invalid",
+    429: "TooManyRequests",
+}
+
+
+def fault_reason(status: int) -> str:
+    """The reason an injected fault answers with, as a real API server words it."""
+    return "InternalError" if status >= 500 else STATUS_REASONS.get(status, "Injected")
 
 
 def _created_name(response: aiohttp.web.StreamResponse) -> str:

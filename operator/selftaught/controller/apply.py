@@ -23,9 +23,9 @@ from typing import Any
 
 from selftaught.api import API_VERSION, KIND, SelfTaughtRun
 from selftaught.conditions import rfc3339
-from selftaught.controller.kube import KubeApi
+from selftaught.controller.kube import ApiError, KubeApi
 from selftaught.jobs import JobSettings, build_job, build_service
-from selftaught.plan import CreateJob, DeleteJob, Event, Plan
+from selftaught.plan import CreateJob, CreateRejected, DeleteJob, Event, Plan
 
 log = logging.getLogger(__name__)
 COMPONENT = "selftaught-operator"
@@ -48,6 +48,8 @@ class Applied:
     events: int = 0
     #: The run's deletion was observed mid-apply: the rest of the plan was dropped.
     abandoned: bool = False
+    #: The API server refused a create (4xx); nothing after it was applied.
+    rejected: CreateRejected | None = None
 
 
 def apply_plan(
@@ -73,10 +75,18 @@ def apply_plan(
                          action.name)  # fmt: skip
                 applied.abandoned = True
                 return applied
-            service = build_service(run, action, operator_settings=job_settings)
-            if service is not None:
-                api.create(service)
-            job = api.create(build_job(run, action, operator_settings=job_settings))
+            try:
+                service = build_service(run, action, operator_settings=job_settings)
+                if service is not None:
+                    api.create(service)
+                job = api.create(build_job(run, action, operator_settings=job_settings))
+            except ApiError as error:
+                if not refusal(error):
+                    raise
+                applied.rejected = CreateRejected(
+                    action.name, error.status, error.reason, error.message
+                )
+                return applied  # the caller plans again with this observation
             if job is not None:
                 applied.created.append(action)
                 applied.jobs.append(job)
@@ -101,6 +111,11 @@ def apply_plan(
         except Exception:  # an Event is best effort: never fail the reconcile for it
             log.warning("could not post event %s on %s/%s", event.reason, run.namespace, run.name)
     return applied
+
+
+def refusal(error: ApiError) -> bool:
+    """A 4xx that retrying the same request at once will not cure (not 409, not 429)."""
+    return 400 <= error.status < 500 and error.status not in (409, 429)
 
 
 def merge_patch(old: Any, new: Any) -> Object:
