@@ -70,7 +70,9 @@ class Controller:
         self._random = random.Random()
 
     async def start(self, cache: ChildCache | None = None) -> None:
-        api = KubeApi.from_environment(timeout=self.config.request_timeout)
+        api = KubeApi.from_environment(
+            timeout=self.config.request_timeout, kubeconfig=self.config.kubeconfig
+        )
         self.cache = cache
         self.reconciler = Reconciler(
             api,
