@@ -98,10 +98,6 @@ def _tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Operator flags whose names are not their field's (kept from before they were generated).
-OPERATOR_FLAGS: dict[str, tuple[str, ...]] = {"namespaces": ("-n", "--namespace")}
-
-
 def operator_config(args: argparse.Namespace) -> OperatorConfig:
     """The settings from the flags given, then ``SELFTAUGHT_*``, then the defaults; an
     invalid one is an argparse error (exit 2) naming the flag or the variable."""
@@ -132,7 +128,9 @@ def _operator(args: argparse.Namespace) -> int:
 
 
 def _flag(field: str) -> str:
-    return OPERATOR_FLAGS.get(field, (f"--{field.replace('_', '-')}",))[-1]
+    from selftaught.controller.config import flag_names
+
+    return flag_names(field)[-1]
 
 
 def _settings_error(error: Any, given: dict[str, Any]) -> str:
@@ -155,16 +153,16 @@ def _settings_error(error: Any, given: dict[str, Any]) -> str:
 
 def _help(field: str, description: str | None, default: Any) -> str:
     """A field's docstring as its flag's help, with its default and env var (one source)."""
-    from selftaught.controller import OperatorConfig
+    from selftaught.controller.config import OperatorConfig, shown_default
 
-    shown = "unset" if default in (None, ()) else default
     text = " ".join((description or "").split())
-    return f"{text} (default: {shown}; env {OperatorConfig.env_name(field)})".replace("%", "%%")
+    variable = OperatorConfig.env_name(field)
+    return f"{text} (default: {shown_default(default)}; env {variable})".replace("%", "%%")
 
 
 def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``selftaught operator``: one flag per :class:`OperatorConfig` field, generated."""
-    from selftaught.controller.config import OperatorConfig
+    from selftaught.controller.config import OperatorConfig, flag_names
 
     operator = commands.add_parser(
         "operator",
@@ -172,7 +170,7 @@ def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         description="Every flag can also be set by its environment variable; a flag wins.",
     )
     for name, field in OperatorConfig.model_fields.items():
-        flags = OPERATOR_FLAGS.get(name, (f"--{name.replace('_', '-')}",))
+        flags = flag_names(name)
         many = field.annotation == tuple[str, ...]
         operator.add_argument(
             *flags,

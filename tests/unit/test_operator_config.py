@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
 from selftaught.cli import build_parser, main, operator_config
-from selftaught.controller.config import OperatorConfig, peering_priority
+from selftaught.controller.config import OperatorConfig, peering_priority, settings_markdown
 from selftaught.jobs import DEFAULT_WORKER_IMAGE
 
 
@@ -142,3 +143,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip() == f"selftaught {version('selftaught')}"
+
+
+def test_the_settings_table_in_the_docs_is_the_model() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "operator.md").read_text()
+    assert settings_markdown() in docs

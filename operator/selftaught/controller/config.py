@@ -163,6 +163,32 @@ class OperatorConfig(BaseSettings):
         return f"{ENV_PREFIX}{field.upper()}"
 
 
+#: Flags whose names are not their field's (kept from before they were generated).
+FLAG_NAMES: dict[str, tuple[str, ...]] = {"namespaces": ("-n", "--namespace")}
+
+
+def flag_names(field: str) -> tuple[str, ...]:
+    """The ``selftaught operator`` flags of a settings field (``--metrics-port``, ...)."""
+    return FLAG_NAMES.get(field, (f"--{field.replace('_', '-')}",))
+
+
+def shown_default(default: Any) -> str:
+    return "unset" if default in (None, ()) else str(default)
+
+
+def settings_markdown() -> str:
+    """The settings as the Markdown table in docs/operator.md (a test keeps the two equal)."""
+    rows = ["| flag | environment variable | default | meaning |", "|---|---|---|---|"]
+    for name, field in OperatorConfig.model_fields.items():
+        text = " ".join((field.description or "").split())
+        flags = ", ".join(f"`{flag}`" for flag in flag_names(name))
+        rows.append(
+            f"| {flags} | `{OperatorConfig.env_name(name)}` | {shown_default(field.default)} "
+            f"| {text.replace('|', '/')} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def configure_kopf(settings: Any, config: OperatorConfig) -> None:
     """Apply ``config`` to a ``kopf.OperatorSettings`` (inside the startup handler)."""
     import kopf
