@@ -9,8 +9,10 @@ indexes             latest body of each Job and pod of ours, by run uid
 startup             apply :class:`.config.OperatorConfig` to kopf, start metrics + queue
 cleanup             stop the queue (in-flight reconciles get ``shutdown_timeout``), metrics
 run event           create / resume (initial listing) / spec change -> enqueue the run;
-                    deletion -> forget its metrics (owner GC removes its Jobs)
-Job event           a child Job changed what a plan sees -> enqueue its owning run
+                    deleted or deleting -> tombstone its uid, drop its record and metrics
+                    (owner GC removes its Jobs; :mod:`.runs`)
+Job event           a child Job changed what a plan sees -> enqueue its owning run; a child
+                    going away -> that reconcile reads the run fresh (is it still there?)
 pod event           a child pod changed (started, stuck, finished) -> enqueue its run
 ==================  =====================================================================
 
