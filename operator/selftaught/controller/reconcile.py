@@ -110,8 +110,8 @@ class Reconciler:
             if applied.abandoned:  # deleted while planning: nothing more for this run
                 self.metrics.forget_run(namespace, name)
                 return None
-            if applied.resource_version is not None:
-                self._confirmed[run.uid] = applied.resource_version
+            if applied.resource_version is not None and not self.buried(run.uid):
+                self._confirmed[run.uid] = applied.resource_version  # (a buried run's is gone)
             for create in applied.created:
                 self.metrics.job_created(create.task.stage)
                 log.info("created Job %s/%s", namespace, create.name)
