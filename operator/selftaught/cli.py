@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from selftaught.controller.config import OperatorConfig
 
 
 def _crd(args: argparse.Namespace) -> int:
@@ -26,16 +27,9 @@ def _crd(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    if args.distributed:
-        if args.stage != "train":
-            print("selftaught worker: --distributed is for the train stage only", file=sys.stderr)
-            return 2
-        from selftaught.launch import launch
+    from selftaught.worker import command
 
-        return launch()
-    from selftaught.worker import main
-
-    return int(main(args.stage))
+    return command(args.stage, distributed=args.distributed)
 
 
 def _console() -> Console:
@@ -109,106 +103,97 @@ def _tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _operator(args: argparse.Namespace) -> int:
-    from selftaught.controller import OperatorConfig, run
-    from selftaught.jobs import JobSettings
+def operator_config(args: argparse.Namespace) -> OperatorConfig:
+    """The settings from the flags given, then ``SELFTAUGHT_*``, then the defaults; an
+    invalid one is an argparse error (exit 2) naming the flag or the variable."""
+    from pydantic import ValidationError
 
-    config = OperatorConfig(
-        namespaces=tuple(args.namespace or ()),
-        metrics_port=args.metrics_port,
-        metrics_address=args.metrics_address,
-        liveness=args.liveness,
-        standalone=args.peering is None,
-        peering=args.peering,
-        priority=args.priority,
-        peering_lifetime=args.peering_lifetime,
-        workers=args.workers,
-        resync_seconds=args.resync_seconds,
-        relist_seconds=args.relist_seconds,
-        jobs=JobSettings(
-            ttl_seconds_after_finished=args.job_ttl_seconds,
-            worker_image=args.worker_image,
-            pushgateway=args.pushgateway or None,
-        ),
-    )
-    run(config, verbose=args.verbose)
+    from selftaught.controller import OperatorConfig
+
+    given = {name: getattr(args, name) for name in OperatorConfig.model_fields if name in args}
+    parser: argparse.ArgumentParser = args.operator_parser
+    try:
+        return OperatorConfig(**given)
+    except ValidationError as error:
+        parser.error(_settings_error(error, given))
+
+
+def _operator(args: argparse.Namespace) -> int:
+    from selftaught.controller import StartupError, run
+
+    config = operator_config(args)
+    try:
+        run(config, verbose=args.verbose)
+    except StartupError as error:
+        print(f"selftaught operator: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C before kopf took over the signals (still checking)
+        return 130
     return 0
 
 
-def _priority(text: str) -> int:
-    """``--priority``, resolved here (``auto``: from this host's name), so a typo is an
-    argparse error that names the flag."""
-    import socket
+def _flag(field: str) -> str:
+    from selftaught.controller.config import flag_names
 
-    from selftaught.controller.config import peering_priority
-
-    try:
-        return peering_priority(text, socket.gethostname())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'auto'") from None
+    return flag_names(field)[-1]
 
 
-def _lifetime(text: str) -> int:
-    seconds = int(text)
-    if seconds < 2:
-        raise argparse.ArgumentTypeError(f"{seconds} s is too short for a keep-alive to arrive")
-    return seconds
+def _settings_error(error: Any, given: dict[str, Any]) -> str:
+    """The first invalid setting, named as the user gave it: the flag, else the env var."""
+    from selftaught.controller import OperatorConfig
+
+    first = error.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    if field in given:
+        source = f"argument {_flag(field)}"
+    elif field in OperatorConfig.model_fields:
+        source = f"environment variable {OperatorConfig.env_name(field)}"
+    else:  # an alias: the variable itself
+        source = f"environment variable {field}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    value = first.get("input")
+    shown = f" ({value!r})" if not isinstance(value, dict) and str(value) not in message else ""
+    return f"{source}: {message}{shown}"
+
+
+def _help(field: str, description: str | None, default: Any) -> str:
+    """A field's docstring as its flag's help, with its default and env var (one source)."""
+    from selftaught.controller.config import OperatorConfig, shown_default
+
+    text = " ".join((description or "").split())
+    variable = OperatorConfig.env_name(field)
+    return f"{text} (default: {shown_default(default)}; env {variable})".replace("%", "%%")
 
 
 def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``selftaught operator``: one flag per :class:`OperatorConfig` field, generated."""
+    from selftaught.controller.config import OperatorConfig, flag_names
+
     operator = commands.add_parser(
-        "operator", help="run the Kubernetes operator (kopf) that turns SelfTaughtRuns into Jobs"
+        "operator",
+        help="run the Kubernetes operator (kopf) that turns SelfTaughtRuns into Jobs",
+        description="Every flag can also be set by its environment variable; a flag wins.",
     )
-    operator.add_argument(
-        "-n", "--namespace", action="append",
-        help="watch this namespace (repeatable); default: all namespaces",
-    )  # fmt: skip
-    operator.add_argument("--metrics-port", type=int, default=9090, help="0 disables /metrics")
-    operator.add_argument("--metrics-address", default="0.0.0.0")
-    operator.add_argument("--liveness", help="e.g. http://0.0.0.0:8080/healthz")
-    operator.add_argument(
-        "--peering", help="kopf peering name for several replicas (default: standalone)"
-    )
-    operator.add_argument(
-        "--priority",
-        type=_priority,
-        default="0",
-        help="peering priority: a number, or 'auto' (from the pod's name, so replicas differ)",
-    )
-    operator.add_argument(
-        "--peering-lifetime",
-        type=_lifetime,
-        default=60,
-        help="seconds until a silent replica's peering entry expires (a standby takes over)",
-    )
-    operator.add_argument("--workers", type=int, default=4, help="concurrent reconciles")
-    operator.add_argument("--resync-seconds", type=float, default=60.0)
-    operator.add_argument(
-        "--relist-seconds",
-        type=float,
-        default=300.0,
-        help="a resync lists a run's Jobs and pods from the API after this long (jittered up to "
-        "1.5x; else: watch caches)",
-    )
-    operator.add_argument("--job-ttl-seconds", type=int, default=86400)
-    operator.add_argument(
-        "--worker-image",
-        default=os.environ.get("SELFTAUGHT_WORKER_IMAGE", "ghcr.io/selftaught/worker:0.1.0"),
-        help="image of runs that name none (env SELFTAUGHT_WORKER_IMAGE)",
-    )
-    operator.add_argument(
-        "--pushgateway",
-        default=os.environ.get("SELFTAUGHT_PUSHGATEWAY_URL", ""),
-        help="Pushgateway URL for workers' live progress (env SELFTAUGHT_PUSHGATEWAY_URL)",
-    )
-    operator.add_argument("-v", "--verbose", action="store_true")
-    operator.set_defaults(func=_operator)
+    for name, field in OperatorConfig.model_fields.items():
+        flags = flag_names(name)
+        many = field.annotation == tuple[str, ...]
+        operator.add_argument(
+            *flags,
+            dest=name,
+            action="append" if many else "store",
+            default=argparse.SUPPRESS,  # absent: the environment, then the field's default
+            metavar=name.removesuffix("s").upper() if many else name.upper(),
+            help=_help(name, field.description, field.default),
+        )
+    operator.add_argument("-v", "--verbose", action="store_true", help="debug logs (default: off)")
+    operator.set_defaults(func=_operator, operator_parser=operator)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="selftaught", description="Train self-taught LLM judges, on Kubernetes or locally."
     )
+    parser.add_argument("--version", action="version", version=f"selftaught {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     crd = commands.add_parser("crd", help="print the SelfTaughtRun CRD generated from the types")
@@ -251,6 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_plan(commands)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("selftaught")
+    except PackageNotFoundError:  # a source tree on PYTHONPATH, not installed
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

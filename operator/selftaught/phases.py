@@ -94,6 +94,8 @@ class Reason(StrEnum):
     NOT_ADMITTED = "NotAdmitted"
     #: The capacity check: a stage needs more GPU memory than its cards have (no Job made).
     INSUFFICIENT_GPU_MEMORY = "InsufficientGPUMemory"
+    #: The API server refused to create a stage's Job (4xx: invalid, forbidden, quota, ...).
+    JOB_REJECTED = "JobRejected"
 
 
 class FailureClass(StrEnum):

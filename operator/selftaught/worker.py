@@ -270,3 +270,20 @@ def main(stage: str) -> int:
     """Entry point of ``selftaught worker <stage>``: the real environment, the real stage."""
     quiet_model_loading()
     return run_worker(stage, environ=os.environ)
+
+
+def command(stage: str, *, distributed: bool = False) -> int:
+    """``selftaught worker <stage> [--distributed]``: what a pod and a local shard both run.
+
+    Here, not in the CLI, so the local fork server's children enter the worker directly (a
+    child going back through ``selftaught.cli`` closed an import loop cli -> local -> cli).
+    ``distributed`` (train only) starts one process per GPU under torch elastic.
+    """
+    if distributed:
+        if stage != "train":
+            print("selftaught worker: --distributed is for the train stage only", file=sys.stderr)
+            return 2
+        from selftaught.launch import launch
+
+        return launch()
+    return main(stage)

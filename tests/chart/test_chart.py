@@ -14,6 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from selftaught.cli import build_parser, operator_config
 from selftaught.observability import alerts
 from tests.chart.cases import CASES
 from tests.chart.rendering import (
@@ -83,6 +84,16 @@ def test_operator_watches_the_configured_namespaces(chart: helm.Chart, case_id: 
     assert "--metrics-port=9090" in args
     watched = [arg.removeprefix("--namespace=") for arg in args if arg.startswith("--namespace=")]
     assert watched == list(case.watched)
+    # The rendered arguments and env are what the generated flags and settings accept.
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]
+           ["env"] if "value" in e}  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        config = operator_config(build_parser().parse_args(args))
+    assert config.namespaces == tuple(case.watched)
+    assert config.metrics_port == 9090
+    assert config.jobs.worker_image == env["SELFTAUGHT_WORKER_IMAGE"]
 
 
 def test_namespaced_mode_grants_write_access_only_in_watched_namespaces(

@@ -187,15 +187,7 @@ class ApiServer:
                 namespace, name = route.namespace or "", route.name
                 verb = self._verb(request, route)
             if rule is not None and rule.status is not None:
-                raise ApiError(
-                    rule.status,
-                    "InternalError"
-                    if rule.status >= 500
-                    else "Conflict"
-                    if rule.status == 409
-                    else "Injected",
-                    rule.message,
-                )
+                raise ApiError(rule.status, fault_reason(rule.status), rule.message)
             response: aiohttp.web.StreamResponse
             if route is None:
                 response = self._serve_static(request, parts)
@@ -486,10 +478,14 @@ class ApiServer:
             if requested in ("", "0"):
                 backlog = []
             next_bookmark = time.monotonic() + self.bookmark_interval
+            received = time.monotonic()  # when the backlog was taken from the store
             while not self._stopping.is_set():
                 for event in backlog:
                     if event.rv <= last or not wanted(event) or self.faults.silenced(request.path):
                         continue
+                    held = received + self.faults.lag(request.path) - time.monotonic()
+                    if held > 0:  # a lagging stream (faults.lag_watches), order kept
+                        await asyncio.sleep(held)
                     obj = {**event.obj, "apiVersion": rt.api_version}
                     await response.write(
                         json.dumps({"type": event.type, "object": obj}).encode() + b"\n"
@@ -512,6 +508,7 @@ class ApiServer:
                 try:
                     wait = max(0.01, min(0.25, deadline - now))
                     backlog = [await asyncio.wait_for(queue.get(), wait)]
+                    received = time.monotonic()
                     while not queue.empty():
                         backlog.append(queue.get_nowait())
                 except TimeoutError:
@@ -521,6 +518,24 @@ class ApiServer:
             return aiohttp.web.Response(status=499)
         finally:
             store.watchers.discard(queue)
+
+
+#: The ``reason`` a kube-apiserver gives with each status code (``metav1.StatusReason``).
+STATUS_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    410: "Expired",
+    422: "Invalid",
+    429: "TooManyRequests",
+}
+
+
+def fault_reason(status: int) -> str:
+    """The reason an injected fault answers with, as a real API server words it."""
+    return "InternalError" if status >= 500 else STATUS_REASONS.get(status, "Injected")
 
 
 def _created_name(response: aiohttp.web.StreamResponse) -> str:

@@ -8,6 +8,7 @@ Faults (first matching rule wins, rules with a count expire after that many hits
     api.faults.delay("GET", r"/jobs", seconds=0.5)                       # every GET: +0.5 s
     api.faults.close_watches(r"/jobs")                                   # end open job watches now
     api.faults.silence_watches(r"/jobs", seconds=5)                      # watches deliver nothing
+    api.faults.lag_watches(r"/selftaughtruns", seconds=0.5)              # events arrive late
     api.faults.clear()
 
 The request log keeps the last ``capacity`` requests (method, path, verb, resource, status) so
@@ -45,11 +46,18 @@ class Silence:
 
 
 @dataclass
+class Lag:
+    pattern: re.Pattern[str]
+    seconds: float
+
+
+@dataclass
 class FaultInjector:
     """Rules consulted by the server before it handles each request."""
 
     _rules: list[FaultRule] = field(default_factory=list)
     _silences: list[Silence] = field(default_factory=list)
+    _lags: list[Lag] = field(default_factory=list)
     _close_generation: int = 0
     _close_patterns: list[tuple[int, re.Pattern[str]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -92,10 +100,20 @@ class FaultInjector:
         with self._lock:
             self._silences.append(Silence(re.compile(path_regex), time.monotonic() + seconds))
 
+    def lag_watches(self, path_regex: str = "", *, seconds: float) -> None:
+        """Matching watch streams deliver each event ``seconds`` late, in order.
+
+        One stream behind another is what a controller sees on a busy API server (or when its
+        own event processing falls behind): a Job's DELETED can arrive before its owner's.
+        """
+        with self._lock:
+            self._lags.append(Lag(re.compile(path_regex), seconds))
+
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
             self._silences.clear()
+            self._lags.clear()
 
     # --- used by the server -------------------------------------------------------------------
 
@@ -119,6 +137,11 @@ class FaultInjector:
         """Whether a close_watches() after ``generation`` matched ``path``."""
         with self._lock:
             return any(g > generation and p.search(path) for g, p in self._close_patterns)
+
+    def lag(self, path: str) -> float:
+        """Seconds to hold each event of a watch on ``path`` (0: none)."""
+        with self._lock:
+            return max((lag.seconds for lag in self._lags if lag.pattern.search(path)), default=0.0)
 
     def silenced(self, path: str) -> bool:
         now = time.monotonic()

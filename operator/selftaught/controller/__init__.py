@@ -7,7 +7,9 @@ Modules, in the order a change flows through them:
 * :mod:`.reconcile` -- observe (:mod:`.observe`), plan (:mod:`selftaught.plan`), apply;
 * :mod:`.apply` -- Jobs, one status write, then Events;
 * :mod:`.kube` -- the only module that talks to the API server (besides kopf's watches);
-* :mod:`.config` -- operator settings and their mapping onto kopf's.
+* :mod:`.config` -- operator settings (flags and env vars) and their mapping onto kopf's;
+* :mod:`.preflight` -- credentials, API server and namespaces checked before watching;
+* :mod:`.runs` -- what is kept per run, and the tombstones of deleted runs.
 
 :func:`run` is what ``selftaught operator`` calls.
 """
@@ -15,11 +17,13 @@ Modules, in the order a change flows through them:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from selftaught.controller.config import OperatorConfig
+from selftaught.controller.preflight import StartupError
 
-__all__ = ["OperatorConfig", "run"]
+__all__ = ["OperatorConfig", "StartupError", "run"]
 
 
 def run(
@@ -38,15 +42,20 @@ def run(
     import kopf
 
     from selftaught.controller.handlers import Controller, build_registry
+    from selftaught.controller.preflight import preflight
 
+    if config.kubeconfig is not None:  # kopf's login reads $KUBECONFIG at login time
+        os.environ["KUBECONFIG"] = str(config.kubeconfig)
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
     if not verbose:  # kopf logs each handler call ("Handler 'pod_event' succeeded.") at INFO:
         # with 1,000 runs, thousands of lines a minute that say nothing; failures still show.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    if not preflight(config, stop=stop_flag):  # raises StartupError: no usable credentials
+        return
     controller = Controller(config)
     kopf.run(
         registry=build_registry(controller),
-        standalone=config.standalone and not config.peering,
+        standalone=config.standalone,
         peering_name=config.peering,
         priority=config.priority,
         liveness_endpoint=config.liveness,

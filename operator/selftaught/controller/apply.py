@@ -16,15 +16,16 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from selftaught.api import API_VERSION, KIND, SelfTaughtRun
 from selftaught.conditions import rfc3339
-from selftaught.controller.kube import KubeApi
+from selftaught.controller.kube import ApiError, KubeApi
 from selftaught.jobs import JobSettings, build_job, build_service
-from selftaught.plan import CreateJob, DeleteJob, Event, Plan
+from selftaught.plan import CreateJob, CreateRejected, DeleteJob, Event, Plan
 
 log = logging.getLogger(__name__)
 COMPONENT = "selftaught-operator"
@@ -45,6 +46,10 @@ class Applied:
     #: The run's resourceVersion after the status write (None without one).
     resource_version: str | None = None
     events: int = 0
+    #: The run's deletion was observed mid-apply: the rest of the plan was dropped.
+    abandoned: bool = False
+    #: The API server refused a create (4xx); nothing after it was applied.
+    rejected: CreateRejected | None = None
 
 
 def apply_plan(
@@ -55,15 +60,33 @@ def apply_plan(
     *,
     job_settings: JobSettings,
     now: datetime,
+    may_create: Callable[[], bool] = lambda: True,
 ) -> Applied:
-    """Apply ``result`` to the cluster; raises :class:`~.kube.Conflict` if the run moved on."""
+    """Apply ``result`` to the cluster; raises :class:`~.kube.Conflict` if the run moved on.
+
+    ``may_create`` is asked right before each create: the run's deletion may have been observed
+    while this plan was made, and then nothing is created, nothing written, nothing told.
+    """
     applied = Applied()
     for action in result.actions:
         if isinstance(action, CreateJob):
-            service = build_service(run, action, operator_settings=job_settings)
-            if service is not None:
-                api.create(service)
-            job = api.create(build_job(run, action, operator_settings=job_settings))
+            if not may_create():
+                log.info("run %s/%s is being deleted: no Job %s", run.namespace, run.name,
+                         action.name)  # fmt: skip
+                applied.abandoned = True
+                return applied
+            try:
+                service = build_service(run, action, operator_settings=job_settings)
+                if service is not None:
+                    api.create(service)
+                job = api.create(build_job(run, action, operator_settings=job_settings))
+            except ApiError as error:
+                if not refusal(error):
+                    raise
+                applied.rejected = CreateRejected(
+                    action.name, error.status, error.reason, error.message
+                )
+                return applied  # the caller plans again with this observation
             if job is not None:
                 applied.created.append(action)
                 applied.jobs.append(job)
@@ -88,6 +111,11 @@ def apply_plan(
         except Exception:  # an Event is best effort: never fail the reconcile for it
             log.warning("could not post event %s on %s/%s", event.reason, run.namespace, run.name)
     return applied
+
+
+def refusal(error: ApiError) -> bool:
+    """A 4xx that retrying the same request at once will not cure (not 409, not 429)."""
+    return 400 <= error.status < 500 and error.status not in (409, 429)
 
 
 def merge_patch(old: Any, new: Any) -> Object:

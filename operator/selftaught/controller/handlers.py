@@ -9,8 +9,10 @@ indexes             latest body of each Job and pod of ours, by run uid
 startup             apply :class:`.config.OperatorConfig` to kopf, start metrics + queue
 cleanup             stop the queue (in-flight reconciles get ``shutdown_timeout``), metrics
 run event           create / resume (initial listing) / spec change -> enqueue the run;
-                    deletion -> forget its metrics (owner GC removes its Jobs)
-Job event           a child Job changed what a plan sees -> enqueue its owning run
+                    deleted or deleting -> tombstone its uid, drop its record and metrics
+                    (owner GC removes its Jobs; :mod:`.runs`)
+Job event           a child Job changed what a plan sees -> enqueue its owning run; a child
+                    going away -> that reconcile reads the run fresh (is it still there?)
 pod event           a child pod changed (started, stuck, finished) -> enqueue its run
 ==================  =====================================================================
 
@@ -44,6 +46,7 @@ from selftaught.controller.kube import KubeApi
 from selftaught.controller.observe import QUIET, essentials, signature
 from selftaught.controller.queue import Key, WorkQueue
 from selftaught.controller.reconcile import Reconciler
+from selftaught.controller.runs import RunBook, Tombstones
 from selftaught.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -60,20 +63,18 @@ class Controller:
         self.cache: ChildCache | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._server: Any = None
-        self._generations: dict[Key, int] = {}
-        #: run uid -> (namespace, name): pods are owned by Jobs, so children carry the uid label.
-        self._runs_by_uid: dict[str, Key] = {}
-        self._uids: dict[Key, str] = {}
+        #: Everything kept per run, added and dropped in one place (:class:`.runs.RunBook`).
+        self.runs = RunBook()
+        #: Uids of runs whose deletion was observed: nothing is created for them again.
+        self.tombstones = Tombstones()
         #: Job or pod uid -> the :func:`.observe.signature` last reconciled for.
         self._signatures: dict[str, tuple[Any, ...]] = {}
-        #: When a routine reconcile of each run lists its children next (monotonic seconds).
-        self._relist_due: dict[Key, float] = {}
         self._random = random.Random()
-        #: Each run as its watch last delivered it (a copy: kopf reuses its body objects).
-        self._watched: dict[Key, dict[str, Any]] = {}
 
     async def start(self, cache: ChildCache | None = None) -> None:
-        api = KubeApi.from_environment(timeout=self.config.request_timeout)
+        api = KubeApi.from_environment(
+            timeout=self.config.request_timeout, kubeconfig=self.config.kubeconfig
+        )
         self.cache = cache
         self.reconciler = Reconciler(
             api,
@@ -81,6 +82,7 @@ class Controller:
             job_settings=self.config.jobs,
             resync_seconds=self.config.resync_seconds,
             on_job_created=cache.job_created if cache is not None else None,
+            buried=self.tombstones.__contains__,
         )
         self._executor = ThreadPoolExecutor(self.config.workers, "selftaught-reconcile")
         self.queue = WorkQueue(self._reconcile, workers=self.config.workers)
@@ -109,15 +111,18 @@ class Controller:
         stage ends and made the hand-offs wait tens of seconds).
         """
         assert self.reconciler is not None
-        uid = self._uids.get(key)
+        record = self.runs.get(key)
         now = time.monotonic()
-        if routine and now >= self._relist_due.get(key, now):
+        # A run not (or no longer) known here is read, with its children, from the API.
+        if record is None or (routine and now >= (record.relist_due or now)):
             fresh = True
-        cached = None if fresh or self.cache is None or uid is None else self.cache.children(uid)
-        if cached is None or key not in self._relist_due:
+        cached = None
+        if not fresh and record is not None and self.cache is not None:
+            cached = self.cache.children(record.uid)
+        if record is not None and (cached is None or record.relist_due is None):
             jitter = 1.0 + 0.5 * self._random.random()
-            self._relist_due[key] = now + self.config.relist_seconds * jitter
-        watched = None if fresh else self._watched.get(key)
+            record.relist_due = now + self.config.relist_seconds * jitter
+        watched = None if fresh or record is None else record.watched
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._executor, self.reconciler.reconcile, *key, cached, watched
@@ -128,53 +133,68 @@ class Controller:
     def on_run(self, event_type: str | None, body: Any) -> None:
         meta = body.get("metadata", {})
         key = (meta.get("namespace", ""), meta.get("name", ""))
+        uid = meta.get("uid", "")
         if self.queue is None:
             return
-        if event_type == "DELETED":
-            self._generations.pop(key, None)
-            self._runs_by_uid.pop(meta.get("uid", ""), None)
-            self.queue.forget(key)
-            self.metrics.forget_run(*key)
-            self._relist_due.pop(key, None)
-            self._watched.pop(key, None)
-            uid = self._uids.pop(key, None)
-            if self.cache is not None and uid is not None:
-                self.cache.forget(uid)
-            if self.reconciler is not None and uid is not None:
-                self.reconciler.forget(uid)
+        if event_type == "DELETED" or meta.get("deletionTimestamp") or uid in self.tombstones:
+            self.forget(key, uid)
             return
-        self._watched[key] = copy.deepcopy(dict(body))
-        self._runs_by_uid[meta.get("uid", "")] = key
-        self._uids[key] = meta.get("uid", "")
+        record = self.runs.track(key, uid)
+        record.watched = copy.deepcopy(dict(body))
         generation = int(meta.get("generation") or 0)
-        if self._generations.get(key) != generation:  # new, resumed, or its spec changed
-            self._generations[key] = generation
+        if record.generation != generation:  # new, resumed, or its spec changed
+            record.generation = generation
             self.queue.add(key)
+
+    def forget(self, key: Key, uid: str) -> None:
+        """A run is being deleted or is gone: bury its uid, drop everything kept about it."""
+        self.tombstones.bury(uid)
+        record = self.runs.get(key)
+        if record is not None and record.uid == uid:
+            self.runs.drop(key)
+        assert self.queue is not None
+        self.queue.forget(key)
+        self.metrics.forget_run(*key)
+        if self.cache is not None:
+            self.cache.forget(uid)
+        if self.reconciler is not None:
+            self.reconciler.forget(uid)
 
     def on_child(self, event_type: str | None, body: Any) -> None:
         """A Job or pod of ours changed in a way a plan can see: reconcile the run it belongs
-        to (by its uid label). Updates that change no :func:`.observe.signature` are skipped."""
+        to (by its uid label). Updates that change no :func:`.observe.signature` are skipped.
+
+        A child that goes away (deleted, or deleting) may be the cascade of its run's deletion,
+        whose own event has not arrived yet: that reconcile reads the run fresh from the API,
+        so a create can only follow proof that the owner still exists.
+        """
         meta = body.get("metadata", {})
         uid = meta.get("uid", "")
+        run_uid = (meta.get("labels") or {}).get(names.LABEL_RUN_UID, "")
+        going = event_type == "DELETED" or bool(meta.get("deletionTimestamp"))
         if event_type == "DELETED":
             self._signatures.pop(uid, None)
         else:
             seen = signature(body)
-            if self._signatures.get(uid, QUIET) == seen:  # e.g. the Job we just created
+            if self._signatures.get(uid, QUIET) == seen and not going:  # e.g. our new Job
                 log.debug(
                     "%s %s: %s, unchanged %s", body.get("kind"), meta.get("name"), event_type, seen
                 )
                 return
             self._signatures[uid] = seen
-        key = self._runs_by_uid.get((meta.get("labels") or {}).get(names.LABEL_RUN_UID, ""))
+        if run_uid and run_uid in self.tombstones:
+            return
+        key = self.runs.key_of(run_uid)
         if key is None:  # a Job's owner reference also names it
             for owner in meta.get("ownerReferences") or []:
                 if owner.get("kind") == KIND and owner.get("controller"):
+                    if owner.get("uid") in self.tombstones:
+                        return
                     key = (meta.get("namespace", ""), owner.get("name", ""))
         log.debug("%s %s: %s, now %s -> run %s", body.get("kind"), meta.get("name"), event_type,
                   self._signatures.get(uid), key)  # fmt: skip
         if key is not None and self.queue is not None:
-            self.queue.add(key)
+            self.queue.add(key, fresh=going)
 
 
 def build_registry(controller: Controller) -> kopf.OperatorRegistry:

@@ -24,6 +24,7 @@ create      ""           events                the run's story for ``kubectl des
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -55,17 +56,35 @@ class KubeApi:
         self.timeout = timeout
 
     @classmethod
-    def from_environment(cls, *, timeout: float = 30.0, pool: int = 8) -> KubeApi:
-        """In-cluster credentials when running in a pod, else ``$KUBECONFIG``/~/.kube/config."""
+    def from_environment(
+        cls,
+        *,
+        timeout: float = 30.0,
+        pool: int = 8,
+        kubeconfig: str | Path | None = None,
+        retries: bool | None = None,
+    ) -> KubeApi:
+        """In-cluster credentials when running in a pod, else ``kubeconfig`` (default:
+        ``$KUBECONFIG``, ~/.kube/config). ``retries=False``: no urllib3 retries (and no log
+        line for each), for a caller that retries itself."""
         import kubernetes
 
         configuration = kubernetes.client.Configuration()
         try:
             kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(kubeconfig) if kubeconfig else None,
+                client_configuration=configuration,
+            )
         configuration.connection_pool_maxsize = pool
+        if retries is not None:
+            configuration.retries = retries
         return cls(kubernetes.client.ApiClient(configuration), timeout=timeout)
+
+    @property
+    def host(self) -> str:
+        return str(getattr(self.client.configuration, "host", "?"))
 
     def close(self) -> None:
         self.client.close()

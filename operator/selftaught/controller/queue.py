@@ -34,6 +34,8 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from selftaught.controller.kube import ApiError
+
 Key = tuple[str, str]
 #: Called with the key, ``fresh`` and ``routine`` (no trigger asked for it: a due requeue);
 #: returns seconds until the key should be reconciled again (None: only on the next trigger).
@@ -145,11 +147,17 @@ class WorkQueue:
                 self._errors.pop(key, None)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as error:
                 failures = self._errors.get(key, 0)
                 self._errors[key] = failures + 1
                 after = self._error_backoff[min(failures, len(self._error_backoff) - 1)]
-                log.exception("reconcile of %s/%s failed; retrying in %.1fs", *key, after)
+                # One line per failure; a traceback only the first time, and never for an
+                # answer of the API server (its status and message are the whole story).
+                log.warning(
+                    "reconcile of %s/%s failed (%s: %s); retrying in %.1fs",
+                    *key, type(error).__name__, error, after,
+                    exc_info=failures == 0 and not isinstance(error, ApiError),
+                )  # fmt: skip
                 self._fresh.add(key)  # kept until the retry runs, whoever triggers it
             finally:
                 self._active.discard(key)

@@ -24,14 +24,14 @@ from typing import Any
 
 from selftaught import names
 from selftaught.api import RunStatus, SelfTaughtRun
-from selftaught.controller.apply import apply_plan
+from selftaught.controller.apply import Applied, apply_plan
 from selftaught.controller.cache import Children
-from selftaught.controller.kube import Conflict, KubeApi
+from selftaught.controller.kube import ApiError, Conflict, KubeApi
 from selftaught.controller.observe import observe_jobs, summaries_missing
 from selftaught.jobs import JobSettings
 from selftaught.metrics import Metrics
 from selftaught.phases import JobState, Phase, Stage
-from selftaught.plan import ObservedJob, plan
+from selftaught.plan import ObservedJob, Plan, plan
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ class Reconciler:
     clock: Callable[[], datetime] = _utcnow
     #: Told of each Job this process created: (run uid, the Job as created).
     on_job_created: Callable[[str, dict[str, Any]], None] | None = None
+    #: Whether a run uid's deletion was observed (:class:`.runs.Tombstones`): such a run is
+    #: never acted on, even from a copy read before the deletion arrived.
+    buried: Callable[[str], bool] = lambda uid: False
     #: Run uid -> the resourceVersion this process last read or wrote (see the module docstring).
     _confirmed: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
@@ -73,7 +76,8 @@ class Reconciler:
                 body = self.api.get_run(namespace, name)
                 if body is not None:
                     self._confirm(body)
-            if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+            meta = (body or {}).get("metadata") or {}
+            if body is None or meta.get("deletionTimestamp") or self.buried(meta.get("uid", "")):
                 self.metrics.forget_run(namespace, name)
                 return None
             run = SelfTaughtRun.model_validate(body)
@@ -92,20 +96,22 @@ class Reconciler:
                 observed = self.list_children(run)
                 result = plan(run, observed, now)
             try:
-                applied = apply_plan(
-                    self.api,
-                    run,
-                    body.get("status") or {},
-                    result,
-                    job_settings=self.job_settings,
-                    now=now,
-                )
+                applied, result = self.apply(run, body, result, observed, now)
             except Conflict:
                 log.info("run %s/%s changed while planning; planning again", namespace, name)
                 self._confirmed.pop(run.uid, None)  # read it again
                 return 0.0
-            if applied.resource_version is not None:
-                self._confirmed[run.uid] = applied.resource_version
+            except ApiError as error:
+                if error.status != 404:
+                    raise
+                log.info("run %s/%s is gone (%s)", namespace, name, error.message)
+                self.metrics.forget_run(namespace, name)
+                return None
+            if applied.abandoned:  # deleted while planning: nothing more for this run
+                self.metrics.forget_run(namespace, name)
+                return None
+            if applied.resource_version is not None and not self.buried(run.uid):
+                self._confirmed[run.uid] = applied.resource_version  # (a buried run's is gone)
             for create in applied.created:
                 self.metrics.job_created(create.task.stage)
                 log.info("created Job %s/%s", namespace, create.name)
@@ -125,6 +131,41 @@ class Reconciler:
             [d.name for d in result.deletes], after,
         )  # fmt: skip
         return after
+
+    def apply(
+        self,
+        run: SelfTaughtRun,
+        body: dict[str, Any],
+        result: Plan,
+        observed: list[ObservedJob],
+        now: datetime,
+    ) -> tuple[Applied, Plan]:
+        """Apply ``result``; a create the API server refuses is planned again as an observation
+        (:class:`selftaught.plan.CreateRejected`), so the run's status and Events tell it."""
+        applied = self._apply(run, body, result, now)
+        rejected = applied.rejected
+        if rejected is not None:
+            log.warning(
+                "run %s/%s: the API server refused Job %s: %s %s: %s",
+                run.namespace, run.name, rejected.name, rejected.code, rejected.reason,
+                rejected.message,
+            )  # fmt: skip
+            result = plan(run, observed, now, rejected=rejected)
+            applied = self._apply(run, body, result, now)
+        return applied, result
+
+    def _apply(
+        self, run: SelfTaughtRun, body: dict[str, Any], result: Plan, now: datetime
+    ) -> Applied:
+        return apply_plan(
+            self.api,
+            run,
+            body.get("status") or {},
+            result,
+            job_settings=self.job_settings,
+            now=now,
+            may_create=lambda: not self.buried(run.uid),
+        )
 
     def is_current(self, body: dict[str, Any]) -> bool:
         """Whether ``body`` is the run as this process last read or wrote it."""

@@ -108,6 +108,15 @@ def _run_worker(argv: list[str], env: dict[str, str], log: str) -> None:  # prag
     os.dup2(descriptor, 1)
     os.dup2(descriptor, 2)
     os.close(descriptor)
-    from selftaught.cli import main
+    from selftaught.worker import command
 
-    raise SystemExit(main(argv))
+    stage, distributed = worker_arguments(argv)
+    raise SystemExit(command(stage, distributed=distributed))
+
+
+def worker_arguments(argv: list[str]) -> tuple[str, bool]:
+    """(stage, distributed) from ``worker <stage> [--distributed]`` (what
+    :func:`selftaught.jobs.worker_command` builds, less the program name)."""
+    if len(argv) < 2 or argv[0] != "worker" or any(a != "--distributed" for a in argv[2:]):
+        raise ValueError(f"not a worker command: {argv}")
+    return argv[1], "--distributed" in argv[2:]

@@ -13,7 +13,6 @@ import contextlib
 import gc
 import warnings
 
-import selftaught.cli
 import selftaught.stages
 import selftaught.worker  # noqa: F401
 
@@ -45,7 +44,8 @@ _warm_model_loading()
 
 # A runner started as ``python -m selftaught.cli`` has that module as ``__main__``; each fork
 # re-runs it as ``__mp_main__`` (multiprocessing's way of restoring the parent's main module),
-# and runpy warns because this file imported it first. Harmless: it only defines functions.
+# and runpy warns if the module was imported already (this file no longer imports it: the
+# children enter ``selftaught.worker.command`` directly). Harmless: it only defines functions.
 warnings.filterwarnings(
     "ignore", message=r"'selftaught\.cli' found in sys\.modules", category=RuntimeWarning
 )

@@ -7,6 +7,7 @@ One module per policy, each with its own table test (``tests/unit/test_plan_<pol
 * :mod:`.resume` -- ``resumeFrom`` rewinds, raising ``iterations`` extends;
 * :mod:`.suspend` -- pause at a stage boundary;
 * :mod:`.retry` -- failed and stuck attempts: backoff, budget, pending timeout;
+* :mod:`.rejected` -- a Job create the API server refused (4xx): fail or wait;
 * :mod:`.absorb` -- fold a finished stage's summaries into the iteration record;
 * :mod:`.best` -- best iteration and early stop;
 * :mod:`.observed` (the input), :mod:`.actions` (the output), :mod:`.state` (the pass state).
@@ -18,6 +19,7 @@ from selftaught.plan.actions import Action, CreateJob, DeleteJob, Event, Plan
 from selftaught.plan.immutable import fingerprint, fingerprints
 from selftaught.plan.observed import ObservedJob
 from selftaught.plan.passes import plan
+from selftaught.plan.rejected import CreateRejected
 from selftaught.plan.retry import BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS, backoff
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "BACKOFF_CAP_SECONDS",
     "Action",
     "CreateJob",
+    "CreateRejected",
     "DeleteJob",
     "Event",
     "ObservedJob",

@@ -26,6 +26,7 @@ from selftaught.plan.actions import CreateJob, DeleteJob, Event, Plan
 from selftaught.plan.best import early_stopped, metric, update_best
 from selftaught.plan.immutable import check_immutable, fence
 from selftaught.plan.observed import ObservedJob
+from selftaught.plan.rejected import CreateRejected, create_rejected
 from selftaught.plan.resume import apply_resume_from, maybe_extend
 from selftaught.plan.retry import handle_failure, watch_active
 from selftaught.plan.state import PassState
@@ -38,9 +39,18 @@ NO_STORAGE = (
 )
 
 
-def plan(run: SelfTaughtRun, jobs: list[ObservedJob], now: datetime) -> Plan:
-    """Decide the next actions and the new status of ``run``; pure and deterministic."""
-    state = PassState.begin(run, list(jobs), now)
+def plan(
+    run: SelfTaughtRun,
+    jobs: list[ObservedJob],
+    now: datetime,
+    *,
+    rejected: CreateRejected | None = None,
+) -> Plan:
+    """Decide the next actions and the new status of ``run``; pure and deterministic.
+
+    ``rejected``: the create this pass would make was just refused by the API server.
+    """
+    state = PassState.begin(run, list(jobs), now, rejected=rejected)
     state.status.iterations = state.spec.iterations
     if check_immutable(state):
         apply_resume_from(state)
@@ -124,6 +134,9 @@ def create_current(state: PassState, name: str) -> None:
     not_before = parse_time(state.status.attempt.not_before)
     if not_before is not None and not_before > state.now:
         state.out.requeue_after = (not_before - state.now).total_seconds()
+        return
+    if state.rejected is not None and state.rejected.name == name:
+        create_rejected(state, state.rejected)  # the stage has not started: no StageStarted
         return
     iteration, stage, attempt = state.position()
     if state.status.stage_started_at is None:

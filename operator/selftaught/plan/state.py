@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from selftaught import artifacts, names
 from selftaught.api import IterationRecord, RunSpec, RunStatus, SelfTaughtRun
@@ -19,6 +19,9 @@ from selftaught.conditions import rfc3339, set_condition
 from selftaught.phases import ConditionType, Phase, Reason, Stage
 from selftaught.plan.actions import Event, Plan
 from selftaught.plan.observed import ObservedJob
+
+if TYPE_CHECKING:
+    from selftaught.plan.rejected import CreateRejected
 
 
 @dataclass
@@ -29,15 +32,25 @@ class PassState:
     jobs: dict[str, ObservedJob]
     now: datetime
     status: RunStatus
+    #: The create this pass would make was just refused by the API server (4xx), if any.
+    rejected: CreateRejected | None = None
     out: Plan = field(init=False)
 
     def __post_init__(self) -> None:
         self.out = Plan(status=self.status)
 
     @classmethod
-    def begin(cls, run: SelfTaughtRun, jobs: list[ObservedJob], now: datetime) -> PassState:
+    def begin(
+        cls,
+        run: SelfTaughtRun,
+        jobs: list[ObservedJob],
+        now: datetime,
+        *,
+        rejected: CreateRejected | None = None,
+    ) -> PassState:
         """A pass over a deep copy of the run's status: the caller's objects stay untouched."""
-        return cls(run, {j.name: j for j in jobs}, now, run.status.model_copy(deep=True))
+        status = run.status.model_copy(deep=True)
+        return cls(run, {j.name: j for j in jobs}, now, status, rejected)
 
     @property
     def spec(self) -> RunSpec:
