@@ -156,15 +156,9 @@ class Store:
         errors = schemas.validate_custom_resource(rt.schema, obj, old)
         if errors:
             name = obj["metadata"].get("name", "")
-            shown = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
-            causes = [
-                {
-                    "reason": "FieldValueInvalid",
-                    "message": e.split(": ", 1)[-1],
-                    "field": e.split(": ", 1)[0],
-                }
-                for e in errors
-            ]
+            texts = [str(e) for e in errors]
+            shown = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+            causes = [{"reason": e.reason, "message": e.message, "field": e.path} for e in errors]
             raise ApiError(
                 422,
                 "Invalid",
