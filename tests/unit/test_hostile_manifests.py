@@ -1,4 +1,4 @@
-"""`selftaught run` on a hostile file: refused fast, with a clear message, never escaping its workdir.
+"""`selftaught run` on a hostile file: refused fast, clearly, never escaping its workdir.
 
 Each case is a file an adversarial user could hand the embedded runner: an alias bomb, deep
 nesting, bytes that are not UTF-8, two documents, duplicate keys, a run name that walks out of
