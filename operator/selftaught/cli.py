@@ -119,6 +119,7 @@ def _tiny_model(args: argparse.Namespace) -> int:
 def _operator(args: argparse.Namespace) -> int:
     from selftaught.controller import OperatorConfig, run
     from selftaught.jobs import JobSettings
+    from selftaught.policy import WorkloadPolicy
 
     config = OperatorConfig(
         namespaces=tuple(args.namespace or ()),
@@ -136,6 +137,10 @@ def _operator(args: argparse.Namespace) -> int:
             ttl_seconds_after_finished=args.job_ttl_seconds,
             worker_image=args.worker_image,
             pushgateway=args.pushgateway or None,
+        ),
+        policy=WorkloadPolicy(
+            allowed_image_prefixes=tuple(args.allowed_image_prefix or ()),
+            allowed_service_accounts=tuple(args.allowed_service_account or ()),
         ),
     )
     run(config, verbose=args.verbose)
@@ -208,6 +213,15 @@ def _add_operator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         default=os.environ.get("SELFTAUGHT_PUSHGATEWAY_URL", ""),
         help="Pushgateway URL for workers' live progress (env SELFTAUGHT_PUSHGATEWAY_URL)",
     )
+    operator.add_argument(
+        "--allowed-image-prefix", action="append", metavar="PREFIX",
+        help="workload policy: images a run names must start with one of these (repeatable; "
+        "default: any). End each with '/' or ':'",
+    )  # fmt: skip
+    operator.add_argument(
+        "--allowed-service-account", action="append", metavar="NAME",
+        help="workload policy: ServiceAccounts a run's workers may use (repeatable; default: any)",
+    )  # fmt: skip
     operator.add_argument("-v", "--verbose", action="store_true")
     operator.set_defaults(func=_operator)
 

@@ -92,6 +92,8 @@ class Reason(StrEnum):
     UNSCHEDULABLE = "Unschedulable"
     IMAGE_PULL = "ImagePullBackOff"
     NOT_ADMITTED = "NotAdmitted"
+    #: The operator's workload policy forbids an image or ServiceAccount the run names.
+    POLICY_DENIED = "PolicyDenied"
 
 
 class FailureClass(StrEnum):

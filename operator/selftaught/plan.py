@@ -30,6 +30,7 @@ from selftaught.phases import (
     Stage,
     stages_of,
 )
+from selftaught.policy import WorkloadPolicy, refusal
 from selftaught.task import StageTask
 
 #: Retry backoff: base * 2**(failures-1), capped. Seconds.
@@ -94,7 +95,14 @@ def backoff(failures: int) -> float:
 class _Planner:
     """One planning pass. Mutates its own copy of the status, collects actions and events."""
 
-    def __init__(self, run: SelfTaughtRun, jobs: list[ObservedJob], now: datetime) -> None:
+    def __init__(
+        self,
+        run: SelfTaughtRun,
+        jobs: list[ObservedJob],
+        now: datetime,
+        policy: WorkloadPolicy | None = None,
+    ) -> None:
+        self.policy = policy or WorkloadPolicy()
         self.run = run
         self.spec = run.spec
         self.jobs = {j.name: j for j in jobs}
@@ -213,6 +221,8 @@ class _Planner:
                 "spec.storage is required on a cluster: set spec.storage.uri to s3://... or to "
                 "file:///... with spec.storage.volumeClaim",
             )
+            return
+        if not self.allowed_by_policy():  # before "accepted": a refused run never starts
             return
         self.status.phase = Phase.RUNNING
         self.status.iteration = 0
@@ -340,6 +350,8 @@ class _Planner:
         if not_before is not None and not_before > self.now:
             self.out.requeue_after = (not_before - self.now).total_seconds()
             return
+        if not self.allowed_by_policy():
+            return
         iteration, stage, attempt = self.position()
         if self.status.stage_started_at is None:
             self.status.stage_started_at = rfc3339(self.now)
@@ -347,6 +359,18 @@ class _Planner:
             self.condition(ConditionType.PROGRESSING, True, Reason.STAGE_STARTED, message)
             self.event("Normal", Reason.STAGE_STARTED, message)
         self.out.actions.append(CreateJob(name=name, task=self.task()))
+
+    def allowed_by_policy(self) -> bool:
+        """False (and the run failed, with an Event) when the workload policy forbids it.
+
+        Checked before every Job, not only at the start: ``worker.image`` and the stages'
+        images may be edited on a running run.
+        """
+        message = refusal(self.spec, self.policy)
+        if message is None:
+            return True
+        self.fail(Reason.POLICY_DENIED, message)
+        return False
 
     def watch_active(self, job: ObservedJob) -> None:
         if job.stuck_reason:
@@ -559,6 +583,15 @@ class _Planner:
         return self.out
 
 
-def plan(run: SelfTaughtRun, jobs: list[ObservedJob], now: datetime) -> Plan:
-    """Decide the next actions and the new status of ``run``; pure and deterministic."""
-    return _Planner(run, list(jobs), now).run_pass()
+def plan(
+    run: SelfTaughtRun,
+    jobs: list[ObservedJob],
+    now: datetime,
+    *,
+    policy: WorkloadPolicy | None = None,
+) -> Plan:
+    """Decide the next actions and the new status of ``run``; pure and deterministic.
+
+    ``policy`` is the operator's workload policy (images, ServiceAccounts); None allows all.
+    """
+    return _Planner(run, list(jobs), now, policy).run_pass()

@@ -153,5 +153,6 @@ def test_the_cli_refuses_a_hostile_file_with_exit_2_before_the_fork_server(
     assert words in output
     assert "Traceback" not in output
     assert not (tmp_path / "w").exists()  # nothing was written, nowhere
-    # The interpreter's own start and imports count too; the torch fork server would add ~15 s.
-    assert seconds < 2.0, f"refusal took {seconds:.2f} s"  # measured: 0.43-0.46 s on 2 cores
+    # Measured 0.43 s on quiet cores, up to 1.5 s beside a test run; the loader itself takes
+    # about 1 ms (test above). The torch fork server alone would add ~15 s.
+    assert seconds < 3.0, f"refusal took {seconds:.2f} s"

@@ -14,6 +14,7 @@ from typing import Any
 
 from selftaught import names
 from selftaught.jobs import JobSettings
+from selftaught.policy import WorkloadPolicy
 
 #: kopf's own annotations (there is no progress to store: only event handlers are used).
 ANNOTATION_PREFIX = "selftaught.dev"
@@ -80,6 +81,10 @@ class OperatorConfig:
     shutdown_timeout: float = 10.0
     #: The Jobs' operator-wide settings (TTL, security context, shm size).
     jobs: JobSettings = field(default_factory=JobSettings)
+    #: Images and ServiceAccounts runs may ask for (``--allowed-image-prefix``,
+    #: ``--allowed-service-account``); empty allows any. A run that breaks it fails with
+    #: ``PolicyDenied`` before any Job is created (see :mod:`selftaught.policy`).
+    policy: WorkloadPolicy = field(default_factory=WorkloadPolicy)
 
 
 def configure_kopf(settings: Any, config: OperatorConfig) -> None:

@@ -79,6 +79,7 @@ class Controller:
             api,
             self.metrics,
             job_settings=self.config.jobs,
+            policy=self.config.policy,
             resync_seconds=self.config.resync_seconds,
             on_job_created=cache.job_created if cache is not None else None,
         )
