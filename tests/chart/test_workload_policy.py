@@ -57,7 +57,7 @@ def test_enabled_renders_a_valid_policy_binding_and_operator_flags(chart: helm.C
 
 
 def test_enabled_on_a_cluster_without_the_v1_api_fails_with_a_reason(chart: helm.Chart) -> None:
-    with pytest.raises(Exception, match="policy.enabled needs Kubernetes >= 1.30"):
+    with pytest.raises(helm.HelmRenderError, match=r"policy\.enabled needs Kubernetes >= 1\.30"):
         render(chart, VALUES, kube_version=KUBE_OLDEST)
 
 
