@@ -68,8 +68,12 @@ SECRET_KEY_MESSAGE = (
 
 #: A resource quantity as a pod's requests and limits accept it: ``resource.Quantity``'s
 #: grammar (digits with an optional fraction; a binary-SI, decimal-SI or exponent suffix) without
-#: a minus sign, since requests must be non-negative. "1.2.3Gi", "10Gii" and "-1Gi" do not match.
-QUANTITY = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$"
+#: a minus sign, since requests must be non-negative ("-0" is zero, so Kubernetes takes it).
+#: "1.2.3Gi", "10Gii" and "-1Gi" do not match.
+QUANTITY = (
+    r"^(\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)|-(0+(\.0*)?|\.0+))"
+    r"([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$"
+)
 QUANTITY_MESSAGE = (
     "must be a non-negative quantity: a number with an optional suffix (Ki, Mi, Gi, Ti, Pi, Ei, "
     "n, u, m, k, M, G, T, P, E, or an exponent like e3), e.g. '500m', '4', '16Gi'"
