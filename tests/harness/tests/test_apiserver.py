@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from selftaught.crd import custom_resource_definition
 from tests.harness.apiserver import ApiServer
 from tests.harness.tests.conftest import Http
 
@@ -381,3 +382,36 @@ def test_a_label_update_is_validated_too(http: Http) -> None:
     made["metadata"]["labels"] = {"k": "not valid!"}
     status, answer = http("PUT", f"{CMS}/upd", made)
     assert status == 422, answer
+
+
+RUNS = "/apis/selftaught.dev/v1alpha1/namespaces/default/selftaughtruns"
+
+
+@pytest.mark.parametrize(
+    ("name", "iterations", "field"),
+    [
+        pytest.param("ok", 1e20, "spec.iterations", id="float-1e20"),
+        pytest.param("ok", 10**30, "spec.iterations", id="beyond-int64"),
+        pytest.param("Bad_Name", 3, "metadata.name", id="run-name"),
+        pytest.param("a" * 64, 3, "metadata.name", id="run-name-64"),
+    ],
+)
+def test_a_hostile_run_is_a_422_never_a_500(
+    http: Http, name: str, iterations: object, field: str
+) -> None:
+    assert http("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                custom_resource_definition())[0] == 201  # fmt: skip
+    body = {
+        "apiVersion": "selftaught.dev/v1alpha1",
+        "kind": "SelfTaughtRun",
+        "metadata": {"name": name},
+        "spec": {
+            "seedModel": "builtin://tiny-judge",
+            "storage": {"uri": "s3://bucket/runs"},
+            "instructions": {"source": "builtin://arithmetic"},
+            "iterations": iterations,
+        },
+    }
+    status, answer = http("POST", RUNS, body)
+    assert status == 422, answer
+    assert any(c["field"] == field for c in answer["details"]["causes"]), answer
