@@ -13,11 +13,12 @@ so the API server rejects a bad manifest at ``kubectl apply``, and as the same r
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
+from selftaught import kubegrammar as k8s
 from selftaught.phases import Phase, Stage
 from selftaught.summaries import SetScores
 
@@ -30,10 +31,45 @@ SHORT_NAMES = ["str", "strun"]
 CATEGORIES = ["selftaught", "ml"]
 API_VERSION = f"{GROUP}/{VERSION}"
 
-#: Kubernetes' own quantity pattern (cpu: "500m", memory: "16Gi").
-QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+#: A non-negative Kubernetes quantity (cpu: "500m", memory: "16Gi"); see :mod:`kubegrammar`.
+QUANTITY_PATTERN = k8s.QUANTITY
 #: s3://bucket/prefix or file:///absolute/path.
 STORAGE_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?|file:///.*)$"
+#: Paths a claim may not be mounted at (or under): the worker's own scratch and the kernel's.
+RESERVED_MOUNT_PATHS = ("/tmp", "/dev", "/proc", "/sys")
+#: Longest run name: a DNS-1123 label, so that every child name derived from it is valid.
+MAX_RUN_NAME = k8s.DNS1123_LABEL_MAX
+
+
+def _quantity_text(value: Any) -> Any:
+    """``cpu: 4`` (an integer, as Kubernetes accepts it) read as the quantity "4"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+#: A resource quantity, integer or string on the wire (``x-kubernetes-int-or-string``).
+Quantity = Annotated[
+    str,
+    Field(
+        pattern=k8s.QUANTITY,
+        json_schema_extra={"x-kubernetes-int-or-string": True, "minimum": 0},
+    ),
+    BeforeValidator(_quantity_text),
+]
+#: A name of another object in the namespace (Secret, PVC, ServiceAccount, PriorityClass).
+ObjectName = Annotated[
+    str, Field(min_length=1, max_length=k8s.DNS1123_SUBDOMAIN_MAX, pattern=k8s.DNS1123_SUBDOMAIN)
+]
+#: A container image reference.
+Image = Annotated[str, Field(min_length=1, max_length=4096, pattern=k8s.IMAGE)]
+#: A label value (node selector values, Kueue's queue label).
+LabelValue = Annotated[str, Field(max_length=k8s.LABEL_VALUE_MAX, pattern=k8s.LABEL_VALUE)]
+
+
+def cel_string(text: str) -> str:
+    """``text`` as a CEL string literal (regexes keep their backslashes)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def cel(rule: str, message: str, *, field_path: str | None = None) -> dict[str, JsonValue]:
@@ -78,8 +114,14 @@ class Model(BaseModel):
 class SecretKeyRef(Model):
     """A key of a Secret in the run's namespace."""
 
-    name: str = Field(description="Name of the Secret.", min_length=1, max_length=253)
-    key: str = Field(description="Key within the Secret.", min_length=1, max_length=253)
+    name: ObjectName = Field(description="Name of the Secret (a DNS-1123 subdomain).")
+    key: str = Field(
+        description="Key within the Secret: letters, digits, '-', '_' and '.'; not '.' and not "
+        "starting with '..'.",
+        min_length=1,
+        max_length=k8s.SECRET_KEY_MAX,
+        pattern=k8s.SECRET_KEY,
+    )
 
 
 class S3Settings(Model):
@@ -121,12 +163,37 @@ class S3Settings(Model):
 class VolumeClaim(Model):
     """A PersistentVolumeClaim that holds the artifacts (for file:// storage on a cluster)."""
 
-    claim_name: str = Field(description="Name of the PVC (ReadWriteMany when stages share it).")
+    claim_name: ObjectName = Field(
+        description="Name of the PVC (ReadWriteMany when stages share it)."
+    )
     mount_path: str = Field(
         default="/artifacts",
         description="Where the claim is mounted in every worker; the storage URI's path must "
-        "lie under it.",
+        "lie under it. Absolute, without '.' or '..' segments, and not /, /tmp (the worker's "
+        "scratch), /dev, /proc, /sys or under them.",
         pattern=r"^/.*",
+        max_length=4096,
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"!self.mountPath.matches({cel_string(k8s.NO_DOT_SEGMENTS)})",
+                    "mountPath must not contain '.' or '..' segments",
+                    field_path=".mountPath",
+                ),
+                cel(
+                    "self.mountPath != '/' && !self.mountPath.matches("
+                    + cel_string("^(" + "|".join(RESERVED_MOUNT_PATHS) + ")(/|$)")
+                    + ")",
+                    "mountPath must not be /, "
+                    + ", ".join(RESERVED_MOUNT_PATHS)
+                    + " or under them (the worker's scratch and the kernel's file systems)",
+                    field_path=".mountPath",
+                ),
+            ]
+        }
     )
 
 
@@ -160,6 +227,28 @@ class StorageSpec(Model):
                     "volumeClaim needs a file:// uri",
                     field_path=".volumeClaim",
                 ),
+                cel(
+                    f"!self.uri.matches({cel_string(k8s.NO_DOT_SEGMENTS)})",
+                    "uri must not contain '.' or '..' path segments",
+                    field_path=".uri",
+                ),
+                cel(
+                    "!self.uri.matches(" + cel_string(r"^s3://[^/]*(\.\.|\.-|-\.)") + ")",
+                    "an S3 bucket name must not contain '..', '.-' or '-.'",
+                    field_path=".uri",
+                ),
+                cel(
+                    "!self.uri.matches("
+                    + cel_string(r"^s3://[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+(/|$)")
+                    + ")",
+                    "an S3 bucket name must not be formatted as an IP address",
+                    field_path=".uri",
+                ),
+                cel(
+                    "!self.uri.startsWith('s3://xn--')",
+                    "an S3 bucket name must not start with 'xn--'",
+                    field_path=".uri",
+                ),
             ]
         }
     )
@@ -185,7 +274,7 @@ class InstructionsSpec(Model):
         description="JSON key that holds the instruction text in each line.",
         min_length=1,
     )
-    categories: list[str] = Field(
+    categories: list[Annotated[str, Field(min_length=1, max_length=63)]] = Field(
         default_factory=lambda: ["reasoning"],
         description="Categories to keep, as labelled by the model (coding, math, reasoning, "
         "safety, chat, other).",
@@ -418,9 +507,19 @@ class EarlyStopSpec(Model):
 class Toleration(Model):
     """A Kubernetes toleration (core/v1 Toleration)."""
 
-    key: str | None = Field(default=None, description="Taint key.")
-    operator: Literal["Exists", "Equal"] | None = Field(default=None, description="Operator.")
-    value: str | None = Field(default=None, description="Taint value.")
+    key: str | None = Field(
+        default=None,
+        description="Taint key (a qualified name, like a label key); empty with operator Exists "
+        "tolerates every taint.",
+        max_length=317,
+        pattern=f"^$|{k8s.QUALIFIED_NAME}",
+    )
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="Operator; empty means Equal."
+    )
+    value: LabelValue | None = Field(
+        default=None, description="Taint value (a label value); must be empty with Exists."
+    )
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         default=None, description="Taint effect."
     )
@@ -428,14 +527,49 @@ class Toleration(Model):
         default=None, description="How long a NoExecute taint is tolerated."
     )
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.key) || !self.key.matches("
+                    + cel_string(k8s.QUALIFIED_NAME_LONG_PREFIX)
+                    + ")",
+                    "key: prefix part must be no more than 253 characters",
+                    field_path=".key",
+                ),
+                cel(
+                    "(has(self.key) && self.key != '') || "
+                    "(has(self.operator) && self.operator == 'Exists')",
+                    'operator must be Exists when `key` is empty, which means "match all values '
+                    'and all keys"',
+                    field_path=".operator",
+                ),
+                cel(
+                    "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || "
+                    "self.value == ''",
+                    "value must be empty when `operator` is 'Exists'",
+                    field_path=".value",
+                ),
+                cel(
+                    "!has(self.tolerationSeconds) || (has(self.effect) && "
+                    "self.effect == 'NoExecute')",
+                    "effect must be 'NoExecute' when `tolerationSeconds` is set",
+                    field_path=".effect",
+                ),
+            ]
+        }
+    )
+
 
 class StageResources(Model):
     """Where and how one stage's pods run."""
 
     gpus: int = Field(default=1, ge=0, le=64, description="nvidia.com/gpu per pod.")
-    cpu: str = Field(default="4", pattern=QUANTITY_PATTERN, description="CPU request per pod.")
-    memory: str = Field(
-        default="32Gi", pattern=QUANTITY_PATTERN, description="Memory request and limit per pod."
+    cpu: Quantity = Field(
+        default="4", description="CPU request per pod: a quantity ('500m', '4' or 4)."
+    )
+    memory: Quantity = Field(
+        default="32Gi", description="Memory request and limit per pod: a quantity ('16Gi')."
     )
     engine: Literal["vllm", "transformers"] = Field(
         default="vllm",
@@ -456,11 +590,22 @@ class StageResources(Model):
     threads: int | None = Field(
         default=None, ge=1, le=512, description="Torch CPU threads; default: the CPU request."
     )
-    image: str | None = Field(
+    image: Image | None = Field(
         default=None, description="Worker image for this stage; default: spec.worker.image."
     )
-    node_selector: dict[str, str] = Field(
-        default_factory=dict, description="Node labels the pods must match."
+    node_selector: dict[str, LabelValue] = Field(
+        default_factory=dict,
+        description="Node labels the pods must match: keys are label keys (an optional "
+        "DNS-subdomain prefix and '/', then at most 63 characters), values label values.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"self.all(k, k.matches({cel_string(k8s.QUALIFIED_NAME)}) && "
+                    f"!k.matches({cel_string(k8s.QUALIFIED_NAME_LONG_PREFIX)}))",
+                    f"every key must be a label key: {k8s.QUALIFIED_NAME_MESSAGE}",
+                )
+            ]
+        },
     )
     tolerations: list[Toleration] = Field(
         default_factory=list, description="Taints the pods tolerate (GPU nodes usually have one)."
@@ -470,11 +615,17 @@ class StageResources(Model):
         description="core/v1 Affinity, passed through to the pods unchanged.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
-    priority_class_name: str | None = Field(default=None, description="Pod priority class.")
+    priority_class_name: ObjectName | None = Field(
+        default=None, description="Pod priority class (a DNS-1123 subdomain)."
+    )
     queue_name: str | None = Field(
         default=None,
-        description="Kueue LocalQueue. When set, Jobs carry kueue.x-k8s.io/queue-name and are "
+        description="Kueue LocalQueue (a DNS-1123 subdomain of at most 63 characters, since it "
+        "is also a label value). When set, Jobs carry kueue.x-k8s.io/queue-name and are "
         "created suspended for Kueue to admit.",
+        min_length=1,
+        max_length=k8s.LABEL_VALUE_MAX,
+        pattern=k8s.DNS1123_SUBDOMAIN,
     )
     max_retries: int = Field(
         default=2,
@@ -616,28 +767,45 @@ class StagesSpec(Model):
     )
 
 
+class LocalObjectReference(Model):
+    """A reference to an object in the run's namespace by name (core/v1 LocalObjectReference)."""
+
+    name: ObjectName = Field(description="Name of the object (a DNS-1123 subdomain).")
+
+
 class WorkerSpec(Model):
     """Settings shared by every worker pod."""
 
-    image: str | None = Field(
+    image: Image | None = Field(
         default=None,
         description="Worker image (CUDA, vLLM, TRL) for every stage that names none. Empty: "
         "the operator's default (Helm value workerImage), so upgrading the chart upgrades runs.",
-        min_length=1,
     )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         default="IfNotPresent", description="Image pull policy."
     )
-    image_pull_secrets: list[str] = Field(
-        default_factory=list, description="Names of image pull Secrets."
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list,
+        description="Image pull Secrets, as a pod lists them: [{name: regcred}].",
+        max_length=64,
     )
-    service_account_name: str | None = Field(
+    service_account_name: ObjectName | None = Field(
         default=None, description="Service account of worker pods (needs no API access)."
     )
     model_cache: str = Field(
         default="/cache",
-        description="Directory for model downloads and built-in models inside the pod.",
+        description="Directory for model downloads and built-in models inside the pod "
+        "(absolute, without '.' or '..' segments).",
         pattern=r"^/.*",
+        max_length=4096,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"!self.matches({cel_string(k8s.NO_DOT_SEGMENTS)})",
+                    "modelCache must not contain '.' or '..' segments",
+                )
+            ]
+        },
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed for every random choice.")
 

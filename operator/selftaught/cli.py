@@ -41,6 +41,24 @@ def _console() -> Console:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Validate everything a user handed us first, then start the fork server and the run.
+
+    A refused manifest (or run name, or work directory) costs well under a second and never
+    starts the server that imports torch; for a valid one the server's imports still overlap
+    the runner's own start (reading the status, preparing plots).
+    """
+    from rich.markup import escape
+
+    from selftaught.local.state import OutsideWorkdir, run_root
+    from selftaught.manifests import ManifestError, load_run
+
+    console = _console()
+    try:
+        manifest = load_run(args.manifest)
+        run_root(args.workdir, manifest.name)
+    except (ManifestError, OutsideWorkdir) as error:
+        console.print(f"[red]{escape(str(error))}[/red]", highlight=False)
+        return 2
     from selftaught.plan_command import preflight
 
     if refused := preflight(args.manifest):  # the capacity check, before any process starts
@@ -48,28 +66,22 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     from selftaught.local import forkserver
 
-    if args.manifest.is_file():  # a typo in the path needs no stage processes
-        forkserver.start()
+    forkserver.start()
     from selftaught.local import LocalRunner, RunInterrupted
     from selftaught.local.display import Display
     from selftaught.local.runner import RunBusy
-    from selftaught.manifests import ManifestError
 
-    console = _console()
     live = False if args.no_progress else None
     try:
         runner = LocalRunner(
-            args.manifest, args.workdir, display=Display(console, live=live), parallel=args.parallel
+            manifest, args.workdir, display=Display(console, live=live), parallel=args.parallel
         )
         status = runner.run()
-    except ManifestError as error:
-        console.print(f"[red]{error}[/red]", highlight=False)
-        return 2
     except RunBusy as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(f"[red]{escape(str(error))}[/red]")
         return 3
     except RunInterrupted as error:
-        console.print(f"[yellow]{error}[/yellow]")
+        console.print(f"[yellow]{escape(str(error))}[/yellow]")
         return 130
     console.print(f"status: {runner.directory.status_path}")
     return 0 if status.phase == "Succeeded" else 1

@@ -32,6 +32,7 @@ _KEPT = {
     "format",
     "x-kubernetes-validations",
     "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-int-or-string",
 }
 
 _RULES = "x-kubernetes-validations"
@@ -106,6 +107,8 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         out["items"] = _structural(node.get("items", {}), defs)
     if "enum" in out and "type" not in out:
         out["type"] = "string"
+    if out.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)  # Kubernetes' int-or-string carries no type of its own
     for bound, edge in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
         # OpenAPI v3.0 (what Kubernetes speaks) spells an exclusive bound as a flag.
         if bound in out and not isinstance(out[bound], bool):
@@ -152,6 +155,30 @@ def spec_schema() -> dict[str, Any]:
     return _schema_of(api.RunSpec, (api.RunSpec.__doc__ or "").strip())
 
 
+def metadata_schema() -> dict[str, Any]:
+    """The root ``metadata``: Kubernetes lets a CRD restrict ``name`` (and nothing else there).
+
+    A run's name must be a DNS-1123 label of at most 63 characters: every child Job's name is
+    derived from it (hash-shortened to fit, see :mod:`selftaught.names`), and an Indexed Job's
+    pod hostnames must be DNS labels, so dots cannot be allowed and the cap is a label's.
+    """
+    from selftaught import kubegrammar as k8s
+
+    return {
+        "type": "object",
+        "properties": {
+            "name": {
+                "type": "string",
+                "description": "Name of the run: a DNS-1123 label (lower-case letters, digits "
+                f"and '-') of at most {api.MAX_RUN_NAME} characters, so that every Job name "
+                "derived from it is valid.",
+                "maxLength": api.MAX_RUN_NAME,
+                "pattern": k8s.DNS1123_LABEL,
+            }
+        },
+    }
+
+
 def custom_resource_definition() -> dict[str, Any]:
     """The CRD as a plain dict, ready for ``yaml.safe_dump``."""
     spec = spec_schema()
@@ -191,7 +218,7 @@ def custom_resource_definition() -> dict[str, Any]:
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
+                                "metadata": metadata_schema(),
                                 "spec": spec,
                                 "status": status,
                             },

@@ -269,7 +269,7 @@ def _pod_spec(
     if worker.service_account_name:
         pod["serviceAccountName"] = worker.service_account_name
     if worker.image_pull_secrets:
-        pod["imagePullSecrets"] = [{"name": n} for n in worker.image_pull_secrets]
+        pod["imagePullSecrets"] = [ref.dump() for ref in worker.image_pull_secrets]
     if resources.node_selector:
         pod["nodeSelector"] = dict(resources.node_selector)
     if resources.tolerations:

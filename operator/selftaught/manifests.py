@@ -14,7 +14,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from selftaught import api
+from selftaught import api, names
+from selftaught.safeyaml import UnsafeYAML, decode, load_one
+from selftaught.validation import FieldError
 
 
 class ManifestError(ValueError):
@@ -22,34 +24,38 @@ class ManifestError(ValueError):
 
 
 def load_run(path: Path) -> api.SelfTaughtRun:
-    """The SelfTaughtRun in ``path`` (the first one, if the file holds several documents)."""
+    """The one SelfTaughtRun in ``path``, checked as the API server checks it.
+
+    The file is read as hostile input (:mod:`selftaught.safeyaml`: size, strict UTF-8, depth,
+    aliases, duplicate keys bounded or refused) and must hold exactly one document: a second
+    one is refused rather than silently ignored, so what runs is what the file says.
+    """
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as error:
         raise ManifestError(f"{path}: cannot read: {error.strerror}") from error
     try:
-        nodes = list(yaml.compose_all(text))
-        documents = list(yaml.safe_load_all(text))
+        document, node = load_one(decode(data))
+    except UnsafeYAML as error:
+        raise ManifestError(f"{path}: {error}") from error
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ManifestError(f"{where}: not valid YAML: {error}") from error
-    for node, document in zip(nodes, documents, strict=True):
-        if isinstance(document, dict) and document.get("kind") == api.KIND:
-            return parse_run(document, source=str(path), node=node)
-    raise ManifestError(f"{path}: no document with kind: {api.KIND}")
+    if not isinstance(document, dict) or document.get("kind") != api.KIND:
+        raise ManifestError(f"{path}: not a {api.KIND} (the file must hold exactly one)")
+    return parse_run(document, source=str(path), node=node)
 
 
 def parse_run(
     document: dict[str, Any], *, source: str = "<manifest>", node: yaml.Node | None = None
 ) -> api.SelfTaughtRun:
+    """``document`` as a SelfTaughtRun, or a :class:`ManifestError` naming every problem."""
     if document.get("apiVersion") != api.API_VERSION:
         raise ManifestError(
             f"{source}: apiVersion: must be {api.API_VERSION}, got {document.get('apiVersion')!r}"
         )
-    name = (document.get("metadata") or {}).get("name")
-    if not name:
-        raise ManifestError(f"{source}: metadata.name: Required value")
+    check_run_name(document, source=source)
     from selftaught.validation import check_manifest
 
     problems = check_manifest(document)
@@ -59,17 +65,33 @@ def parse_run(
         return api.SelfTaughtRun.model_validate(document)
     except ValidationError as error:
         problems = [
-            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            FieldError(".".join(str(part) for part in item["loc"]), item["msg"])
             for item in error.errors()
         ]
         raise ManifestError(_describe(source, node, problems)) from error
 
 
-def _describe(source: str, node: yaml.Node | None, problems: list[str]) -> str:
+def check_run_name(document: dict[str, Any], *, source: str) -> str:
+    """``metadata.name``, refused unless it is a DNS-1123 label (it names a directory and Jobs).
+
+    Checked before anything else reads it: the embedded runner builds ``<workdir>/<name>`` from
+    it, so ``../../x`` must never get that far.
+    """
+    metadata = document.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not name:
+        raise ManifestError(f"{source}: metadata.name: Required value")
+    if not isinstance(name, str) or not names.is_dns1123_label(name):
+        raise ManifestError(
+            f"{source}: metadata.name: Invalid value: {name!r}: {names.DNS1123_LABEL_MESSAGE}"
+        )
+    return name
+
+
+def _describe(source: str, node: yaml.Node | None, problems: list[FieldError]) -> str:
     lines = []
     for problem in problems:
-        path = problem.split(":", 1)[0]
-        line = _line_of(node, path.split(".")) if node is not None else None
+        line = _line_of(node, problem.path.split(".")) if node is not None else None
         lines.append(f"{source}:{line}: {problem}" if line else f"{source}: {problem}")
     return "invalid SelfTaughtRun:\n  " + "\n  ".join(lines)
 

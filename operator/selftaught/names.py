@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import re
 
+from selftaught.kubegrammar import DNS1123_LABEL
+from selftaught.kubegrammar import DNS1123_LABEL_MESSAGE as DNS1123_LABEL_MESSAGE
 from selftaught.phases import Stage
 
 #: Job names are capped below 63 so pod hostnames (``<job>-<index>``) stay valid labels.
 MAX_JOB_NAME = 52
 MAX_LABEL = 63
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123 = re.compile(DNS1123_LABEL)
 
 LABEL_PREFIX = "selftaught.dev"
 LABEL_RUN = f"{LABEL_PREFIX}/run"

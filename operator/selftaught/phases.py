@@ -96,6 +96,8 @@ class Reason(StrEnum):
     INSUFFICIENT_GPU_MEMORY = "InsufficientGPUMemory"
     #: The API server refused to create a stage's Job (4xx: invalid, forbidden, quota, ...).
     JOB_REJECTED = "JobRejected"
+    #: The operator's workload policy forbids an image or ServiceAccount the run names.
+    POLICY_DENIED = "PolicyDenied"
 
 
 class FailureClass(StrEnum):

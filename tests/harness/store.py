@@ -21,7 +21,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from tests.harness import builtin_defaults, schemas
+from selftaught.validation import FieldError
+from tests.harness import builtin_defaults, objectmeta, schemas
 from tests.harness.resources import Registry, ResourceType, types_from_crd
 
 Key = tuple[str, str, str, str]  # group, plural, namespace ("" if cluster-scoped), name
@@ -47,6 +48,23 @@ class ApiError(Exception):
             "details": self.details,
             "code": self.code,
         }
+
+
+def _refuse(rt: ResourceType, meta: dict[str, Any], errors: list[FieldError]) -> None:
+    """A 422 Invalid with one cause per error, worded as kube-apiserver words it."""
+    if not errors:
+        return
+    texts = [str(e) for e in errors]
+    shown = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    name = meta.get("name") or meta.get("generateName") or ""
+    qualified = f"{rt.kind}.{rt.group}" if rt.group else rt.kind
+    causes = [{"reason": e.reason, "message": e.message, "field": e.path} for e in errors]
+    raise ApiError(
+        422,
+        "Invalid",
+        f'{qualified} "{name}" is invalid: {shown}',
+        {"name": name, "group": rt.group, "kind": rt.kind, "causes": causes},
+    )
 
 
 @dataclass(frozen=True)
@@ -154,23 +172,7 @@ class Store:
             raise ApiError(400, "BadRequest", f"strict decoding error: {unknown}")
         obj = schemas.apply_defaults(rt.schema, pruned)
         errors = schemas.validate_custom_resource(rt.schema, obj, old)
-        if errors:
-            name = obj["metadata"].get("name", "")
-            shown = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
-            causes = [
-                {
-                    "reason": "FieldValueInvalid",
-                    "message": e.split(": ", 1)[-1],
-                    "field": e.split(": ", 1)[0],
-                }
-                for e in errors
-            ]
-            raise ApiError(
-                422,
-                "Invalid",
-                f'{rt.kind}.{rt.group} "{name}" is invalid: {shown}',
-                {**_details(rt, name), "kind": rt.kind, "causes": causes},
-            )
+        _refuse(rt, obj["metadata"], errors)
         return obj
 
     def create(
@@ -192,7 +194,8 @@ class Store:
                     f"{rt.kind} is invalid: metadata.name: Required value: "
                     "name or generateName is required",
                 )
-            meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
+            meta["name"] = objectmeta.generated_name(meta["generateName"], secrets.token_hex(3)[:5])
+        _refuse(rt, meta, objectmeta.object_meta_errors(rt.group_plural, meta, creating=True))
         name = meta["name"]
         if rt.namespaced:
             namespace = namespace or meta.get("namespace") or "default"
@@ -294,6 +297,9 @@ class Store:
                 f'{rt.kind} "{name}" is invalid: metadata.finalizers: Forbidden: '
                 "no new finalizers can be added if the object is being deleted",
             )
+        if subresource != "status":
+            errors = objectmeta.object_meta_errors(rt.group_plural, new["metadata"], creating=False)
+            _refuse(rt, new["metadata"], errors)
         new = self._admit(rt, new, old, strict=strict)
         if new == old or dry_run:
             return old if not dry_run else new

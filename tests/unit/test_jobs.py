@@ -276,7 +276,7 @@ PLACED = {
 WORKER = {
     "image": "ghcr.io/selftaught/worker:0.1.0",
     "imagePullPolicy": "Always",
-    "imagePullSecrets": ["ghcr"],
+    "imagePullSecrets": [{"name": "ghcr"}],
     "serviceAccountName": "judge-worker",
 }
 

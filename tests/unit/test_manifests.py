@@ -55,7 +55,7 @@ def test_a_good_manifest_loads_with_defaults(tmp_path: Path) -> None:
         pytest.param(
             "  judging:",
             "  training: {batchSize: 16, microBatchSize: 3}\n  judging:",
-            'spec.training.microBatchSize: Invalid value: "object": batchSize must be a multiple '
+            "spec.training.microBatchSize: Invalid value: 3: batchSize must be a multiple "
             "of microBatchSize",
             id="batch-not-a-multiple-of-micro-batch",
         ),

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from selftaught import names
 from selftaught.jobs import DEFAULT_WORKER_IMAGE, JobSettings
+from selftaught.policy import WorkloadPolicy
 
 #: Every setting is also read from ``SELFTAUGHT_<FIELD>`` (e.g. ``SELFTAUGHT_WORKER_IMAGE``).
 ENV_PREFIX = "SELFTAUGHT_"
@@ -117,6 +118,13 @@ class OperatorConfig(BaseSettings):
         validation_alias=AliasChoices("SELFTAUGHT_PUSHGATEWAY_URL"),  # the chart's name for it
     )
     """Prometheus Pushgateway URL given to workers for live progress; unset: none pushed."""
+    allowed_image_prefixes: tuple[str, ...] = ()
+    """Workload policy: images a run names must start with one of these (repeat the flag; env: a
+    JSON list; end each with '/' or ':'); none allows any. A run naming another fails with
+    PolicyDenied before any Job (docs/security.md)."""
+    allowed_service_accounts: tuple[str, ...] = ()
+    """Workload policy: ServiceAccounts a run's workers may use (repeat the flag; env: a JSON
+    list); none allows any."""
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -154,6 +162,14 @@ class OperatorConfig(BaseSettings):
             pushgateway=self.pushgateway,
         )
 
+    @property
+    def policy(self) -> WorkloadPolicy:
+        """The workload policy the planner checks before each Job (see :mod:`selftaught.policy`)."""
+        return WorkloadPolicy(
+            allowed_image_prefixes=self.allowed_image_prefixes,
+            allowed_service_accounts=self.allowed_service_accounts,
+        )
+
     @classmethod
     def env_name(cls, field: str) -> str:
         """The environment variable of ``field`` (the first alias where it has several)."""
@@ -164,7 +180,11 @@ class OperatorConfig(BaseSettings):
 
 
 #: Flags whose names are not their field's (kept from before they were generated).
-FLAG_NAMES: dict[str, tuple[str, ...]] = {"namespaces": ("-n", "--namespace")}
+FLAG_NAMES: dict[str, tuple[str, ...]] = {
+    "namespaces": ("-n", "--namespace"),
+    "allowed_image_prefixes": ("--allowed-image-prefix",),
+    "allowed_service_accounts": ("--allowed-service-account",),
+}
 
 
 def flag_names(field: str) -> tuple[str, ...]:

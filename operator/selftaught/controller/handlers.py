@@ -80,6 +80,7 @@ class Controller:
             api,
             self.metrics,
             job_settings=self.config.jobs,
+            policy=self.config.policy,
             resync_seconds=self.config.resync_seconds,
             on_job_created=cache.job_created if cache is not None else None,
             buried=self.tombstones.__contains__,

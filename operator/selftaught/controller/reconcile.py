@@ -32,6 +32,7 @@ from selftaught.jobs import JobSettings
 from selftaught.metrics import Metrics
 from selftaught.phases import JobState, Phase, Stage
 from selftaught.plan import ObservedJob, Plan, plan
+from selftaught.policy import WorkloadPolicy
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class Reconciler:
     api: KubeApi
     metrics: Metrics
     job_settings: JobSettings = field(default_factory=JobSettings)
+    #: The operator's workload policy, checked by the planner before each Job it creates.
+    policy: WorkloadPolicy = field(default_factory=WorkloadPolicy)
     #: While a stage runs, look again at least this often (stuck pods, missed watch events).
     resync_seconds: float = 60.0
     clock: Callable[[], datetime] = _utcnow
@@ -85,7 +88,7 @@ class Reconciler:
             observed = None
             if cached is not None and cached.run_uid == run.uid:
                 observed = observe_jobs(run.name, cached.jobs, cached.pods)
-                result = plan(run, observed, now)
+                result = plan(run, observed, now, policy=self.policy)
                 # Two things must never rest on a copy that may be behind: absorbing a finished
                 # Job whose pods' summaries have not arrived, and deleting a Job (an old copy
                 # shows a finished Job as still active, and active non-current Jobs go).
@@ -94,7 +97,7 @@ class Reconciler:
             listed = observed is None
             if observed is None:
                 observed = self.list_children(run)
-                result = plan(run, observed, now)
+                result = plan(run, observed, now, policy=self.policy)
             try:
                 applied, result = self.apply(run, body, result, observed, now)
             except Conflict:
@@ -150,7 +153,7 @@ class Reconciler:
                 run.namespace, run.name, rejected.name, rejected.code, rejected.reason,
                 rejected.message,
             )  # fmt: skip
-            result = plan(run, observed, now, rejected=rejected)
+            result = plan(run, observed, now, rejected=rejected, policy=self.policy)
             applied = self._apply(run, body, result, now)
         return applied, result
 

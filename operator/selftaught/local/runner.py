@@ -20,7 +20,7 @@ from pathlib import Path
 from selftaught.api import RunStatus, SelfTaughtRun, StorageSpec
 from selftaught.local.display import Display, plot_accuracy, prepare_plotting
 from selftaught.local.processes import JobProcesses
-from selftaught.local.state import RunDirectory
+from selftaught.local.state import RunDirectory, run_root
 from selftaught.manifests import load_run
 from selftaught.phases import ConditionType, Phase
 from selftaught.plan import CreateJob, DeleteJob, ObservedJob, plan
@@ -44,7 +44,7 @@ def _now() -> datetime:
 class LocalRunner:
     def __init__(
         self,
-        manifest: Path,
+        manifest: Path | SelfTaughtRun,
         workdir: Path,
         *,
         display: Display | None = None,
@@ -52,9 +52,9 @@ class LocalRunner:
         clock: Callable[[], datetime] = _now,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.run_spec = load_run(manifest)
+        self.run_spec = manifest if isinstance(manifest, SelfTaughtRun) else load_run(manifest)
         self.workdir = workdir.resolve()
-        self.directory = RunDirectory(self.workdir / self.run_spec.name)
+        self.directory = RunDirectory(run_root(self.workdir, self.run_spec.name))
         self.display = display or Display()
         self.parallel = parallel or max(1, os.cpu_count() or 1)
         self.clock = clock

@@ -15,8 +15,30 @@ from pathlib import Path
 
 import yaml
 
+from selftaught import names
 from selftaught.api import RunStatus
 from selftaught.plan import ObservedJob
+
+
+class OutsideWorkdir(ValueError):
+    """A run directory that would not lie directly inside the work directory."""
+
+
+def run_root(workdir: Path, name: str) -> Path:
+    """``<workdir>/<name>``, proven to lie directly inside ``workdir`` (symlinks resolved).
+
+    The name comes from a user's manifest: it must be a DNS-1123 label (no '/', no '..'), and
+    even then a symlink planted at ``<workdir>/<name>`` must not lead the run's files elsewhere.
+    """
+    if not names.is_dns1123_label(name):
+        raise OutsideWorkdir(
+            f"metadata.name: Invalid value: {name!r}: {names.DNS1123_LABEL_MESSAGE}"
+        )
+    base = workdir.resolve()
+    root = (base / name).resolve()
+    if root.parent != base:
+        raise OutsideWorkdir(f"{base / name} leads outside the work directory {base} (to {root})")
+    return root
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -31,6 +31,7 @@ from selftaught.plan.resume import apply_resume_from, maybe_extend
 from selftaught.plan.retry import handle_failure, watch_active
 from selftaught.plan.state import PassState
 from selftaught.plan.suspend import hold_at_boundary
+from selftaught.policy import WorkloadPolicy, refusal
 from selftaught.task import StageTask
 
 NO_STORAGE = (
@@ -45,12 +46,14 @@ def plan(
     now: datetime,
     *,
     rejected: CreateRejected | None = None,
+    policy: WorkloadPolicy | None = None,
 ) -> Plan:
     """Decide the next actions and the new status of ``run``; pure and deterministic.
 
     ``rejected``: the create this pass would make was just refused by the API server.
+    ``policy``: the operator's workload policy (images, ServiceAccounts); None allows all.
     """
-    state = PassState.begin(run, list(jobs), now, rejected=rejected)
+    state = PassState.begin(run, list(jobs), now, rejected=rejected, policy=policy)
     state.status.iterations = state.spec.iterations
     if check_immutable(state):
         apply_resume_from(state)
@@ -63,10 +66,13 @@ def plan(
     return finish(state)
 
 
-def start_refusal(spec: RunSpec) -> tuple[Reason, str] | None:
+def start_refusal(spec: RunSpec, policy: WorkloadPolicy) -> tuple[Reason, str] | None:
     """Why a run must not start at all (checked before its first Job), or None."""
     if spec.storage is None:
         return Reason.BAD_INPUT, NO_STORAGE
+    denied = refusal(spec, policy)  # before "accepted": a refused run never starts
+    if denied:
+        return Reason.POLICY_DENIED, denied
     misfit = sizing.refusal(spec)  # the capacity check: before any GPU is held
     if misfit:
         return Reason.INSUFFICIENT_GPU_MEMORY, misfit
@@ -80,7 +86,7 @@ def repair_refused_start(state: PassState) -> None:
     if (
         state.phase is Phase.FAILED
         and state.status.stage is None
-        and start_refusal(state.spec) is None
+        and start_refusal(state.spec, state.policy) is None
     ):
         state.status.phase = Phase.PENDING
         state.status.completed_at = None
@@ -89,9 +95,9 @@ def repair_refused_start(state: PassState) -> None:
 
 def start(state: PassState) -> None:
     """Pending -> Running at iteration 0's first stage, or Failed when the run must not start."""
-    refusal = start_refusal(state.spec)
-    if refusal is not None:
-        state.fail(*refusal)
+    refused = start_refusal(state.spec, state.policy)
+    if refused is not None:
+        state.fail(*refused)
         return
     status = state.status
     status.phase = Phase.RUNNING
@@ -134,6 +140,10 @@ def create_current(state: PassState, name: str) -> None:
     not_before = parse_time(state.status.attempt.not_before)
     if not_before is not None and not_before > state.now:
         state.out.requeue_after = (not_before - state.now).total_seconds()
+        return
+    denied = refusal(state.spec, state.policy)  # images may be edited on a running run
+    if denied:
+        state.fail(Reason.POLICY_DENIED, denied)
         return
     if state.rejected is not None and state.rejected.name == name:
         create_rejected(state, state.rejected)  # the stage has not started: no StageStarted

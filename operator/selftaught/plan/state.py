@@ -19,6 +19,7 @@ from selftaught.conditions import rfc3339, set_condition
 from selftaught.phases import ConditionType, Phase, Reason, Stage
 from selftaught.plan.actions import Event, Plan
 from selftaught.plan.observed import ObservedJob
+from selftaught.policy import WorkloadPolicy
 
 if TYPE_CHECKING:
     from selftaught.plan.rejected import CreateRejected
@@ -34,6 +35,8 @@ class PassState:
     status: RunStatus
     #: The create this pass would make was just refused by the API server (4xx), if any.
     rejected: CreateRejected | None = None
+    #: The operator's workload policy (images, ServiceAccounts); the default allows all.
+    policy: WorkloadPolicy = field(default_factory=WorkloadPolicy)
     out: Plan = field(init=False)
 
     def __post_init__(self) -> None:
@@ -47,10 +50,12 @@ class PassState:
         now: datetime,
         *,
         rejected: CreateRejected | None = None,
+        policy: WorkloadPolicy | None = None,
     ) -> PassState:
         """A pass over a deep copy of the run's status: the caller's objects stay untouched."""
         status = run.status.model_copy(deep=True)
-        return cls(run, {j.name: j for j in jobs}, now, status, rejected)
+        jobs_by_name = {j.name: j for j in jobs}
+        return cls(run, jobs_by_name, now, status, rejected, policy or WorkloadPolicy())
 
     @property
     def spec(self) -> RunSpec:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
+from selftaught.crd import custom_resource_definition
 from tests.harness.apiserver import ApiServer
 from tests.harness.tests.conftest import Http
 
@@ -296,3 +298,120 @@ def test_crd_deletion_removes_its_objects_and_discovery(http: Http) -> None:
     http("DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.dev")
     assert http("GET", "/apis/example.dev/v1")[0] == 404
     assert http("GET", f"{WIDGETS}/w")[0] == 404
+
+
+def job(name: str) -> dict[str, object]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}
+            }
+        },
+    }
+
+
+NAMESPACES = "/api/v1/namespaces"
+JOBS = "/apis/batch/v1/namespaces/default/jobs"
+SERVICES = "/api/v1/namespaces/default/services"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "words"),
+    [
+        pytest.param(CMS, cm("Bad_Name"), "metadata.name", "RFC 1123 subdomain", id="underscore"),
+        pytest.param(CMS, cm("a" * 254), "metadata.name", "no more than 253", id="254-chars"),
+        pytest.param(CMS, cm(".."), "metadata.name", "RFC 1123 subdomain", id="dot-dot"),
+        pytest.param(JOBS, job("j" * 64), "metadata.name", "no more than 63", id="job-64"),
+        pytest.param(
+            NAMESPACES,
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a.b"}},
+            "metadata.name",
+            "RFC 1123 label",
+            id="namespace-dot",
+        ),
+        pytest.param(
+            SERVICES,
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "1svc"}, "spec": {}},
+            "metadata.name",
+            "DNS-1035 label",
+            id="service-digit-first",
+        ),
+        pytest.param(
+            CMS, cm("ok", **{"bad key": "v"}), "metadata.labels", "name part", id="label-key"
+        ),
+        pytest.param(CMS, cm("ok", k="a b"), "metadata.labels", "a valid label", id="label-value"),
+        pytest.param(
+            CMS,
+            {"metadata": {"name": "ok", "annotations": {"a/b/c": "x"}}},
+            "metadata.annotations",
+            "name part",
+            id="annotation-key",
+        ),
+        pytest.param(
+            CMS,
+            {"metadata": {"generateName": "Bad_"}},
+            "metadata.name",
+            "RFC 1123 subdomain",
+            id="generate-name",
+        ),
+    ],
+)
+def test_object_meta_is_validated_as_kube_apiserver_does(
+    http: Http, path: str, body: dict[str, object], field: str, words: str
+) -> None:
+    status, answer = http("POST", path, body)
+    assert (status, answer["reason"]) == (422, "Invalid"), answer
+    causes = answer["details"]["causes"]
+    assert any(c["field"] == field and words in c["message"] for c in causes), causes
+    assert words in answer["message"]
+
+
+def test_valid_object_meta_is_admitted_and_generate_name_is_cut_to_fit(http: Http) -> None:
+    assert http("POST", CMS, cm("a" * 253, **{"example.com/k": "V_1.x"}))[0] == 201
+    assert http("POST", JOBS, job("j" * 63))[0] == 201
+    status, made = http("POST", CMS, {"metadata": {"generateName": "g" * 100}})
+    assert status == 201
+    assert len(made["metadata"]["name"]) == 63
+
+
+def test_a_label_update_is_validated_too(http: Http) -> None:
+    _, made = http("POST", CMS, cm("upd"))
+    made["metadata"]["labels"] = {"k": "not valid!"}
+    status, answer = http("PUT", f"{CMS}/upd", made)
+    assert status == 422, answer
+
+
+RUNS = "/apis/selftaught.dev/v1alpha1/namespaces/default/selftaughtruns"
+
+
+@pytest.mark.parametrize(
+    ("name", "iterations", "field"),
+    [
+        pytest.param("ok", 1e20, "spec.iterations", id="float-1e20"),
+        pytest.param("ok", 10**30, "spec.iterations", id="beyond-int64"),
+        pytest.param("Bad_Name", 3, "metadata.name", id="run-name"),
+        pytest.param("a" * 64, 3, "metadata.name", id="run-name-64"),
+    ],
+)
+def test_a_hostile_run_is_a_422_never_a_500(
+    http: Http, name: str, iterations: object, field: str
+) -> None:
+    assert http("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                custom_resource_definition())[0] == 201  # fmt: skip
+    body = {
+        "apiVersion": "selftaught.dev/v1alpha1",
+        "kind": "SelfTaughtRun",
+        "metadata": {"name": name},
+        "spec": {
+            "seedModel": "builtin://tiny-judge",
+            "storage": {"uri": "s3://bucket/runs"},
+            "instructions": {"source": "builtin://arithmetic"},
+            "iterations": iterations,
+        },
+    }
+    status, answer = http("POST", RUNS, body)
+    assert status == 422, answer
+    assert any(c["field"] == field for c in answer["details"]["causes"]), answer

@@ -76,7 +76,7 @@ BAD = [
     (
         "cel-rule-message",
         {"spec": {"size": 3, "color": "red"}},
-        'spec: Invalid value: "object": red widgets must have an even size',
+        "spec: Invalid value: red widgets must have an even size",
     ),
     (
         "cel-uniqueness",
@@ -96,7 +96,7 @@ def test_bad_manifests_name_the_field(case: str, body: dict[str, Any], expected:
     errors = validate_custom_resource(
         SCHEMA, {"apiVersion": "example.dev/v1", "kind": "Widget", **body}
     )
-    assert any(expected in e for e in errors), errors
+    assert any(expected in str(e) for e in errors), errors
 
 
 def test_valid_manifest_has_no_errors() -> None:
@@ -111,7 +111,7 @@ def test_transition_rule_runs_only_on_update_and_reports_field_path() -> None:
     assert validate_custom_resource(SCHEMA, new) == []
     old = apply_defaults(SCHEMA, widget())
     errors = validate_custom_resource(SCHEMA, new, old)
-    assert errors == ['spec.kind: Invalid value: "object": kind is immutable']
+    assert [str(e) for e in errors] == ['spec.kind: Invalid value: "fancy": kind is immutable']
     assert validate_custom_resource(SCHEMA, new, new) == []
 
 
@@ -128,5 +128,9 @@ def test_cel_evaluation_error_is_reported_not_raised() -> None:
     }
     errors = validate_custom_resource(schema, {"spec": {}})
     assert len(errors) == 1
-    assert errors[0].startswith("spec: Invalid value")
-    assert "evaluation error" in errors[0]
+    assert (
+        str(errors[0])
+        == "spec: Invalid value: failed rule: self.missing > 1 (the rule could not be evaluated)"
+    )
+    assert "celpy" not in str(errors[0])
+    assert "Token(" not in str(errors[0])
