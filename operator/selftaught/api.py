@@ -227,7 +227,20 @@ class JudgingSpec(Model):
     balance_positions: bool = Field(
         default=True,
         description="Put the winner in position A for half the pairs and B for the other half, "
-        "so the judge cannot learn a position bias.",
+        "so the judge cannot learn a position bias. This balances the prompts, before "
+        "rejection sampling: a judge that favours one position still keeps more judgments for "
+        "it (see bothOrders).",
+    )
+    both_orders: bool = Field(
+        default=False,
+        description="Judge every pair in both orders (winner as A and as B, samplesPerPair "
+        "judgments each), as Meta's release does, then balance what is kept: per pair the "
+        "kept judgment's order is chosen so that kept A-better and B-better judgments are "
+        "equal after rejection sampling, dropping the surplus of the favoured position when "
+        "no choice can even them out. Default false because it doubles the judging compute; "
+        "turn it on when the judge shows a position bias (evaluation's positionConsistency "
+        "well below 1, or the judge summary's keptWinnerA/keptWinnerB apart). Judgments naming "
+        "both verdicts or a tie ([[C]]) are never kept, whatever this setting.",
     )
 
     model_config = ConfigDict(
@@ -303,6 +316,15 @@ class EvalDataset(Model):
         pattern=r"^[a-z0-9]([a-z0-9_\-]{0,30}[a-z0-9])?$",
     )
     uri: str = Field(description="JSONL file (s3:// or file://).", min_length=1, max_length=2048)
+    scoring: Literal["official", "lenient"] = Field(
+        default="official",
+        description="official: RewardBench's generative scoring, so scores compare with "
+        "published ones (a judgment is A if it contains [[A]], else B if it contains [[B]], "
+        "else unparsable = 0.5; [[C]] is a tie = 0.5; majority votes count unparsable samples "
+        "as votes; sections weighted by RewardBench's EXAMPLE_COUNTS). lenient: this "
+        "project's parser (the last [[A]]/[[B]] counts, spaces allowed, unparsable samples "
+        "abstain), as used for the held-out synthetic pairs; never a RewardBench number.",
+    )
 
 
 class EvaluationSpec(Model):
@@ -329,7 +351,25 @@ class EvaluationSpec(Model):
         default=1,
         ge=1,
         le=64,
-        description="Judgments per example; the majority verdict counts (odd, to avoid ties).",
+        description="Judgments sampled per example; the most frequent outcome counts (paper: "
+        "32 gave 88.7 on RewardBench). Any count works: in official scoring an unparsable "
+        "sample is a vote for neither answer, and a tie of the vote scores the mean of the tied "
+        "outcomes (an even A/B split is 0.5, RewardBench's expected value). Samples use "
+        "voteTemperature and voteTopP when above 1.",
+    )
+    vote_temperature: float = Field(
+        default=0.7,
+        ge=0.0,
+        le=2.0,
+        description="Sampling temperature of majority-vote samples (majorityVote > 1; must be "
+        "> 0 then). Default 0.7, the paper's judging temperature.",
+    )
+    vote_top_p: float = Field(
+        default=0.9,
+        gt=0.0,
+        le=1.0,
+        description="Nucleus mass of majority-vote samples (majorityVote > 1). Default 0.9, the "
+        "paper's judging top-p.",
     )
     max_new_tokens: int = Field(
         default=1024, ge=1, le=32768, description="Token limit of one judgment."
@@ -338,20 +378,16 @@ class EvaluationSpec(Model):
         default=0.0,
         ge=0.0,
         le=2.0,
-        description="Sampling temperature; 0 means greedy (needs majorityVote 1).",
+        description="Sampling temperature of the single judgment per example (majorityVote "
+        "1; top-p 1.0); 0 means greedy. Majority votes use voteTemperature.",
     )
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "self.majorityVote % 2 == 1",
-                    "majorityVote must be odd",
-                    field_path=".majorityVote",
-                ),
-                cel(
-                    "self.majorityVote == 1 || self.temperature > 0.0",
-                    "majorityVote > 1 needs temperature > 0",
+                    "self.majorityVote == 1 || self.voteTemperature > 0.0",
+                    "majorityVote > 1 needs voteTemperature > 0 (greedy samples are identical)",
                     field_path=".majorityVote",
                 ),
                 cel(
@@ -682,16 +718,52 @@ class Condition(Model):
 
 
 class SetScores(Model):
-    """Scores of one judge on one evaluation set."""
+    """Scores of one judge on one evaluation set.
 
-    accuracy: float = Field(description="Pairwise accuracy (0-1); unparsable verdicts count 0.5.")
-    examples: int = Field(default=0, description="Examples scored.")
+    For a complete RewardBench set scored ``official``, accuracy is RewardBench's overall score
+    (the mean of Chat, Chat Hard, Safety and Reasoning). A ``partial`` set's accuracy is only the
+    mean of the sections present: not a RewardBench score.
+    """
+
+    accuracy: float = Field(
+        description="Pairwise accuracy (0-1): the mean of the section scores present; "
+        "unparsable verdicts count 0.5. RewardBench's overall only when scoring is official "
+        "and partial is false."
+    )
+    examples: int = Field(default=0, description="Examples (rows) scored.")
     position_consistency: float | None = Field(
         default=None, description="Share of examples judged the same in both A/B orders."
     )
-    invalid: int = Field(default=0, description="Verdicts that could not be parsed.")
+    invalid: int = Field(
+        default=0, description="Examples where no sample gave a parsable verdict (count 0.5)."
+    )
+    ties: int = Field(
+        default=0, description="Judgments that declared a tie ([[C]]); scored as 0.5."
+    )
     sections: dict[str, float] = Field(
-        default_factory=dict, description="RewardBench section scores (Chat, Chat Hard, ...)."
+        default_factory=dict,
+        description="Section scores present (RewardBench's Chat, Chat Hard, Safety, Reasoning; "
+        "other subsets are sections of their own).",
+    )
+    scoring: Literal["official", "lenient"] = Field(
+        default="lenient",
+        description="official: RewardBench's generative parsing, vote and section weights; "
+        "lenient: the project's last-marker parser, the documented choice for the held-out "
+        "synthetic pairs (comparable across this project's runs only).",
+    )
+    partial: bool = Field(
+        default=False,
+        description="True when the set holds RewardBench subsets but not all of RewardBench "
+        "(a section or subset missing, or fewer rows than rowsExpected): accuracy is then the "
+        "mean of the sections present, not a RewardBench score.",
+    )
+    rows_expected: int | None = Field(
+        default=None,
+        description="Rows of the full RewardBench set (2985) when the set holds any "
+        "RewardBench subset; compare with examples.",
+    )
+    sections_missing: list[str] = Field(
+        default_factory=list, description="RewardBench sections with no row in this set."
     )
 
 

@@ -2,7 +2,10 @@
 
 Scored as RewardBench scores a generative judge (:mod:`selftaught.scoring`): a seeded A/B swap
 per example, ``majorityVote`` samples whose majority verdict counts, unparsable = 0.5, scores
-per section. Every example is also judged in the other order, for position consistency.
+per section. RewardBench-format datasets use the ``official`` mode by default (RewardBench's
+parsing order, its vote, its section weights; partial sets marked); the held-out synthetic pairs
+use the ``lenient`` mode, this project's documented choice for its own prompt format. Every
+example is also judged in the other order, for position consistency.
 
 For the built-in task the held-out pairs are also scored by the warm start's split
 (``heldout-seen`` / ``heldout-unseen``), so the loop's gain where the seed never saw a labelled
@@ -23,8 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from selftaught import prompts, scoring
+from selftaught.api import EvaluationSpec
 from selftaught.artifacts import stage_prefix
 from selftaught.phases import Stage
+from selftaught.scoring import Mode
 from selftaught.stages.common import LoadedModel, generation_seed, open_engine, read_shards
 from selftaught.storage import Storage, StorageNotFound, open_object
 from selftaught.task import StageTask
@@ -87,11 +92,49 @@ def dataset_examples(task: StageTask, uri: str) -> tuple[list[Example], int]:
     return found, bad
 
 
+def sampling(spec: EvaluationSpec) -> tuple[float, float]:
+    """(temperature, top-p): the single judgment's, or the majority vote's own pair."""
+    if spec.majority_vote > 1:
+        return spec.vote_temperature, spec.vote_top_p
+    return spec.temperature, 1.0
+
+
+def example_result(
+    subset: str, main: Sequence[str], swapped: Sequence[str], chosen_is_a: bool, mode: Mode
+) -> scoring.ExampleResult:
+    """Score the seeded order's samples; the swapped order's only decide consistency."""
+    if mode == "official":
+        outcomes = [scoring.official_verdict(s) for s in main]
+        score = scoring.official_example_score(outcomes, chosen_is_a)
+        other = scoring.official_example_score(
+            [scoring.official_verdict(s) for s in swapped], not chosen_is_a
+        )
+        invalid = all(o not in ("A", "B") for o in outcomes)
+        ties = outcomes.count("tie")
+    else:
+        verdicts = [prompts.parse_verdict(s) for s in main]
+        score = scoring.example_score(verdicts, chosen_is_a)
+        other = scoring.example_score([prompts.parse_verdict(s) for s in swapped], not chosen_is_a)
+        invalid, ties = all(v is None for v in verdicts), 0
+    return scoring.ExampleResult(
+        subset=subset,
+        score=score,
+        invalid=invalid,
+        consistent=score == other and score != 0.5,
+        ties=ties,
+    )
+
+
 def judge_both_orders(
-    task: StageTask, model: LoadedModel, examples: Sequence[Example], seed: int
+    task: StageTask,
+    model: LoadedModel,
+    examples: Sequence[Example],
+    seed: int,
+    mode: Mode = "lenient",
 ) -> list[tuple[scoring.ExampleResult, list[str]]]:
     """Each example judged with the seeded order and with the swapped one."""
     spec = task.spec.evaluation
+    temperature, top_p = sampling(spec)
     base = task.spec.worker.seed
     orders = [scoring.ab_order(base, i) for i in range(len(examples))]
     conversations = []
@@ -104,23 +147,15 @@ def judge_both_orders(
     samples = model.engine.generate(
         conversations,
         n=spec.majority_vote,
-        temperature=spec.temperature,
-        top_p=1.0,
+        temperature=temperature,
+        top_p=top_p,
         max_new_tokens=spec.max_new_tokens,
         seed=seed,
     )
     results = []
     for i, (example, chosen_is_a) in enumerate(zip(examples, orders, strict=True)):
         main, swapped = samples[2 * i], samples[2 * i + 1]
-        verdicts = [prompts.parse_verdict(s) for s in main]
-        score = scoring.example_score(verdicts, chosen_is_a)
-        other = scoring.example_score([prompts.parse_verdict(s) for s in swapped], not chosen_is_a)
-        result = scoring.ExampleResult(
-            subset=example.subset,
-            score=score,
-            invalid=all(v is None for v in verdicts),
-            consistent=score == other and score != 0.5,
-        )
+        result = example_result(example.subset, main, swapped, chosen_is_a, mode)
         results.append((result, main))
     return results
 
@@ -170,8 +205,8 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
 
     for dataset in task.spec.evaluation.datasets:
         examples, bad = dataset_examples(task, dataset.uri)
-        judged_set = judge_both_orders(task, model, examples, seed)
-        scores[dataset.name] = scoring.score_set([r for r, _ in judged_set])
+        judged_set = judge_both_orders(task, model, examples, seed, dataset.scoring)
+        scores[dataset.name] = scoring.score_set([r for r, _ in judged_set], dataset.scoring)
         if bad:
             warnings.append(f"dataset {dataset.name}: {bad} bad line(s) skipped")
         details += [
