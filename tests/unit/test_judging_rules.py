@@ -1,0 +1,232 @@
+"""The release's judging rules in the judge and evaluate stages, driven by a scripted judge.
+
+The engine is a fake that answers each judging prompt by a rule of the test (it reads which
+answer sits at A from the prompt), so each case pins one behaviour exactly: the two-marker and
+tie drop, balance after rejection with both orders, official scoring and majority-vote sampling.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from selftaught.api import RunSpec
+from selftaught.artifacts import shard_prefix
+from selftaught.phases import Stage
+from selftaught.stages import evaluate, judge
+from selftaught.stages.common import LoadedModel
+from selftaught.storage import MemoryStorage, Storage
+from tests.unit.stage_env import task
+
+#: (pair id, winner position shown, sample index) -> judgment text.
+Policy = Callable[[int, str, int], str]
+_ANSWER_A = re.compile(r"\[Answer A\]\n(good|bad)-(\d+)")
+
+
+class ScriptedJudge:
+    """An :class:`Engine` whose judgments follow a policy; records its sampling settings."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.calls: list[dict[str, Any]] = []
+
+    def generate(
+        self, conversations: Sequence[Sequence[dict[str, str]]], *, n: int, **settings: Any
+    ) -> list[list[str]]:
+        self.calls.append({"n": n, **settings})
+        out = []
+        for conversation in conversations:
+            found = _ANSWER_A.search(conversation[-1]["content"])
+            assert found, conversation
+            winner = "A" if found.group(1) == "good" else "B"
+            out.append([self.policy(int(found.group(2)), winner, k) for k in range(n)])
+        return out
+
+
+def run_spec(*, judging: dict[str, Any] | None = None, **evaluation: Any) -> RunSpec:
+    return RunSpec.model_validate(
+        {
+            "seedModel": "file:///unused-model",
+            "storage": {"uri": "file:///unused"},
+            "instructions": {"source": "s3://b/instructions.jsonl"},
+            "judging": {"samplesPerPair": 3, **(judging or {})},
+            "evaluation": evaluation,
+            "stages": {s: {"engine": "transformers", "gpus": 0} for s in Stage},
+        }
+    )
+
+
+def stored_pairs(count: int, split: str = "train") -> MemoryStorage:
+    storage = MemoryStorage("rules")
+    rows = [
+        {
+            "id": i,
+            "split": split,
+            "instruction": f"question {i}",
+            "chosen": f"good-{i}",
+            "rejected": f"bad-{i}",
+        }
+        for i in range(count)
+    ]
+    with storage.output(shard_prefix("ns", "r", 0, Stage.PAIRS, 0)) as out:
+        out.write_jsonl("pairs.jsonl", rows)
+    return storage
+
+
+def judge_with(
+    policy: Policy, spec: RunSpec, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], list[dict[str, Any]], ScriptedJudge]:
+    engine = ScriptedJudge(policy)
+    monkeypatch.setattr(
+        judge, "open_engine", lambda _task: LoadedModel(engine, "standard", Path("/unused"))
+    )
+    summary = judge.run(task(Stage.JUDGE, spec, iteration=1), storage, 0)
+    prefix = shard_prefix("ns", "r", 1, Stage.JUDGE, 0)
+    kept = [row for _, row in storage.read_jsonl(f"{prefix}/judgments.jsonl")]
+    return summary, kept, engine
+
+
+def mixed_habits(pair: int, winner: str, _k: int) -> str:
+    """Pair 0 quotes the format (both markers), 1 declares a tie, 2 spaces its marker,
+    3 is plainly wrong, every other pair is right."""
+    other = "B" if winner == "A" else "A"
+    return {
+        0: f"Write [[A]] or [[B]]. Verdict: [[{winner}]]",
+        1: "Equally good. [[C]]",
+        2: f"verdict: [[ {winner} ]]",
+        3: f"Reasoning. [[{other}]]",
+    }.get(pair, f"Reasoning. [[{winner}]]")
+
+
+def test_two_markers_ties_and_malformed_markers_are_never_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    summary, kept, _ = judge_with(mixed_habits, run_spec(), stored_pairs(8), monkeypatch)
+    assert sorted(row["pairId"] for row in kept) == [4, 5, 6, 7]
+    assert summary["bothMarkers"] == summary["ties"] == summary["invalid"] == 3
+    assert summary["wrong"] == 3
+    assert summary["kept"] == 4
+    assert summary["sampled"] == 8 * 3
+    for row in kept:
+        text = row["completion"][0]["content"]
+        assert text.count("[[") == 1
+        assert f"[[{row['winner']}]]" in text
+
+
+def position_biased(pair: int, winner: str, _k: int) -> str:
+    """Even pairs: always says A (right only when the winner is shown as A); odd: always right."""
+    return "Reasoning. [[A]]" if pair % 2 == 0 else f"Reasoning. [[{winner}]]"
+
+
+def test_both_orders_balance_the_kept_set_after_rejection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    single, single_rows, _ = judge_with(position_biased, run_spec(), stored_pairs(20), monkeypatch)
+    both, both_rows, engine = judge_with(
+        position_biased, run_spec(judging={"bothOrders": True}), stored_pairs(20), monkeypatch
+    )
+    # One order, balanced prompts: the biased judge keeps more A-better judgments.
+    assert single["keptWinnerA"] > single["keptWinnerB"]
+    assert single["keptWinnerA"] + single["keptWinnerB"] == single["kept"] == len(single_rows)
+    # Both orders: every pair judged twice, the kept set balanced, nothing dropped.
+    assert both["sampled"] == 2 * 20 * 3
+    assert len(engine.calls) == 1
+    assert both["keptWinnerA"] == both["keptWinnerB"] == 10
+    assert both["droppedForBalance"] == 0
+    for row in both_rows:
+        shown_a = re.search(r"\[Answer A\]\n(\w+)-", row["prompt"][-1]["content"])
+        assert shown_a
+        assert (shown_a.group(1) == "good") == (row["winner"] == "A")
+        if row["pairId"] % 2 == 0:
+            assert row["winner"] == "A"  # the only order the biased pairs were right in
+
+
+def test_both_orders_drop_the_surplus_of_a_fully_biased_judge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    summary, kept, _ = judge_with(
+        lambda pair, winner, k: "[[A]]" if pair < 9 else f"[[{winner}]]",
+        run_spec(judging={"bothOrders": True}),
+        stored_pairs(10),
+        monkeypatch,
+    )
+    assert summary["keptWinnerA"] == summary["keptWinnerB"] == 1
+    assert summary["droppedForBalance"] == 8
+    assert len(kept) == 2
+
+
+# ------------------------------------------------------------------------------------- evaluate
+
+
+def write_dataset(tmp_path: Path, subsets: Sequence[str]) -> str:
+    path = tmp_path / "rb.jsonl"
+    lines = [
+        json.dumps({"prompt": f"q {i}", "chosen": f"good-{i}", "rejected": f"bad-{i}", "subset": s})
+        for i, s in enumerate(subsets)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path.as_uri()
+
+
+def evaluate_with(
+    policy: Policy, spec: RunSpec, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], ScriptedJudge]:
+    engine = ScriptedJudge(policy)
+    monkeypatch.setattr(
+        evaluate, "open_engine", lambda _task: LoadedModel(engine, "standard", Path("/unused"))
+    )
+    storage = stored_pairs(4, split="heldout")
+    return evaluate.run(task(Stage.EVALUATE, spec, iteration=1), storage, 0), engine
+
+
+def quoting_judge(pair: int, winner: str, _k: int) -> str:
+    """Quotes the format before a verdict that is right; the official reading takes [[A]]."""
+    return f'Answer "[[A]]" or "[[B]]". Final: [[{winner}]]'
+
+
+def test_datasets_are_scored_officially_and_heldout_leniently(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = write_dataset(tmp_path, ["alpacaeval-easy"] * 6 + ["refusals-dangerous"] * 6)
+    spec = run_spec(datasets=[{"name": "rb", "uri": uri}])
+    summary, _ = evaluate_with(quoting_judge, spec, monkeypatch)
+    rb, held = summary["scores"]["rb"], summary["scores"]["heldout"]
+    # lenient: the last marker is the (right) verdict
+    assert held["scoring"] == "lenient"
+    assert held["accuracy"] == 1.0
+    # official: "[[A]]" is in every text, so the verdict is A: right only where chosen is A
+    assert rb["scoring"] == "official"
+    assert rb["accuracy"] < 1.0
+    assert rb["partial"] is True
+    assert rb["rowsExpected"] == 2985
+    assert rb["examples"] == 12
+    assert rb["sectionsMissing"] == ["Chat Hard", "Reasoning"]
+    assert set(rb["sections"]) == {"Chat", "Safety"}
+
+
+def test_even_majority_vote_samples_with_the_vote_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = write_dataset(tmp_path, ["alpacaeval-easy"] * 4)
+    spec = run_spec(
+        majorityVote=4, voteTemperature=0.6, voteTopP=0.8, datasets=[{"name": "rb", "uri": uri}]
+    )
+    # two right, two unparsable: a tie of the vote between "chosen" and "neither" -> 0.75
+    summary, engine = evaluate_with(
+        lambda pair, winner, k: f"[[{winner}]]" if k < 2 else "no verdict", spec, monkeypatch
+    )
+    assert {(c["n"], c["temperature"], c["top_p"]) for c in engine.calls} == {(4, 0.6, 0.8)}
+    assert summary["scores"]["rb"]["accuracy"] == pytest.approx(0.75)
+    assert summary["scores"]["heldout"]["accuracy"] == 1.0  # lenient: unparsable abstain
+
+
+def test_single_judgment_uses_the_plain_temperature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, engine = evaluate_with(quoting_judge, run_spec(temperature=0.0), monkeypatch)
+    assert {(c["n"], c["temperature"], c["top_p"]) for c in engine.calls} == {(1, 0.0, 1.0)}
