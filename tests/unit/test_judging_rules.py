@@ -207,6 +207,7 @@ def test_datasets_are_scored_officially_and_heldout_leniently(
     assert rb["examples"] == 12
     assert rb["sectionsMissing"] == ["Chat Hard", "Reasoning"]
     assert set(rb["sections"]) == {"Chat", "Safety"}
+    assert any("partial RewardBench set (12/2985 rows" in w for w in summary["warnings"])
 
 
 def test_even_majority_vote_samples_with_the_vote_settings(

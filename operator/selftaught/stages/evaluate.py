@@ -160,6 +160,16 @@ def judge_both_orders(
     return results
 
 
+def partial_warning(name: str, scores: dict[str, Any]) -> str:
+    """Say plainly that a partial RewardBench set's accuracy is not a RewardBench score."""
+    missing = ", ".join(scores["sectionsMissing"]) or "none"
+    return (
+        f"dataset {name}: partial RewardBench set ({scores['examples']}/{scores['rowsExpected']} "
+        f"rows, sections missing: {missing}): its accuracy is the mean of the sections present, "
+        "not a RewardBench score"
+    )
+
+
 def reasoning_agreement(judgments: Sequence[str]) -> float | None:
     """Share of compact judgments whose stated verdict is the one their reasoning implies."""
     from selftaught.tiny.task import implied_verdict
@@ -209,6 +219,8 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
         scores[dataset.name] = scoring.score_set([r for r, _ in judged_set], dataset.scoring)
         if bad:
             warnings.append(f"dataset {dataset.name}: {bad} bad line(s) skipped")
+        if scores[dataset.name]["partial"]:
+            warnings.append(partial_warning(dataset.name, scores[dataset.name]))
         details += [
             {"set": dataset.name, "prompt": e.prompt, "score": r.score, "judgments": j}
             for (r, j), e in zip(judged_set, examples, strict=True)
