@@ -34,6 +34,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 #: s3://bucket/prefix or file:///absolute/path.
 STORAGE_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?|file:///.*)$"
+#: A template file: s3://bucket/key or file:///path, with an optional #name (MT-Bench's JSONL).
+TEMPLATE_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/[^#]+|file:///[^#]+)(#[^#]+)?$"
 
 
 def cel(rule: str, message: str, *, field_path: str | None = None) -> dict[str, JsonValue]:
@@ -230,6 +232,25 @@ class JudgingSpec(Model):
         "so the judge cannot learn a position bias. This balances the prompts, before "
         "rejection sampling: a judge that favours one position still keeps more judgments for "
         "it (see bothOrders).",
+    )
+    template: str | None = Field(
+        default=None,
+        pattern=TEMPLATE_URI_PATTERN,
+        max_length=2048,
+        description="A judging prompt of your own instead of the built-in one, used by judge "
+        "and evaluate: s3:// or file:// URI of a YAML/JSON file with 'user' and optional "
+        "'system' parts using the placeholders {question}, {answer_a}, {answer_b} (all "
+        "required) and {reference}; or MT-Bench's judge_prompts.jsonl with '#<name>' "
+        "(e.g. '#pair-v2', the prompt Meta's release used). Checked when the stage starts: an "
+        "unknown or missing placeholder fails the run naming this field.",
+    )
+    reference_template: str | None = Field(
+        default=None,
+        pattern=TEMPLATE_URI_PATTERN,
+        max_length=2048,
+        description="Template for rows that carry a reference answer (reference-guided "
+        "judging, as MT-Bench's '#pair-math-v1'); same forms as template, must use "
+        "{reference}. Without it such rows use the built-in reference-guided prompt.",
     )
     both_orders: bool = Field(
         default=False,

@@ -231,3 +231,116 @@ def test_single_judgment_uses_the_plain_temperature(
 ) -> None:
     _, engine = evaluate_with(quoting_judge, run_spec(temperature=0.0), monkeypatch)
     assert {(c["n"], c["temperature"], c["top_p"]) for c in engine.calls} == {(1, 0.0, 1.0)}
+
+
+# ---------------------------------------------------------------- templates and references
+
+TEMPLATE_USER = "Q: {question}\n\n[Answer A]\n{answer_a}\n\n[Answer B]\n{answer_b}"
+
+
+def right(pair: int, winner: str, _k: int) -> str:
+    return f"Reasoning. [[{winner}]]"
+
+
+def with_references(storage: MemoryStorage, which: set[int]) -> MemoryStorage:
+    """Give the listed pairs a reference answer (rows as a source with a reference field)."""
+    prefix = shard_prefix("ns", "r", 0, Stage.PAIRS, 0)
+    found = [row for _, row in storage.read_jsonl(f"{prefix}/pairs.jsonl")]
+    with storage.output(prefix) as out:
+        out.write_jsonl(
+            "pairs.jsonl",
+            [{**r, "reference": f"ref-{r['id']}"} if r["id"] in which else r for r in found],
+        )
+    return storage
+
+
+def test_judge_uses_the_users_template_with_a_system_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "judge.yaml"
+    path.write_text(f"system: Be fair.\nuser: {json.dumps(TEMPLATE_USER)}\n")
+    spec = run_spec(judging={"template": path.as_uri()})
+    _, kept, _ = judge_with(right, spec, stored_pairs(4), monkeypatch)
+    assert len(kept) == 4
+    for row in kept:
+        assert row["prompt"][0] == {"role": "system", "content": "Be fair."}
+        assert row["prompt"][1]["content"].startswith(f"Q: question {row['pairId']}\n")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(
+            json.dumps({"user": TEMPLATE_USER + " {score}"}),
+            r"spec.judging.template \(file://.*\): user part: unknown placeholder \{score\}",
+            id="unknown-placeholder",
+        ),
+        pytest.param(
+            json.dumps({"user": "[Answer A]\n{answer_a}"}),
+            r"spec.judging.template .*missing placeholder\(s\) \{question\}, \{answer_b\}",
+            id="missing-placeholders",
+        ),
+        pytest.param(None, r"spec.judging.template .*cannot be read", id="file-absent"),
+    ],
+)
+def test_bad_template_fails_the_stage_naming_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | None, message: str
+) -> None:
+    from selftaught.worker import BadInput
+
+    path = tmp_path / "judge.json"
+    if content is not None:
+        path.write_text(content)
+    spec = run_spec(judging={"template": path.as_uri()})
+    with pytest.raises(BadInput, match=message):
+        judge_with(right, spec, stored_pairs(2), monkeypatch)
+
+
+def test_rows_with_a_reference_are_judged_reference_guided(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = with_references(stored_pairs(4), {1, 3})
+    _, kept, _ = judge_with(right, run_spec(), storage, monkeypatch)
+    for row in kept:
+        text = row["prompt"][-1]["content"]
+        has_reference = row["pairId"] in (1, 3)
+        assert (f"[Reference answer]\nref-{row['pairId']}" in text) is has_reference
+
+
+def test_reference_template_applies_to_rows_with_a_reference_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [
+        {"name": "pair-v2", "system_prompt": "General.", "prompt_template": TEMPLATE_USER},
+        {
+            "name": "pair-math-v1",
+            "system_prompt": "Use the reference.",
+            "prompt_template": "Ref: {ref_answer_1}\n" + TEMPLATE_USER,
+        },
+    ]
+    path = tmp_path / "judge_prompts.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    spec = run_spec(
+        judging={
+            "template": f"{path.as_uri()}#pair-v2",
+            "referenceTemplate": f"{path.as_uri()}#pair-math-v1",
+        }
+    )
+    storage = with_references(stored_pairs(4), {2})
+    _, kept, _ = judge_with(right, spec, storage, monkeypatch)
+    by_pair = {row["pairId"]: row["prompt"] for row in kept}
+    assert by_pair[2][0]["content"] == "Use the reference."
+    assert by_pair[2][1]["content"].startswith("Ref: ref-2\nQ: question 2")
+    assert {by_pair[p][0]["content"] for p in (0, 1, 3)} == {"General."}
+
+
+def test_reference_template_without_reference_placeholder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from selftaught.worker import BadInput
+
+    path = tmp_path / "ref.json"
+    path.write_text(json.dumps({"user": TEMPLATE_USER}))
+    spec = run_spec(judging={"referenceTemplate": path.as_uri()})
+    with pytest.raises(BadInput, match=r"spec.judging.referenceTemplate .*\{reference\}"):
+        judge_with(right, spec, stored_pairs(2), monkeypatch)

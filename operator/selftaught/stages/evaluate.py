@@ -31,6 +31,7 @@ from selftaught.artifacts import stage_prefix
 from selftaught.phases import Stage
 from selftaught.scoring import Mode
 from selftaught.stages.common import LoadedModel, generation_seed, open_engine, read_shards
+from selftaught.stages.judging_prompts import judge_prompts
 from selftaught.storage import Storage, StorageNotFound, open_object
 from selftaught.task import StageTask
 from selftaught.worker import BadInput
@@ -50,6 +51,7 @@ class Example:
     rejected: str
     subset: str
     part: str | None = None  # built-in task only: "seen" / "unseen"
+    reference: str | None = None  # a reference answer: reference-guided judging
 
 
 def heldout_examples(task: StageTask, storage: Storage) -> list[Example]:
@@ -65,6 +67,7 @@ def heldout_examples(task: StageTask, storage: Storage) -> list[Example]:
             r["rejected"],
             r.get("category") or "heldout",
             part_of(r["instruction"]) if builtin else None,
+            r.get("reference"),
         )
         for r in held
     ]
@@ -137,13 +140,14 @@ def judge_both_orders(
     temperature, top_p = sampling(spec)
     base = task.spec.worker.seed
     orders = [scoring.ab_order(base, i) for i in range(len(examples))]
+    judging = judge_prompts(task, model.style)
     conversations = []
     for example, chosen_is_a in zip(examples, orders, strict=True):
         for first in (chosen_is_a, not chosen_is_a):
             a, b = (
                 (example.chosen, example.rejected) if first else (example.rejected, example.chosen)
             )
-            conversations.append(prompts.judge_prompt(model.style, example.prompt, a, b))
+            conversations.append(judging.render(example.prompt, a, b, example.reference))
     samples = model.engine.generate(
         conversations,
         n=spec.majority_vote,

@@ -26,6 +26,7 @@ from selftaught import prompts, rejection
 from selftaught.artifacts import shard_prefix
 from selftaught.phases import Stage
 from selftaught.stages.common import generation_seed, mine, open_engine, read_shards, rng_for
+from selftaught.stages.judging_prompts import JudgePrompts, judge_prompts
 from selftaught.storage import Storage
 from selftaught.task import StageTask
 
@@ -40,11 +41,12 @@ def winner_positions(task: StageTask, count: int) -> list[str]:
     return positions
 
 
-def render(style: prompts.Style, pair: dict[str, Any], winner: str) -> list[prompts.Message]:
+def render(judging: JudgePrompts, pair: dict[str, Any], winner: str) -> list[prompts.Message]:
+    """The pair's judging prompt with the winner at ``winner`` (reference-guided if it has one)."""
     a, b = (
         (pair["chosen"], pair["rejected"]) if winner == "A" else (pair["rejected"], pair["chosen"])
     )
-    return prompts.judge_prompt(style, pair["instruction"], a, b)
+    return judging.render(pair["instruction"], a, b, pair.get("reference"))
 
 
 def training_pairs(task: StageTask, storage: Storage) -> list[dict[str, Any]]:
@@ -70,7 +72,8 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
         for winner in orders_of(first, both=spec.both_orders)
     ]
     model = open_engine(task)
-    conversations = [render(model.style, pair, winner) for pair, winner in jobs]
+    judging = judge_prompts(task, model.style)
+    conversations = [render(judging, pair, winner) for pair, winner in jobs]
     samples = model.engine.generate(
         conversations,
         n=spec.samples_per_pair,
