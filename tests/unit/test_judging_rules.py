@@ -292,8 +292,16 @@ def test_bad_template_fails_the_stage_naming_the_field(
     if content is not None:
         path.write_text(content)
     spec = run_spec(judging={"template": path.as_uri()})
+
+    def no_model(_task: Any) -> LoadedModel:
+        raise AssertionError("the model was loaded before the template was checked")
+
+    monkeypatch.setattr(judge, "open_engine", no_model)
+    monkeypatch.setattr(evaluate, "open_engine", no_model)
     with pytest.raises(BadInput, match=message):
-        judge_with(right, spec, stored_pairs(2), monkeypatch)
+        judge.run(task(Stage.JUDGE, spec, iteration=1), stored_pairs(2), 0)
+    with pytest.raises(BadInput, match=message):
+        evaluate.run(task(Stage.EVALUATE, spec, iteration=1), stored_pairs(2, "heldout"), 0)
 
 
 def test_rows_with_a_reference_are_judged_reference_guided(

@@ -31,7 +31,7 @@ from selftaught.artifacts import stage_prefix
 from selftaught.phases import Stage
 from selftaught.scoring import Mode
 from selftaught.stages.common import LoadedModel, generation_seed, open_engine, read_shards
-from selftaught.stages.judging_prompts import judge_prompts
+from selftaught.stages.judging_prompts import JudgePrompts, judge_prompts, read_templates
 from selftaught.storage import Storage, StorageNotFound, open_object
 from selftaught.task import StageTask
 from selftaught.worker import BadInput
@@ -134,13 +134,15 @@ def judge_both_orders(
     examples: Sequence[Example],
     seed: int,
     mode: Mode = "lenient",
+    *,
+    judging: JudgePrompts | None = None,
 ) -> list[tuple[scoring.ExampleResult, list[str]]]:
     """Each example judged with the seeded order and with the swapped one."""
     spec = task.spec.evaluation
     temperature, top_p = sampling(spec)
     base = task.spec.worker.seed
     orders = [scoring.ab_order(base, i) for i in range(len(examples))]
-    judging = judge_prompts(task, model.style)
+    judging = judging or JudgePrompts(model.style)
     conversations = []
     for example, chosen_is_a in zip(examples, orders, strict=True):
         for first in (chosen_is_a, not chosen_is_a):
@@ -189,7 +191,9 @@ def reasoning_agreement(judgments: Sequence[str]) -> float | None:
 
 
 def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
+    templates = read_templates(task)
     model = open_engine(task)
+    judging = judge_prompts(model.style, templates)
     seed = generation_seed(task, shard)
     scores: dict[str, Any] = {}
     details: list[dict[str, Any]] = []
@@ -197,7 +201,7 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
     extra: dict[str, Any] = {}
 
     held = heldout_examples(task, storage)
-    judged = judge_both_orders(task, model, held, seed)
+    judged = judge_both_orders(task, model, held, seed, judging=judging)
     scores["heldout"] = scoring.score_set([r for r, _ in judged])
     for part in ("seen", "unseen"):
         subset = [r for (r, _), e in zip(judged, held, strict=True) if e.part == part]
@@ -219,7 +223,9 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
 
     for dataset in task.spec.evaluation.datasets:
         examples, bad = dataset_examples(task, dataset.uri)
-        judged_set = judge_both_orders(task, model, examples, seed, dataset.scoring)
+        judged_set = judge_both_orders(
+            task, model, examples, seed, dataset.scoring, judging=judging
+        )
         scores[dataset.name] = scoring.score_set([r for r, _ in judged_set], dataset.scoring)
         if bad:
             warnings.append(f"dataset {dataset.name}: {bad} bad line(s) skipped")

@@ -26,7 +26,7 @@ from selftaught import prompts, rejection
 from selftaught.artifacts import shard_prefix
 from selftaught.phases import Stage
 from selftaught.stages.common import generation_seed, mine, open_engine, read_shards, rng_for
-from selftaught.stages.judging_prompts import JudgePrompts, judge_prompts
+from selftaught.stages.judging_prompts import JudgePrompts, judge_prompts, read_templates
 from selftaught.storage import Storage
 from selftaught.task import StageTask
 
@@ -71,8 +71,9 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
         for pair, first in share
         for winner in orders_of(first, both=spec.both_orders)
     ]
+    templates = read_templates(task)
     model = open_engine(task)
-    judging = judge_prompts(task, model.style)
+    judging = judge_prompts(model.style, templates)
     conversations = [render(judging, pair, winner) for pair, winner in jobs]
     samples = model.engine.generate(
         conversations,

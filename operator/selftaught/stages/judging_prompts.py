@@ -67,8 +67,9 @@ def read_template(task: StageTask, uri: str, field: str) -> JudgeTemplate:
         raise BadInput(f"{where}: cannot be read: {error}") from error
 
 
-def judge_prompts(task: StageTask, style: prompts.Style) -> JudgePrompts:
-    """The stage's prompts from ``spec.judging`` (checked now, before any judging)."""
+def read_templates(task: StageTask) -> tuple[JudgeTemplate | None, JudgeTemplate | None]:
+    """``spec.judging``'s (template, referenceTemplate), read and checked: call it before the
+    model is loaded, so a bad template fails in seconds, not after loading a 70B model."""
     spec = task.spec.judging
     template = (
         read_template(task, spec.template, "spec.judging.template") if spec.template else None
@@ -81,4 +82,11 @@ def judge_prompts(task: StageTask, style: prompts.Style) -> JudgePrompts:
             raise BadInput(
                 f"{field} ({spec.reference_template}): missing placeholder {{reference}}"
             )
-    return JudgePrompts(style=style, template=template, reference_template=reference)
+    return template, reference
+
+
+def judge_prompts(
+    style: prompts.Style, templates: tuple[JudgeTemplate | None, JudgeTemplate | None]
+) -> JudgePrompts:
+    """The prompts for a model of ``style`` and the templates :func:`read_templates` gave."""
+    return JudgePrompts(style=style, template=templates[0], reference_template=templates[1])
