@@ -34,6 +34,7 @@ class ScriptedJudge:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.calls: list[dict[str, Any]] = []
+        self.seen: list[str] = []  # the last message of every prompt judged
 
     def generate(
         self, conversations: Sequence[Sequence[dict[str, str]]], *, n: int, **settings: Any
@@ -41,6 +42,7 @@ class ScriptedJudge:
         self.calls.append({"n": n, **settings})
         out = []
         for conversation in conversations:
+            self.seen.append(conversation[-1]["content"])
             found = _ANSWER_A.search(conversation[-1]["content"])
             assert found, conversation
             winner = "A" if found.group(1) == "good" else "B"
@@ -352,3 +354,17 @@ def test_reference_template_without_reference_placeholder_is_refused(
     spec = run_spec(judging={"referenceTemplate": path.as_uri()})
     with pytest.raises(BadInput, match=r"spec.judging.referenceTemplate .*\{reference\}"):
         judge_with(right, spec, stored_pairs(2), monkeypatch)
+
+
+def test_heldout_rows_with_a_reference_are_evaluated_reference_guided(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = ScriptedJudge(right)
+    monkeypatch.setattr(
+        evaluate, "open_engine", lambda _task: LoadedModel(engine, "standard", Path("/unused"))
+    )
+    storage = with_references(stored_pairs(3, split="heldout"), {1})
+    evaluate.run(task(Stage.EVALUATE, run_spec(), iteration=1), storage, 0)
+    guided = [text for text in engine.seen if "[Reference answer]" in text]
+    assert len(guided) == 2  # pair 1, in both orders
+    assert all("ref-1" in text and "question 1" in text for text in guided)
