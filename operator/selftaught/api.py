@@ -72,6 +72,10 @@ def cel_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+#: A template file: s3://bucket/key or file:///path, with an optional #name (MT-Bench's JSONL).
+TEMPLATE_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/[^#]+|file:///[^#]+)(#[^#]+)?$"
+
+
 def cel(rule: str, message: str, *, field_path: str | None = None) -> dict[str, JsonValue]:
     """One ``x-kubernetes-validations`` entry; ``fieldPath`` names the field in the error."""
     entry: dict[str, JsonValue] = {"rule": rule, "message": message}
@@ -329,7 +333,39 @@ class JudgingSpec(Model):
     balance_positions: bool = Field(
         default=True,
         description="Put the winner in position A for half the pairs and B for the other half, "
-        "so the judge cannot learn a position bias.",
+        "so the judge cannot learn a position bias. This balances the prompts, before "
+        "rejection sampling: a judge that favours one position still keeps more judgments for "
+        "it (see bothOrders).",
+    )
+    template: str | None = Field(
+        default=None,
+        pattern=TEMPLATE_URI_PATTERN,
+        max_length=2048,
+        description="A judging prompt of your own instead of the built-in one, used by judge "
+        "and evaluate: s3:// or file:// URI of a YAML/JSON file with 'user' and optional "
+        "'system' parts using the placeholders {question}, {answer_a}, {answer_b} (all "
+        "required) and {reference}; or MT-Bench's judge_prompts.jsonl with '#<name>' "
+        "(e.g. '#pair-v2', the prompt Meta's release used). Checked when the stage starts: an "
+        "unknown or missing placeholder fails the run naming this field.",
+    )
+    reference_template: str | None = Field(
+        default=None,
+        pattern=TEMPLATE_URI_PATTERN,
+        max_length=2048,
+        description="Template for rows that carry a reference answer (reference-guided "
+        "judging, as MT-Bench's '#pair-math-v1'); same forms as template, must use "
+        "{reference}. Without it such rows use the built-in reference-guided prompt.",
+    )
+    both_orders: bool = Field(
+        default=False,
+        description="Judge every pair in both orders (winner as A and as B, samplesPerPair "
+        "judgments each), as Meta's release does, then balance what is kept: per pair the "
+        "kept judgment's order is chosen so that kept A-better and B-better judgments are "
+        "equal after rejection sampling, dropping the surplus of the favoured position when "
+        "no choice can even them out. Default false because it doubles the judging compute; "
+        "turn it on when the judge shows a position bias (evaluation's positionConsistency "
+        "well below 1, or the judge summary's keptWinnerA/keptWinnerB apart). Judgments naming "
+        "both verdicts or a tie ([[C]]) are never kept, whatever this setting.",
     )
 
     model_config = ConfigDict(
@@ -419,6 +455,15 @@ class EvalDataset(Model):
         pattern=r"^[a-z0-9]([a-z0-9_\-]{0,30}[a-z0-9])?$",
     )
     uri: str = Field(description="JSONL file (s3:// or file://).", min_length=1, max_length=2048)
+    scoring: Literal["official", "lenient"] = Field(
+        default="official",
+        description="official: RewardBench's generative scoring, so scores compare with "
+        "published ones (a judgment is A if it contains [[A]], else B if it contains [[B]], "
+        "else unparsable = 0.5; [[C]] is a tie = 0.5; majority votes count unparsable samples "
+        "as votes; sections weighted by RewardBench's EXAMPLE_COUNTS). lenient: this "
+        "project's parser (the last [[A]]/[[B]] counts, spaces allowed, unparsable samples "
+        "abstain), as used for the held-out synthetic pairs; never a RewardBench number.",
+    )
 
 
 class EvaluationSpec(Model):
@@ -446,7 +491,25 @@ class EvaluationSpec(Model):
         default=1,
         ge=1,
         le=64,
-        description="Judgments per example; the majority verdict counts (odd, to avoid ties).",
+        description="Judgments sampled per example; the most frequent outcome counts (paper: "
+        "32 gave 88.7 on RewardBench). Any count works: in official scoring an unparsable "
+        "sample is a vote for neither answer, and a tie of the vote scores the mean of the tied "
+        "outcomes (an even A/B split is 0.5, RewardBench's expected value). Samples use "
+        "voteTemperature and voteTopP when above 1.",
+    )
+    vote_temperature: float = Field(
+        default=0.7,
+        ge=0.0,
+        le=2.0,
+        description="Sampling temperature of majority-vote samples (majorityVote > 1; must be "
+        "> 0 then). Default 0.7, the paper's judging temperature.",
+    )
+    vote_top_p: float = Field(
+        default=0.9,
+        gt=0.0,
+        le=1.0,
+        description="Nucleus mass of majority-vote samples (majorityVote > 1). Default 0.9, the "
+        "paper's judging top-p.",
     )
     max_new_tokens: int = Field(
         default=1024, ge=1, le=32768, description="Token limit of one judgment."
@@ -455,20 +518,16 @@ class EvaluationSpec(Model):
         default=0.0,
         ge=0.0,
         le=2.0,
-        description="Sampling temperature; 0 means greedy (needs majorityVote 1).",
+        description="Sampling temperature of the single judgment per example (majorityVote "
+        "1; top-p 1.0); 0 means greedy. Majority votes use voteTemperature.",
     )
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "self.majorityVote % 2 == 1",
-                    "majorityVote must be odd",
-                    field_path=".majorityVote",
-                ),
-                cel(
-                    "self.majorityVote == 1 || self.temperature > 0.0",
-                    "majorityVote > 1 needs temperature > 0",
+                    "self.majorityVote == 1 || self.voteTemperature > 0.0",
+                    "majorityVote > 1 needs voteTemperature > 0 (greedy samples are identical)",
                     field_path=".majorityVote",
                 ),
                 cel(

@@ -107,6 +107,14 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    from selftaught.score_command import main as score
+
+    code, text = score(args.dataset, args.judgments)
+    print(text, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
 def _tiny_model(args: argparse.Namespace) -> int:
     from selftaught.tiny import build_tiny_model
 
@@ -224,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="print the iterations table of a local run")
     status.add_argument("run_dir", type=Path, help="WORKDIR/<run name>")
     status.set_defaults(func=_status)
+
+    score = commands.add_parser(
+        "score", help="RewardBench's official score of judgments made elsewhere (JSON out)"
+    )
+    score.add_argument("--dataset", type=Path, required=True, help="RewardBench-format JSONL")
+    score.add_argument("--judgments", type=Path, required=True, help="id, swapped, judgments")
+    score.set_defaults(func=_score)
 
     tiny = commands.add_parser(
         "tiny-model", help="build the tiny CPU judge used by the quick start"

@@ -82,10 +82,24 @@ def similar_prompt(style: Style, instruction: str) -> list[Message]:
     )
 
 
-def judge_prompt(style: Style, instruction: str, answer_a: str, answer_b: str) -> list[Message]:
-    """The pairwise judging prompt: reasoning first, verdict ``[[A]]``/``[[B]]`` last."""
+def judge_prompt(
+    style: Style,
+    instruction: str,
+    answer_a: str,
+    answer_b: str,
+    *,
+    reference: str | None = None,
+) -> list[Message]:
+    """The pairwise judging prompt: reasoning first, verdict ``[[A]]``/``[[B]]`` last.
+
+    With a ``reference`` answer (a row that carries one) the standard prompt is reference-guided,
+    as MT-Bench judges math, reasoning and code: the judge compares both answers with it. The
+    compact style has no reference form (the tiny model never learnt one) and ignores it.
+    """
     if style == "compact":
         return _user(f"judge: {instruction} | A: {answer_a} | B: {answer_b}")
+    if reference is not None:
+        return _user(reference_judge_text(instruction, answer_a, answer_b, reference))
     return _user(
         "You are an impartial expert judge. Two assistants answered the same user request. "
         "Decide which answer serves the user better.\n\n"
@@ -97,6 +111,25 @@ def judge_prompt(style: Style, instruction: str, answer_a: str, answer_b: str) -
         "Write your reasoning first. End with the verdict on its own line, exactly [[A]] if "
         "answer A is better or [[B]] if answer B is better.\n\n"
         f"[User request]\n{instruction}\n\n"
+        f"[Answer A]\n{answer_a}\n\n"
+        f"[Answer B]\n{answer_b}"
+    )
+
+
+def reference_judge_text(instruction: str, answer_a: str, answer_b: str, reference: str) -> str:
+    """The standard judging prompt when a reference answer is known."""
+    return (
+        "You are an impartial expert judge. Two assistants answered the same user request, and "
+        "a reference answer known to be correct is given. Decide which answer serves the user "
+        "better.\n\n"
+        "Compare each answer with the reference: a final result, code behaviour or conclusion "
+        "that contradicts the reference is wrong, however well it is written. Then weigh "
+        "completeness, whether it addresses what was asked, and harm. Ignore the order in "
+        "which the answers appear and their length.\n\n"
+        "Write your reasoning first. End with the verdict on its own line, exactly [[A]] if "
+        "answer A is better or [[B]] if answer B is better.\n\n"
+        f"[User request]\n{instruction}\n\n"
+        f"[Reference answer]\n{reference}\n\n"
         f"[Answer A]\n{answer_a}\n\n"
         f"[Answer B]\n{answer_b}"
     )

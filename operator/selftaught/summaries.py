@@ -29,19 +29,55 @@ from selftaught.phases import Stage
 
 
 class SetScores(BaseModel):
-    """Scores of one judge on one evaluation set."""
+    """Scores of one judge on one evaluation set.
+
+    For a complete RewardBench set scored ``official``, accuracy is RewardBench's overall score
+    (the mean of Chat, Chat Hard, Safety and Reasoning). A ``partial`` set's accuracy is only the
+    mean of the sections present: not a RewardBench score.
+    """
 
     # The same settings as api.Model: this type is also part of the run's status schema.
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
-    accuracy: float = Field(description="Pairwise accuracy (0-1); unparsable verdicts count 0.5.")
-    examples: int = Field(default=0, description="Examples scored.")
+    accuracy: float = Field(
+        description="Pairwise accuracy (0-1): the mean of the section scores present; "
+        "unparsable verdicts count 0.5. RewardBench's overall only when scoring is official "
+        "and partial is false."
+    )
+    examples: int = Field(default=0, description="Examples (rows) scored.")
     position_consistency: float | None = Field(
         default=None, description="Share of examples judged the same in both A/B orders."
     )
-    invalid: int = Field(default=0, description="Verdicts that could not be parsed.")
+    invalid: int = Field(
+        default=0, description="Examples where no sample gave a parsable verdict (count 0.5)."
+    )
+    ties: int = Field(
+        default=0, description="Judgments that declared a tie ([[C]]); scored as 0.5."
+    )
     sections: dict[str, float] = Field(
-        default_factory=dict, description="RewardBench section scores (Chat, Chat Hard, ...)."
+        default_factory=dict,
+        description="Section scores present (RewardBench's Chat, Chat Hard, Safety, Reasoning; "
+        "other subsets are sections of their own).",
+    )
+    scoring: Literal["official", "lenient"] = Field(
+        default="lenient",
+        description="official: RewardBench's generative parsing, vote and section weights; "
+        "lenient: the project's last-marker parser, the documented choice for the held-out "
+        "synthetic pairs (comparable across this project's runs only).",
+    )
+    partial: bool = Field(
+        default=False,
+        description="True when the set holds RewardBench subsets but not all of RewardBench "
+        "(a section or subset missing, or fewer rows than rowsExpected): accuracy is then the "
+        "mean of the sections present, not a RewardBench score.",
+    )
+    rows_expected: int | None = Field(
+        default=None,
+        description="Rows of the full RewardBench set (2985) when the set holds any "
+        "RewardBench subset; compare with examples.",
+    )
+    sections_missing: list[str] = Field(
+        default_factory=list, description="RewardBench sections with no row in this set."
     )
 
     def dump(self) -> dict[str, Any]:
@@ -120,8 +156,17 @@ class JudgeSummary(Summary):
     sampled: int = 0
     #: Judgments kept: one correct judgment per pair that got any.
     kept: int = 0
-    #: Sampled judgments without a parsable verdict.
+    #: Sampled judgments without a parsable verdict (RewardBench's official reading).
     invalid: int = 0
+    #: Samples rejected because they name both verdicts, declare a tie, or pick the loser.
+    both_markers: int = 0
+    ties: int = 0
+    wrong: int = 0
+    #: Kept judgments by the winner's position, after balancing (judging.bothOrders).
+    kept_winner_a: int = 0
+    kept_winner_b: int = 0
+    #: Correct judgments dropped to balance the kept A-better / B-better counts.
+    dropped_for_balance: int = 0
 
 
 class TrainSummary(Summary):

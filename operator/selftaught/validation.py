@@ -183,6 +183,15 @@ def _as_declared(schema: dict[str, Any], value: Any) -> Any:
 # --- OpenAPI keywords, checked by jsonschema ---------------------------------------------------
 
 
+def end_of_text(pattern: str) -> str:
+    """``pattern`` with a final ``$`` meaning the end of the text, as in Go's RE2 (which the API
+    server uses): Python's ``$`` also matches before a trailing newline, so ``"0\\n"`` would pass
+    ``^[^\\s]+$``."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        return pattern[:-1] + "\\Z"
+    return pattern
+
+
 def _to_json_schema(schema: Any) -> Any:
     """Translate OpenAPI v3.0 dialect (``nullable``, int-or-string) into JSON Schema draft 4."""
     if isinstance(schema, list):
@@ -197,6 +206,8 @@ def _to_json_schema(schema: Any) -> Any:
             out[key] = {k: _to_json_schema(v) for k, v in val.items()}
         elif key in ("items", "additionalProperties", "not", "allOf", "anyOf", "oneOf"):
             out[key] = _to_json_schema(val)
+        elif key == "pattern" and isinstance(val, str):
+            out[key] = end_of_text(val)
         elif key not in ("nullable", "format"):
             out[key] = val
     if schema.get("x-kubernetes-int-or-string"):
@@ -248,6 +259,8 @@ def _bound(value: Any) -> str:
 def _message(err: jsonschema.ValidationError, schema: dict[str, Any]) -> FieldError:
     """One field error in the API server's words."""
     kw, arg, inst = err.validator, cast(Any, err.validator_value), cast(Any, err.instance)
+    if kw == "pattern" and isinstance(arg, str) and arg.endswith("\\Z"):
+        arg = arg[:-2] + "$"  # the pattern as the CRD (and the API server) writes it
     path = _path(err.absolute_path, schema)
     if kw == "required":
         missing = [n for n in arg if isinstance(inst, dict) and n not in inst]

@@ -123,6 +123,8 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     ("image-empty", with_spec(worker={"image": ""}), "spec.worker.image", "at least 1 chars"),
     ("image-spaced", stage(image="my image"), f"{SEL}.image", "no whitespace"),
+    ("image-trailing-newline", stage(image="reg/img\n"), f"{SEL}.image", "no whitespace"),
+    ("name-trailing-newline", stage(priorityClassName="gpu\n"), f"{SEL}.priorityClassName", ""),
     ("claim-name-empty", claim(claimName=""), "spec.storage.volumeClaim.claimName", '""'),
     (
         "mount-path-tmp",

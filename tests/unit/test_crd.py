@@ -164,14 +164,19 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("lora-rank-zero", with_spec(training={"lora": {"rank": 0}}), "spec.training.lora.rank"),
     (
-        "majority-vote-even",
-        with_spec(evaluation={"majorityVote": 2, "temperature": 0.7}),
+        "majority-vote-greedy",
+        with_spec(evaluation={"majorityVote": 3, "voteTemperature": 0.0}),
         "spec.evaluation.majorityVote",
     ),
     (
-        "majority-vote-greedy",
-        with_spec(evaluation={"majorityVote": 3, "temperature": 0.0}),
+        "majority-vote-even-greedy",
+        with_spec(evaluation={"majorityVote": 2, "voteTemperature": 0.0}),
         "spec.evaluation.majorityVote",
+    ),
+    (
+        "dataset-scoring-unknown",
+        with_spec(evaluation={"datasets": [{"name": "rb", "uri": "s3://b/x", "scoring": "x"}]}),
+        "spec.evaluation.datasets[0].scoring",
     ),
     (
         "held-out-everything",
@@ -280,6 +285,8 @@ def test_changing_an_immutable_field_is_refused(change: dict[str, Any], field: s
         pytest.param({"iterations": 5}, id="iterations-raised"),
         pytest.param({"judging": {"samplesPerPair": 8, "temperature": 0.9}}, id="judging"),
         pytest.param({"suspend": True}, id="suspend"),
+        pytest.param({"evaluation": {"majorityVote": 4}}, id="majority-vote-even"),
+        pytest.param({"judging": {"bothOrders": True}}, id="judging-both-orders"),
         pytest.param({"resumeFrom": {"iteration": 1, "stage": "train"}}, id="resume-from"),
     ],
 )

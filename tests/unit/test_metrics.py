@@ -11,9 +11,10 @@ from datetime import timedelta
 import pytest
 from prometheus_client import generate_latest
 
-from selftaught.api import IterationRecord, RunStatus, SelfTaughtRun, SetScores
+from selftaught.api import IterationRecord, RunStatus, SelfTaughtRun
 from selftaught.metrics import Metrics, finished_stages, gpu_seconds, last_progress
 from selftaught.phases import Phase, Stage
+from selftaught.summaries import SetScores
 from tests.unit.planning import T0, drive, make_run
 
 #: The names the dashboards and alerts rely on (as exposed, counters with ``_total``).

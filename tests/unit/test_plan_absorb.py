@@ -65,7 +65,12 @@ ABSORB: list[Any] = [
                         "examples": 8,
                         "position_consistency": None,
                         "invalid": 0,
+                        "ties": 0,
                         "sections": {},
+                        "scoring": "lenient",
+                        "partial": False,
+                        "rows_expected": None,
+                        "sections_missing": [],
                     }
                 }
             },

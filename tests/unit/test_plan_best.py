@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from selftaught.api import SetScores
 from selftaught.phases import ConditionType, Phase, Stage
 from selftaught.plan import CreateJob, ObservedJob
 from selftaught.plan.best import early_stopped, update_best
-from selftaught.summaries import EvaluateSummary
+from selftaught.summaries import EvaluateSummary, SetScores
 from tests.unit.planning import drive, make_run, observed, started, state_of
 
 

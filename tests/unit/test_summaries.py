@@ -36,8 +36,10 @@ FILLED: list[tuple[str, Summary, dict[str, Any]]] = [
     ),
     (
         "judge",
-        JudgeSummary(pairs=4, sampled=16, kept=3, invalid=2),
-        {"pairs": 4, "sampled": 16, "kept": 3, "invalid": 2},
+        JudgeSummary(pairs=4, sampled=16, kept=3, invalid=2, both_markers=1, kept_winner_a=2,
+                     kept_winner_b=1),
+        {"pairs": 4, "sampled": 16, "kept": 3, "invalid": 2, "bothMarkers": 1, "ties": 0,
+         "wrong": 0, "keptWinnerA": 2, "keptWinnerB": 1, "droppedForBalance": 0},
     ),
     (
         "train",
@@ -52,8 +54,9 @@ FILLED: list[tuple[str, Summary, dict[str, Any]]] = [
             warnings=["look"],
         ),
         {
-            "scores": {"heldout": {"accuracy": 0.75, "examples": 4, "invalid": 0,
-                                   "sections": {"Chat": 0.75}}},
+            "scores": {"heldout": {"accuracy": 0.75, "examples": 4, "invalid": 0, "ties": 0,
+                                   "sections": {"Chat": 0.75}, "scoring": "lenient",
+                                   "partial": False, "sectionsMissing": []}},
             "reasoningAgreement": 0.5,
             "warnings": ["look"],
         },

@@ -118,6 +118,12 @@ def test_success_reports_summary_and_passes_task_storage_shard(
         "sampled": 45,
         "kept": 12,
         "invalid": 2,
+        "bothMarkers": 0,
+        "ties": 0,
+        "wrong": 0,
+        "keptWinnerA": 0,
+        "keptWinnerB": 0,
+        "droppedForBalance": 0,
     }
     assert harness.threads == [3]  # 2500m rounds half-up to 3 threads
 

@@ -26,6 +26,7 @@ from rich.table import Table
 
 from selftaught.api import RunStatus
 from selftaught.plan import CreateJob, Event
+from selftaught.summaries import SetScores
 
 #: Seconds between two plain progress lines in non-interactive output.
 PLAIN_INTERVAL = 10.0
@@ -109,21 +110,52 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _score_cell(scores: SetScores) -> str:
+    """A set's accuracy; a partial RewardBench set says so in the cell itself."""
+    return _fmt(scores.accuracy) + (" partial" if scores.partial else "")
+
+
+def _details(scores: SetScores) -> bool:
+    """Whether a set's sections are worth their own cell: several, or official scoring."""
+    return len(scores.sections) > 1 or scores.scoring == "official"
+
+
+def _partial_note(name: str, scores: SetScores) -> str:
+    missing = ", ".join(scores.sections_missing) or "none"
+    return (
+        f"{name}: partial RewardBench set ({scores.examples}/{scores.rows_expected} rows, "
+        f"sections missing: {missing}); its value is the mean of the sections present, "
+        "not a RewardBench score"
+    )
+
+
 def iterations_table(status: RunStatus) -> Table:
-    """One row per iteration: kept/sampled, loss, and every evaluation set's scores."""
-    sets: list[str] = []
+    """One row per iteration: kept/sampled, loss, and every evaluation set's scores.
+
+    A set scored the official way is headed ``name (official)``; its cells are RewardBench's
+    overall only when the set is complete, else they read ``0.712 partial`` and the caption says
+    which sections and how many rows were scored.
+    """
+    sets: dict[str, str] = {}
+    notes: dict[str, str] = {}
     for record in status.history:
-        for name in record.scores:
-            if name not in sets:
-                sets.append(name)
-    table = Table(title=f"{status.phase.value}: iterations (best: {status.best_iteration})")
+        for name, scores in record.scores.items():
+            sets.setdefault(
+                name, f"{name} ({scores.scoring})" if scores.scoring == "official" else name
+            )
+            if scores.partial:
+                notes[name] = _partial_note(name, scores)
+    table = Table(
+        title=f"{status.phase.value}: iterations (best: {status.best_iteration})",
+        caption="\n".join(notes.values()) or None,
+    )
     table.add_column("iter", justify="right")
     table.add_column("kept/sampled", justify="right")
     table.add_column("train loss", justify="right")
-    for name in sets:
-        table.add_column(name, justify="right")
+    for header in sets.values():
+        table.add_column(header, justify="right")
     show_sections = any(
-        len(scores.sections) > 1 for record in status.history for scores in record.scores.values()
+        _details(scores) for record in status.history for scores in record.scores.values()
     )
     if show_sections:
         table.add_column("sections")
@@ -140,12 +172,12 @@ def iterations_table(status: RunStatus) -> Table:
             _fmt(record.training_loss),
         ]
         cells += [
-            _fmt(record.scores[name].accuracy) if name in record.scores else "-" for name in sets
+            _score_cell(record.scores[name]) if name in record.scores else "-" for name in sets
         ]
         sections = "; ".join(
             f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.sections.items())
             for name, scores in record.scores.items()
-            if len(scores.sections) > 1  # a set with one section: its overall says it all
+            if _details(scores)  # one lenient section: its overall says it all
         )
         if show_sections:
             cells.append(sections or "-")

@@ -2,7 +2,10 @@
 
 Scored as RewardBench scores a generative judge (:mod:`selftaught.scoring`): a seeded A/B swap
 per example, ``majorityVote`` samples whose majority verdict counts, unparsable = 0.5, scores
-per section. Every example is also judged in the other order, for position consistency.
+per section. RewardBench-format datasets use the ``official`` mode by default (RewardBench's
+parsing order, its vote, its section weights; partial sets marked); the held-out synthetic pairs
+use the ``lenient`` mode, this project's documented choice for its own prompt format. Every
+example is also judged in the other order, for position consistency.
 
 For the built-in task the held-out pairs are also scored by the warm start's split
 (``heldout-seen`` / ``heldout-unseen``), so the loop's gain where the seed never saw a labelled
@@ -24,10 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from selftaught import builtin, prompts, scoring
+from selftaught.api import EvaluationSpec
 from selftaught.artifacts import stage_prefix
 from selftaught.phases import Stage
 from selftaught.pod import BadInput
+from selftaught.scoring import Mode
 from selftaught.stages.common import LoadedModel, generation_seed, open_engine, read_shards
+from selftaught.stages.judging_prompts import JudgePrompts, judge_prompts, read_templates
 from selftaught.storage import Storage, StorageNotFound, open_object
 from selftaught.summaries import EvaluateSummary, SetScores
 from selftaught.task import StageTask
@@ -47,6 +53,7 @@ class Example:
     rejected: str
     subset: str
     part: str | None = None  # built-in task only: "seen" / "unseen"
+    reference: str | None = None  # a reference answer: reference-guided judging
 
 
 def heldout_examples(task: StageTask, storage: Storage) -> list[Example]:
@@ -61,6 +68,7 @@ def heldout_examples(task: StageTask, storage: Storage) -> list[Example]:
             r["rejected"],
             r.get("category") or "heldout",
             part_of(r["instruction"]) if part_of else None,
+            r.get("reference"),
         )
         for r in held
     ]
@@ -88,42 +96,85 @@ def dataset_examples(task: StageTask, uri: str) -> tuple[list[Example], int]:
     return found, bad
 
 
+def sampling(spec: EvaluationSpec) -> tuple[float, float]:
+    """(temperature, top-p): the single judgment's, or the majority vote's own pair."""
+    if spec.majority_vote > 1:
+        return spec.vote_temperature, spec.vote_top_p
+    return spec.temperature, 1.0
+
+
+def example_result(
+    subset: str, main: Sequence[str], swapped: Sequence[str], chosen_is_a: bool, mode: Mode
+) -> scoring.ExampleResult:
+    """Score the seeded order's samples; the swapped order's only decide consistency."""
+    if mode == "official":
+        outcomes = [scoring.official_verdict(s) for s in main]
+        score = scoring.official_example_score(outcomes, chosen_is_a)
+        other = scoring.official_example_score(
+            [scoring.official_verdict(s) for s in swapped], not chosen_is_a
+        )
+        invalid = all(o not in ("A", "B") for o in outcomes)
+        ties = outcomes.count("tie")
+    else:
+        verdicts = [prompts.parse_verdict(s) for s in main]
+        score = scoring.example_score(verdicts, chosen_is_a)
+        other = scoring.example_score([prompts.parse_verdict(s) for s in swapped], not chosen_is_a)
+        invalid, ties = all(v is None for v in verdicts), 0
+    return scoring.ExampleResult(
+        subset=subset,
+        score=score,
+        invalid=invalid,
+        consistent=score == other and score != 0.5,
+        ties=ties,
+    )
+
+
 def judge_both_orders(
-    task: StageTask, model: LoadedModel, examples: Sequence[Example], seed: int
+    task: StageTask,
+    model: LoadedModel,
+    examples: Sequence[Example],
+    seed: int,
+    mode: Mode = "lenient",
+    *,
+    judging: JudgePrompts | None = None,
 ) -> list[tuple[scoring.ExampleResult, list[str]]]:
     """Each example judged with the seeded order and with the swapped one."""
     spec = task.spec.evaluation
+    temperature, top_p = sampling(spec)
     base = task.spec.worker.seed
     orders = [scoring.ab_order(base, i) for i in range(len(examples))]
+    judging = judging or JudgePrompts(model.style)
     conversations = []
     for example, chosen_is_a in zip(examples, orders, strict=True):
         for first in (chosen_is_a, not chosen_is_a):
             a, b = (
                 (example.chosen, example.rejected) if first else (example.rejected, example.chosen)
             )
-            conversations.append(prompts.judge_prompt(model.style, example.prompt, a, b))
+            conversations.append(judging.render(example.prompt, a, b, example.reference))
     samples = model.engine.generate(
         conversations,
         n=spec.majority_vote,
-        temperature=spec.temperature,
-        top_p=1.0,
+        temperature=temperature,
+        top_p=top_p,
         max_new_tokens=spec.max_new_tokens,
         seed=seed,
     )
     results = []
     for i, (example, chosen_is_a) in enumerate(zip(examples, orders, strict=True)):
         main, swapped = samples[2 * i], samples[2 * i + 1]
-        verdicts = [prompts.parse_verdict(s) for s in main]
-        score = scoring.example_score(verdicts, chosen_is_a)
-        other = scoring.example_score([prompts.parse_verdict(s) for s in swapped], not chosen_is_a)
-        result = scoring.ExampleResult(
-            subset=example.subset,
-            score=score,
-            invalid=all(v is None for v in verdicts),
-            consistent=score == other and score != 0.5,
-        )
+        result = example_result(example.subset, main, swapped, chosen_is_a, mode)
         results.append((result, main))
     return results
+
+
+def partial_warning(name: str, scores: dict[str, Any]) -> str:
+    """Say plainly that a partial RewardBench set's accuracy is not a RewardBench score."""
+    missing = ", ".join(scores["sectionsMissing"]) or "none"
+    return (
+        f"dataset {name}: partial RewardBench set ({scores['examples']}/{scores['rowsExpected']} "
+        f"rows, sections missing: {missing}): its accuracy is the mean of the sections present, "
+        "not a RewardBench score"
+    )
 
 
 def reasoning_agreement(judgments: Sequence[str]) -> float | None:
@@ -140,7 +191,9 @@ def reasoning_agreement(judgments: Sequence[str]) -> float | None:
 
 
 def run(task: StageTask, storage: Storage, shard: int) -> EvaluateSummary:
+    templates = read_templates(task)
     model = open_engine(task)
+    judging = judge_prompts(model.style, templates)
     seed = generation_seed(task, shard)
     scores: dict[str, Any] = {}
     details: list[dict[str, Any]] = []
@@ -148,7 +201,7 @@ def run(task: StageTask, storage: Storage, shard: int) -> EvaluateSummary:
     extra: dict[str, Any] = {}
 
     held = heldout_examples(task, storage)
-    judged = judge_both_orders(task, model, held, seed)
+    judged = judge_both_orders(task, model, held, seed, judging=judging)
     scores["heldout"] = scoring.score_set([r for r, _ in judged])
     for part in ("seen", "unseen"):
         subset = [r for (r, _), e in zip(judged, held, strict=True) if e.part == part]
@@ -170,10 +223,14 @@ def run(task: StageTask, storage: Storage, shard: int) -> EvaluateSummary:
 
     for dataset in task.spec.evaluation.datasets:
         examples, bad = dataset_examples(task, dataset.uri)
-        judged_set = judge_both_orders(task, model, examples, seed)
-        scores[dataset.name] = scoring.score_set([r for r, _ in judged_set])
+        judged_set = judge_both_orders(
+            task, model, examples, seed, dataset.scoring, judging=judging
+        )
+        scores[dataset.name] = scoring.score_set([r for r, _ in judged_set], dataset.scoring)
         if bad:
             warnings.append(f"dataset {dataset.name}: {bad} bad line(s) skipped")
+        if scores[dataset.name]["partial"]:
+            warnings.append(partial_warning(dataset.name, scores[dataset.name]))
         details += [
             {"set": dataset.name, "prompt": e.prompt, "score": r.score, "judgments": j}
             for (r, j), e in zip(judged_set, examples, strict=True)

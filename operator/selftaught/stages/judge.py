@@ -2,24 +2,32 @@
 
 Each pair becomes a pairwise prompt with the winner in position A for exactly half of all
 pairs (a seeded assignment over the whole training set, made before sharding, so the balance
-holds globally and a retried shard reproduces it). N judgments are sampled per pair; those whose
-final verdict names the known winner are correct; one correct judgment per pair is kept at
-random; pairs without any are dropped.
+holds globally and a retried shard reproduces it). With ``judging.bothOrders`` each pair is
+judged in both orders instead and the kept set is balanced *after* rejection, per shard
+(:func:`selftaught.rejection.balance_positions`). N judgments are sampled per pair and order;
+a judgment is correct when RewardBench's official reading names the known winner and the text
+names no other verdict (both markers, a tie or a malformed marker are never kept:
+:func:`selftaught.rejection.classify`); one correct judgment per pair is kept at random; pairs
+without any are dropped.
 
 Output (committed at the shard's prefix): ``judgments.jsonl`` in TRL's conversational
 prompt/completion form, ``{"prompt": [user msg], "completion": [assistant msg], "pairId",
 "winner"}``. Summary (:class:`~selftaught.summaries.JudgeSummary`): ``pairs``, ``sampled``,
-``kept``, ``invalid`` (unparsable samples).
+``kept``, ``invalid`` (unparsable samples), ``bothMarkers``, ``ties``, ``wrong`` (samples
+rejected for each reason), ``keptWinnerA`` / ``keptWinnerB`` (kept judgments by the winner's
+position) and ``droppedForBalance``.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from selftaught import prompts
+from selftaught import prompts, rejection
 from selftaught.artifacts import shard_prefix
 from selftaught.phases import Stage
 from selftaught.stages.common import generation_seed, mine, open_engine, read_shards, rng_for
+from selftaught.stages.judging_prompts import JudgePrompts, judge_prompts, read_templates
 from selftaught.storage import Storage
 from selftaught.summaries import JudgeSummary
 from selftaught.task import StageTask
@@ -35,11 +43,12 @@ def winner_positions(task: StageTask, count: int) -> list[str]:
     return positions
 
 
-def render(style: prompts.Style, pair: dict[str, Any], winner: str) -> list[prompts.Message]:
+def render(judging: JudgePrompts, pair: dict[str, Any], winner: str) -> list[prompts.Message]:
+    """The pair's judging prompt with the winner at ``winner`` (reference-guided if it has one)."""
     a, b = (
         (pair["chosen"], pair["rejected"]) if winner == "A" else (pair["rejected"], pair["chosen"])
     )
-    return prompts.judge_prompt(style, pair["instruction"], a, b)
+    return judging.render(pair["instruction"], a, b, pair.get("reference"))
 
 
 def training_pairs(task: StageTask, storage: Storage) -> list[dict[str, Any]]:
@@ -48,13 +57,26 @@ def training_pairs(task: StageTask, storage: Storage) -> list[dict[str, Any]]:
     return sorted((r for r in rows if r["split"] == "train"), key=lambda r: int(r["id"]))
 
 
+def orders_of(winner: str, *, both: bool) -> tuple[rejection.Position, ...]:
+    """The winner positions a pair is judged in: its assigned one, then the other if ``both``."""
+    first: rejection.Position = "A" if winner == "A" else "B"
+    return (first, "B" if first == "A" else "A") if both else (first,)
+
+
 def run(task: StageTask, storage: Storage, shard: int) -> JudgeSummary:
     pairs = training_pairs(task, storage)
     positions = winner_positions(task, len(pairs))
-    share = [(i, p, positions[i]) for i, p in enumerate(pairs) if mine(i, shard, task.shards)]
     spec = task.spec.judging
+    share = [(p, positions[i]) for i, p in enumerate(pairs) if mine(i, shard, task.shards)]
+    jobs = [
+        (pair, winner)
+        for pair, first in share
+        for winner in orders_of(first, both=spec.both_orders)
+    ]
+    templates = read_templates(task)
     model = open_engine(task)
-    conversations = [render(model.style, pair, winner) for _, pair, winner in share]
+    judging = judge_prompts(model.style, templates)
+    conversations = [render(judging, pair, winner) for pair, winner in jobs]
     samples = model.engine.generate(
         conversations,
         n=spec.samples_per_pair,
@@ -63,22 +85,36 @@ def run(task: StageTask, storage: Storage, shard: int) -> JudgeSummary:
         max_new_tokens=spec.max_new_tokens,
         seed=generation_seed(task, shard),
     )
+    reasons: Counter[str] = Counter()
+    keepable: dict[int, dict[rejection.Position, tuple[list[prompts.Message], list[str]]]] = {}
+    for (pair, winner), conversation, judgments in zip(jobs, conversations, samples, strict=True):
+        verdicts = [rejection.classify(j, winner) for j in judgments]
+        reasons.update(verdicts)
+        correct = [j for j, v in zip(judgments, verdicts, strict=True) if v == "kept"]
+        if correct:
+            keepable.setdefault(int(pair["id"]), {})[winner] = (conversation, correct)
+    if spec.both_orders:
+        balance = rejection.balance_positions(
+            {pid: list(found) for pid, found in keepable.items()},
+            rng=rng_for(task, "balance", task.iteration, shard),
+        )
+        chosen, dropped = balance.chosen, balance.dropped
+    else:
+        chosen = {pid: next(iter(found)) for pid, found in keepable.items()}
+        dropped = 0
     pick = rng_for(task, "pick", task.iteration, shard)
-    kept, invalid = [], 0
-    for (_, pair, winner), conversation, judgments in zip(
-        share, conversations, samples, strict=True
-    ):
-        verdicts = [prompts.parse_verdict(j) for j in judgments]
-        invalid += sum(1 for v in verdicts if v is None)
-        correct = [j for j, v in zip(judgments, verdicts, strict=True) if v == winner]
-        if not correct:
+    kept = []
+    for pair, _ in share:
+        position = chosen.get(int(pair["id"]))
+        if position is None:
             continue
+        conversation, correct = keepable[int(pair["id"])][position]
         kept.append(
             {
                 "prompt": conversation,
                 "completion": [{"role": "assistant", "content": pick.choice(correct)}],
                 "pairId": pair["id"],
-                "winner": winner,
+                "winner": position,
             }
         )
     prefix = shard_prefix(task.namespace, task.run, task.iteration, Stage.JUDGE, shard)
@@ -86,7 +122,13 @@ def run(task: StageTask, storage: Storage, shard: int) -> JudgeSummary:
         out.write_jsonl("judgments.jsonl", kept)
     return JudgeSummary(
         pairs=len(share),
-        sampled=len(share) * spec.samples_per_pair,
+        sampled=len(jobs) * spec.samples_per_pair,
         kept=len(kept),
-        invalid=invalid,
+        invalid=reasons["unparsable"],
+        both_markers=reasons["both"],
+        ties=reasons["tie"],
+        wrong=reasons["wrong"],
+        kept_winner_a=sum(1 for row in kept if row["winner"] == "A"),
+        kept_winner_b=sum(1 for row in kept if row["winner"] == "B"),
+        dropped_for_balance=dropped,
     )
