@@ -1,0 +1,150 @@
+"""Sharded training for the train stage: FSDP2 through accelerate and TRL's own support.
+
+What this module decides and why:
+
+* **When to shard** (:func:`is_sharded`): ``training.sharding.strategy`` -- ``auto`` shards as
+  soon as the stage has more than one rank, ``full`` always (a no-op with one rank: there is
+  nothing to shard over), ``none`` keeps one replica per rank (DDP).
+* **What TRL gets** (:func:`fsdp_arguments`): ``fsdp=True`` with an FSDP2 ``fsdp_config`` --
+  parameters, gradients and optimizer states sharded over all ranks (``reshard_after_forward``),
+  FSDP's own activation checkpointing per decoder layer, rank-0-only loading
+  (``cpu_ram_efficient_loading``: the other ranks build the model empty and receive their shards
+  by broadcast, so host memory does not grow with the ranks of a pod), a full state dict for
+  saving, and CPU offload when the spec asks for it.
+* **fp32 master weights** (:func:`load_dtype`): weights are loaded in fp32 and the trainer
+  computes in bf16 on GPUs (FSDP ``MixedPrecisionPolicy`` or autocast), so a 1e-6 step is not
+  rounded away. Gradients are reduced in fp32 (:func:`reduce_in_fp32`).
+* **CPU** (:func:`enable_fsdp_on_cpu`): accelerate 1.16 applies its FSDP plugin only to GPU-like
+  devices and silently falls back to DDP on ``MULTI_CPU``; ``fully_shard`` itself works on CPU
+  with gloo. The tests (and anyone debugging without a GPU) get the same FSDP2 path by
+  switching the accelerator state to FSDP before ``train()`` prepares the model.
+
+Nothing here imports torch at module level: the train stage imports it inside ``run``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from selftaught.task import StageTask
+
+
+def is_sharded(task: StageTask, world: int) -> bool:
+    """Whether this train stage shards the model over its ``world`` ranks (FSDP)."""
+    strategy = task.spec.training.sharding.strategy
+    return world > 1 and strategy in ("auto", "full")
+
+
+def fsdp_arguments(task: StageTask) -> dict[str, Any]:
+    """The ``SFTConfig`` keywords that turn on FSDP2 with this spec's settings. Pure."""
+    sharding = task.spec.training.sharding
+    return {
+        "fsdp": True,
+        "fsdp_config": {
+            "version": 2,
+            "reshard_after_forward": True,
+            "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+            "activation_checkpointing": sharding.activation_checkpointing,
+            "cpu_ram_efficient_loading": True,
+            "state_dict_type": "FULL_STATE_DICT",
+            "cpu_offload": sharding.offload_optimizer,
+        },
+        # FSDP checkpoints its own layers; the Trainer's flag would all-gather twice.
+        "activation_checkpointing": False,
+    }
+
+
+def prepare_environment(sharded: bool) -> None:
+    """Before the model is loaded: tell transformers' ``from_pretrained`` that FSDP will place
+    the weights, so ranks other than 0 skip reading the checkpoint (rank-0-only loading)."""
+    if sharded:
+        os.environ["ACCELERATE_USE_FSDP"] = "true"
+        os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = "true"
+
+
+def load_dtype(*, gpu: bool, lora: bool) -> Any:
+    """The dtype the model is loaded in: fp32 master weights for everything that trains.
+
+    Only a LoRA run on a GPU loads its frozen base in bf16 (it never steps; peft keeps the
+    adapters in fp32), which halves the base's memory.
+    """
+    import torch
+
+    return torch.bfloat16 if gpu and lora else torch.float32
+
+
+def enable_fsdp_on_cpu(trainer: Any) -> None:
+    """Make a CPU trainer use the FSDP plugin it was configured with (see the module doc).
+
+    Does nothing on GPUs, where the accelerator took the plugin itself, or when FSDP was not
+    asked for. Idempotent, and called again before the state dict is gathered: every later
+    ``AcceleratorState()`` copies the process-level state (``MULTI_CPU``) over the
+    accelerator's, so the switch must be re-asserted before accelerate next asks "FSDP2?".
+    """
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    if trainer.args.fsdp_plugin_args is None or trainer.accelerator.is_fsdp2:
+        return
+    state = trainer.accelerator.state
+    if getattr(state, "fsdp_plugin", None) is None:
+        state.fsdp_plugin = FullyShardedDataParallelPlugin(**trainer.args.fsdp_plugin_args)
+    state.distributed_type = DistributedType.FSDP
+    trainer.is_fsdp_enabled = True
+
+
+def reduce_in_fp32(trainer: Any) -> None:
+    """Reduce gradients in fp32 under bf16 compute (accelerate's default reduces in bf16)."""
+    import torch
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    plugin = getattr(trainer.accelerator.state, "fsdp_plugin", None)
+    if plugin is None or getattr(plugin, "mixed_precision_policy", None) is None:
+        return
+    plugin.mixed_precision_policy = MixedPrecisionPolicy(
+        param_dtype=plugin.mixed_precision_policy.param_dtype, reduce_dtype=torch.float32
+    )
+
+
+def _local_bytes(tensor: Any) -> int:
+    local = tensor.to_local() if hasattr(tensor, "to_local") else tensor
+    return int(local.numel() * local.element_size())
+
+
+def rank_memory(model: Any, optimizer: Any) -> dict[str, int]:
+    """Bytes of parameters and optimizer state this rank holds, measured on its own tensors
+    (a sharded parameter is a DTensor: its local shard is what occupies memory here)."""
+    import torch
+
+    seen: set[int] = set()
+    parameters = 0
+    for parameter in model.parameters():
+        if id(parameter) not in seen:  # tied weights count once
+            seen.add(id(parameter))
+            parameters += _local_bytes(parameter)
+    state = 0
+    for values in optimizer.state.values() if optimizer is not None else ():
+        for value in values.values():
+            if torch.is_tensor(value) and value.dim() > 0:
+                state += _local_bytes(value)
+    return {"parameterBytes": parameters, "optimizerBytes": state}
+
+
+def memory_callback(report: dict[str, Any]) -> Any:
+    """A TrainerCallback that measures :func:`rank_memory` at the end of training into
+    ``report`` and prints it on stderr with the rank, so each rank's share is in the pod log."""
+    from transformers import TrainerCallback
+
+    class RankMemory(TrainerCallback):  # type: ignore[misc]
+        def on_train_end(
+            self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any
+        ) -> None:
+            report.update(rank_memory(model, kw.get("optimizer")))
+            report["losses"] = [h["loss"] for h in state.log_history if "loss" in h]
+            rank = os.environ.get("RANK", "0")
+            line = json.dumps({"rank": int(rank), **report})
+            print(f"selftaught train rank memory: {line}", file=sys.stderr, flush=True)
+
+    return RankMemory()
