@@ -11,8 +11,10 @@ judgment is visible, and the stage checks that the judge's reasoning drives its 
 reasoning, so a low value gets a warning.
 
 Output (committed at ``stage_prefix(ns, run, i, evaluate)``): ``scores.json`` and
-``judgments.jsonl`` (every example's verdicts). Summary: ``{"scores": {set: SetScores}}`` plus
-``warnings`` and ``reasoningAgreement`` when they apply.
+``judgments.jsonl`` (every example's verdicts). Summary: ``{"scores": {set: SetScores}}``,
+``skippedTooLong`` (examples per set whose judging prompt cannot fit the model's context with
+``evaluation.maxNewTokens``: left out of the scores and named in a warning, never a failed
+stage), plus ``warnings`` and ``reasoningAgreement`` when they apply.
 """
 
 from __future__ import annotations
@@ -89,8 +91,9 @@ def dataset_examples(task: StageTask, uri: str) -> tuple[list[Example], int]:
 
 def judge_both_orders(
     task: StageTask, model: LoadedModel, examples: Sequence[Example], seed: int
-) -> list[tuple[scoring.ExampleResult, list[str]]]:
-    """Each example judged with the seeded order and with the swapped one."""
+) -> tuple[list[tuple[Example, scoring.ExampleResult, list[str]]], int]:
+    """Each example judged with the seeded order and with the swapped one; and the count of
+    examples left out because a prompt of theirs cannot fit the context (no samples)."""
     spec = task.spec.evaluation
     base = task.spec.worker.seed
     orders = [scoring.ab_order(base, i) for i in range(len(examples))]
@@ -109,9 +112,12 @@ def judge_both_orders(
         max_new_tokens=spec.max_new_tokens,
         seed=seed,
     )
-    results = []
+    results, too_long = [], 0
     for i, (example, chosen_is_a) in enumerate(zip(examples, orders, strict=True)):
         main, swapped = samples[2 * i], samples[2 * i + 1]
+        if not main or not swapped:
+            too_long += 1
+            continue
         verdicts = [prompts.parse_verdict(s) for s in main]
         score = scoring.example_score(verdicts, chosen_is_a)
         other = scoring.example_score([prompts.parse_verdict(s) for s in swapped], not chosen_is_a)
@@ -121,8 +127,8 @@ def judge_both_orders(
             invalid=all(v is None for v in verdicts),
             consistent=score == other and score != 0.5,
         )
-        results.append((result, main))
-    return results
+        results.append((example, result, main))
+    return results, too_long
 
 
 def reasoning_agreement(judgments: Sequence[str]) -> float | None:
@@ -147,19 +153,21 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
     warnings: list[str] = []
     extra: dict[str, Any] = {}
 
-    held = heldout_examples(task, storage)
-    judged = judge_both_orders(task, model, held, seed)
-    scores["heldout"] = scoring.score_set([r for r, _ in judged])
+    skipped: dict[str, int] = {}
+    judged, skipped["heldout"] = judge_both_orders(
+        task, model, heldout_examples(task, storage), seed
+    )
+    scores["heldout"] = scoring.score_set([r for _, r, _ in judged])
     for part in ("seen", "unseen"):
-        subset = [r for (r, _), e in zip(judged, held, strict=True) if e.part == part]
+        subset = [r for e, r, _ in judged if e.part == part]
         if subset:
             scores[f"heldout-{part}"] = scoring.score_set(subset)
     details += [
         {"set": "heldout", "prompt": e.prompt, "score": r.score, "judgments": j}
-        for (r, j), e in zip(judged, held, strict=True)
+        for e, r, j in judged
     ]
     if model.style == "compact" and judged:
-        agreement = reasoning_agreement([j[0] for _, j in judged])
+        agreement = reasoning_agreement([j[0] for _, _, j in judged])
         extra["reasoningAgreement"] = agreement
         if agreement is not None and agreement < MIN_REASONING_AGREEMENT:
             warnings.append(
@@ -170,14 +178,21 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
 
     for dataset in task.spec.evaluation.datasets:
         examples, bad = dataset_examples(task, dataset.uri)
-        judged_set = judge_both_orders(task, model, examples, seed)
-        scores[dataset.name] = scoring.score_set([r for r, _ in judged_set])
+        judged_set, skipped[dataset.name] = judge_both_orders(task, model, examples, seed)
+        scores[dataset.name] = scoring.score_set([r for _, r, _ in judged_set])
         if bad:
             warnings.append(f"dataset {dataset.name}: {bad} bad line(s) skipped")
         details += [
             {"set": dataset.name, "prompt": e.prompt, "score": r.score, "judgments": j}
-            for (r, j), e in zip(judged_set, examples, strict=True)
+            for e, r, j in judged_set
         ]
+    budget = task.spec.evaluation.max_new_tokens
+    for name, count in skipped.items():
+        if count:
+            warnings.append(
+                f"{name}: {count} example(s) skipped: the judging prompt does not fit the "
+                f"model's context with evaluation.maxNewTokens={budget}"
+            )
 
     for name, value in scores.items():
         consistency = value.get("positionConsistency")
@@ -189,7 +204,7 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
     with storage.output(prefix) as out:
         out.write_bytes("scores.json", json.dumps({"scores": scores, **extra}, indent=2).encode())
         out.write_jsonl("judgments.jsonl", details)
-    summary: dict[str, Any] = {"scores": scores, **extra}
+    summary: dict[str, Any] = {"scores": scores, "skippedTooLong": skipped, **extra}
     if warnings:
         summary["warnings"] = warnings
     return summary

@@ -8,7 +8,9 @@ random; pairs without any are dropped.
 
 Output (committed at the shard's prefix): ``judgments.jsonl`` in TRL's conversational
 prompt/completion form, ``{"prompt": [user msg], "completion": [assistant msg], "pairId",
-"winner"}``. Summary: ``pairs``, ``sampled``, ``kept``, ``invalid`` (unparsable samples).
+"winner"}``. Summary: ``pairs``, ``sampled``, ``kept``, ``invalid`` (unparsable samples),
+``skippedTooLong`` (pairs whose prompt cannot fit the model's context with
+``judging.maxNewTokens``: skipped by the engine, never a failed shard).
 """
 
 from __future__ import annotations
@@ -62,10 +64,13 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
         seed=generation_seed(task, shard),
     )
     pick = rng_for(task, "pick", task.iteration, shard)
-    kept, invalid = [], 0
+    kept, invalid, too_long = [], 0, 0
     for (_, pair, winner), conversation, judgments in zip(
         share, conversations, samples, strict=True
     ):
+        if not judgments:  # the engine's verdict: prompt + maxNewTokens exceed the context
+            too_long += 1
+            continue
         verdicts = [prompts.parse_verdict(j) for j in judgments]
         invalid += sum(1 for v in verdicts if v is None)
         correct = [j for j, v in zip(judgments, verdicts, strict=True) if v == winner]
@@ -84,7 +89,8 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
         out.write_jsonl("judgments.jsonl", kept)
     return {
         "pairs": len(share),
-        "sampled": len(share) * spec.samples_per_pair,
+        "sampled": (len(share) - too_long) * spec.samples_per_pair,
         "kept": len(kept),
         "invalid": invalid,
+        "skippedTooLong": too_long,
     }
