@@ -8,7 +8,8 @@ parameters and of optimizer state) at the end of training; the test reads both r
 What this shows:
 
 * each sharded rank holds half the parameters and half the optimizer state of a replica (the
-  tiny model's dimensions divide evenly, so "about half" is exactly half here);
+  tiny model's dimensions divide evenly, so "about half" is exactly half here), and only rank 0
+  read the checkpoint (rank 1 built the model empty and got its shard by broadcast);
 * the loss curve of the sharded run equals the replicated one step by step within
   ``LOSS_TOLERANCE`` (same data order, same seed: only the collectives differ);
 * rank 0 gathers the full state dict and uploads a plain model with every weight.
@@ -108,6 +109,9 @@ def test_each_sharded_rank_holds_half_the_parameters_and_optimizer_state(
         assert held["optimizerBytes"] == pytest.approx(whole["optimizerBytes"] / 2, rel=0.02), (
             figures
         )
+    # Rank-0-only loading: rank 1 built the model empty and received its shard by broadcast.
+    assert [sharded["ranks_memory"][r]["readCheckpoint"] for r in (0, 1)] == [True, False]
+    assert [replicated["ranks_memory"][r]["readCheckpoint"] for r in (0, 1)] == [True, True]
     total = sum(held["parameterBytes"] for held in sharded["ranks_memory"].values())
     assert total == whole["parameterBytes"]  # every parameter lives on exactly one rank
     assert sharded["rankParameterBytes"] == sharded["ranks_memory"][0]["parameterBytes"]

@@ -98,7 +98,7 @@ def test_the_old_bf16_weights_path_rounds_an_lr_1e6_step_away(tmp_path: Path) ->
         ("auto", 1, False),
         ("auto", 2, True),
         ("auto", 16, True),
-        ("full", 1, False),  # one rank: nothing to shard over
+        ("full", 1, True),  # one GPU: FSDP's offload and checkpointing, a 1-rank group
         ("full", 8, True),
         ("none", 8, False),
     ],

@@ -3,13 +3,15 @@
 What this module decides and why:
 
 * **When to shard** (:func:`is_sharded`): ``training.sharding.strategy`` -- ``auto`` shards as
-  soon as the stage has more than one rank, ``full`` always (a no-op with one rank: there is
-  nothing to shard over), ``none`` keeps one replica per rank (DDP).
+  soon as the stage has more than one rank, ``full`` always (with one GPU that still buys FSDP's
+  CPU offload and layer-wise activation checkpointing; the process then forms a one-rank
+  process group itself, :func:`prepare_environment`), ``none`` keeps one replica per rank (DDP).
 * **What TRL gets** (:func:`fsdp_arguments`): ``fsdp=True`` with an FSDP2 ``fsdp_config`` --
   parameters, gradients and optimizer states sharded over all ranks (``reshard_after_forward``),
   FSDP's own activation checkpointing per decoder layer, rank-0-only loading
   (``cpu_ram_efficient_loading``: the other ranks build the model empty and receive their shards
-  by broadcast, so host memory does not grow with the ranks of a pod), a full state dict for
+  by broadcast, so host memory does not grow with the ranks of a pod: :func:`empty_model`), a
+  full state dict for
   saving, and CPU offload when the spec asks for it.
 * **fp32 master weights** (:func:`load_dtype`): weights are loaded in fp32 and the trainer
   computes in bf16 on GPUs (FSDP ``MixedPrecisionPolicy`` or autocast), so a 1e-6 step is not
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from typing import Any
 
@@ -35,7 +38,7 @@ from selftaught.task import StageTask
 def is_sharded(task: StageTask, world: int) -> bool:
     """Whether this train stage shards the model over its ``world`` ranks (FSDP)."""
     strategy = task.spec.training.sharding.strategy
-    return world > 1 and strategy in ("auto", "full")
+    return strategy == "full" or (strategy == "auto" and world > 1)
 
 
 def fsdp_arguments(task: StageTask) -> dict[str, Any]:
@@ -59,10 +62,72 @@ def fsdp_arguments(task: StageTask) -> dict[str, Any]:
 
 def prepare_environment(sharded: bool) -> None:
     """Before the model is loaded: tell transformers' ``from_pretrained`` that FSDP will place
-    the weights, so ranks other than 0 skip reading the checkpoint (rank-0-only loading)."""
-    if sharded:
-        os.environ["ACCELERATE_USE_FSDP"] = "true"
-        os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = "true"
+    the weights, so ranks other than 0 skip reading the checkpoint (rank-0-only loading).
+
+    A single process not started by the launcher (one GPU, ``strategy: full``) gets the
+    environment of a one-rank process group on loopback, which FSDP needs to exist.
+    """
+    if not sharded:
+        return
+    os.environ["ACCELERATE_USE_FSDP"] = "true"
+    os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = "true"
+    if "WORLD_SIZE" not in os.environ:
+        os.environ.update(
+            {
+                "WORLD_SIZE": "1",
+                "RANK": "0",
+                "LOCAL_RANK": "0",
+                "LOCAL_WORLD_SIZE": "1",
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(_free_port()),
+            }
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def config_class(sharded: bool) -> Any:
+    """TRL's ``SFTConfig``, or for a sharded run a subclass that tells the Trainer not to move
+    the model to the device itself: FSDP places it (accelerate says so on GPUs; on a CPU the
+    Trainer would ``.to()`` the empty model of a rank other than 0). ``place_model_on_device``
+    is the property transformers documents for integrations to override."""
+    from trl import SFTConfig  # type: ignore[attr-defined]
+
+    if not sharded:
+        return SFTConfig
+
+    class ShardedSFTConfig(SFTConfig):  # type: ignore[misc]
+        @property
+        def place_model_on_device(self) -> bool:
+            return False
+
+    return ShardedSFTConfig
+
+
+def reads_checkpoint(sharded: bool) -> bool:
+    """Whether this rank reads the weights from disk: every rank without sharding, only global
+    rank 0 with it (the others get their shards by broadcast when FSDP wraps the model)."""
+    return not sharded or int(os.environ.get("RANK", "0")) == 0
+
+
+def empty_model(init: Any, dtype: Any) -> Any:
+    """The model's modules with parameters on the meta device (no memory, nothing read) and
+    real buffers (rotary frequencies are computed, not loaded): what a rank other than 0 needs
+    before FSDP broadcasts its shards."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(init)
+    with init_empty_weights(include_buffers=False):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]
+    # init_empty_weights re-creates every registered parameter, which unties tied embeddings:
+    # tie them again, or this rank's parameters would not map onto rank 0's.
+    model.tie_weights()
+    return model
 
 
 def load_dtype(*, gpu: bool, lora: bool) -> Any:
@@ -84,13 +149,19 @@ def enable_fsdp_on_cpu(trainer: Any) -> None:
     ``AcceleratorState()`` copies the process-level state (``MULTI_CPU``) over the
     accelerator's, so the switch must be re-asserted before accelerate next asks "FSDP2?".
     """
+    import torch.distributed as dist
     from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
     if trainer.args.fsdp_plugin_args is None or trainer.accelerator.is_fsdp2:
         return
+    if not dist.is_initialized():  # FSDP needs a process group; without one, plain training
+        return
     state = trainer.accelerator.state
     if getattr(state, "fsdp_plugin", None) is None:
-        state.fsdp_plugin = FullyShardedDataParallelPlugin(**trainer.args.fsdp_plugin_args)
+        plugin = FullyShardedDataParallelPlugin(**trainer.args.fsdp_plugin_args)
+        if state.mixed_precision != "no":  # as accelerate does for the devices it supports
+            plugin.set_mixed_precision(state.mixed_precision)
+        state.fsdp_plugin = plugin
     state.distributed_type = DistributedType.FSDP
     trainer.is_fsdp_enabled = True
 

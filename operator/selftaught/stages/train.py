@@ -149,7 +149,7 @@ def build_trainer(
     """
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
+    from trl import SFTTrainer  # type: ignore[attr-defined]
 
     sharded = sharding.is_sharded(task, world)
     sharding.prepare_environment(sharded)
@@ -157,11 +157,14 @@ def build_trainer(
     arguments = sft_arguments(task, output_dir=str(work / "trainer"), gpu=gpu, world=world)
     if bf16 is not None:
         arguments["bf16"] = bf16
-    config = SFTConfig(**arguments)
+    config = sharding.config_class(sharded)(**arguments)
     _ = config.device
     tokenizer = AutoTokenizer.from_pretrained(init)
     dtype = sharding.load_dtype(gpu=gpu, lora=task.spec.training.lora.enabled)
-    model = AutoModelForCausalLM.from_pretrained(init, dtype=dtype)
+    if sharding.reads_checkpoint(sharded):
+        model = AutoModelForCausalLM.from_pretrained(init, dtype=dtype)
+    else:
+        model = sharding.empty_model(init, dtype)
     trainer = SFTTrainer(
         model=model,
         args=config,
@@ -233,7 +236,8 @@ def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
         )
     init = model_path(task, task.init_model or task.spec.seed_model)
     gpu = torch.cuda.is_available()
-    memory: dict[str, Any] = {}
+    sharded = sharding.is_sharded(task, world_size())
+    memory: dict[str, Any] = {"readCheckpoint": sharding.reads_checkpoint(sharded)}
     with tempfile.TemporaryDirectory(prefix="selftaught-train-") as work:
         trainer = build_trainer(task, rows, init, work=Path(work), gpu=gpu, world=world_size())
         trainer.add_callback(sharding.memory_callback(memory))
