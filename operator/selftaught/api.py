@@ -265,8 +265,9 @@ class ShardingSpec(Model):
         default="auto",
         description="auto: full sharding whenever the stage has more than one rank, else a "
         "single replica; full: always shard parameters, gradients and optimizer states "
-        "(FSDP2) over all ranks; none: one full replica per rank (DDP), only for models that "
-        "fit one GPU with their optimizer state.",
+        "(FSDP2) over all ranks, even one (which still gets FSDP's CPU offload and per-layer "
+        "activation checkpointing); none: one full replica per rank (DDP), only for models "
+        "that fit one GPU with their optimizer state.",
     )
     offload_optimizer: bool = Field(
         default=False,

@@ -130,6 +130,28 @@ def empty_model(init: Any, dtype: Any) -> Any:
     return model
 
 
+def assemble(state: dict[str, Any], init: Any, *, lora: Any, dtype: Any) -> Any:
+    """A plain model from a gathered full state dict, on rank 0, without reading the checkpoint
+    again: the gathered tensors are assigned to an empty model (LoRA: merged), then cast to the
+    checkpoint's ``dtype``. Raises when the state dict leaves a parameter unset."""
+    import torch
+
+    model = empty_model(init, torch.float32)
+    if lora is not None:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora)
+    model.load_state_dict(state, strict=False, assign=True)
+    base = model.get_base_model() if lora is not None else model
+    base.tie_weights()
+    unset = [name for name, p in model.named_parameters() if p.device.type == "meta"]
+    if unset:
+        raise RuntimeError(f"the gathered state dict lacks {len(unset)} parameters: {unset[:5]}")
+    if lora is not None:
+        model = model.merge_and_unload()
+    return model.to(dtype)
+
+
 def load_dtype(*, gpu: bool, lora: bool) -> Any:
     """The dtype the model is loaded in: fp32 master weights for everything that trains.
 

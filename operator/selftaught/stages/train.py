@@ -196,8 +196,6 @@ def trained_model(trainer: Any, task: StageTask, init: Path) -> Any:
     Every rank must call this: a sharded model's full state dict is gathered collectively
     (once, to rank 0's CPU memory). LoRA adapters are merged, so the next judge is plain.
     """
-    from transformers import AutoModelForCausalLM
-
     dtype = save_dtype(init)
     main = trainer.accelerator.is_main_process and is_rank_zero()
     if not trainer.is_fsdp_enabled:
@@ -211,16 +209,7 @@ def trained_model(trainer: Any, task: StageTask, init: Path) -> Any:
     state = trainer.accelerator.get_state_dict(trainer.model)
     if not main:
         return None
-    model = AutoModelForCausalLM.from_pretrained(init, dtype=dtype)
-    config = lora_config(task)
-    if config is not None:
-        from peft import get_peft_model
-
-        model = get_peft_model(model, config)
-        model.load_state_dict(state, strict=False)
-        return model.merge_and_unload().to(dtype)
-    model.load_state_dict(state)
-    return model.to(dtype)
+    return sharding.assemble(state, init, lora=lora_config(task), dtype=dtype)
 
 
 def run(task: StageTask, storage: Storage, shard: int) -> dict[str, Any]:
