@@ -9,17 +9,18 @@ What this module decides and why:
 * **What TRL gets** (:func:`fsdp_arguments`): ``fsdp=True`` with an FSDP2 ``fsdp_config`` --
   parameters, gradients and optimizer states sharded over all ranks (``reshard_after_forward``),
   FSDP's own activation checkpointing per decoder layer, rank-0-only loading
-  (``cpu_ram_efficient_loading``: the other ranks build the model empty and receive their shards
-  by broadcast, so host memory does not grow with the ranks of a pod: :func:`empty_model`), a
-  full state dict for
-  saving, and CPU offload when the spec asks for it.
+  (``cpu_ram_efficient_loading``; only rank 0 reads the checkpoint, the others build the model
+  empty, :func:`empty_model`, and receive their shards by broadcast, so host memory does not
+  grow with the ranks of a pod), a full state dict for saving (gathered once to rank 0 and
+  assembled there, :func:`assemble`), and CPU offload when the spec asks for it.
 * **fp32 master weights** (:func:`load_dtype`): weights are loaded in fp32 and the trainer
   computes in bf16 on GPUs (FSDP ``MixedPrecisionPolicy`` or autocast), so a 1e-6 step is not
   rounded away. Gradients are reduced in fp32 (:func:`reduce_in_fp32`).
 * **CPU** (:func:`enable_fsdp_on_cpu`): accelerate 1.16 applies its FSDP plugin only to GPU-like
   devices and silently falls back to DDP on ``MULTI_CPU``; ``fully_shard`` itself works on CPU
   with gloo. The tests (and anyone debugging without a GPU) get the same FSDP2 path by
-  switching the accelerator state to FSDP before ``train()`` prepares the model.
+  switching the accelerator state to FSDP before ``train()`` prepares the model. On GPUs this
+  is a no-op: accelerate takes the plugin itself.
 
 Nothing here imports torch at module level: the train stage imports it inside ``run``.
 """
