@@ -124,6 +124,8 @@ def test_sharded_arguments_shard_everything_checkpoint_and_load_on_rank_zero() -
     assert config["state_dict_type"] == "FULL_STATE_DICT"  # a plain HF model on rank 0
     assert config["cpu_offload"] is True
     assert arguments["bf16"]  # compute; the weights stay fp32
+    on_cpu = train.sft_arguments(task(Stage.TRAIN, run_spec, iteration=1), gpu=False, world=2)
+    assert on_cpu["fsdp_config"]["cpu_offload"] is False  # the weights are in host memory already
 
 
 @pytest.mark.parametrize(

@@ -42,8 +42,12 @@ def is_sharded(task: StageTask, world: int) -> bool:
     return strategy == "full" or (strategy == "auto" and world > 1)
 
 
-def fsdp_arguments(task: StageTask) -> dict[str, Any]:
-    """The ``SFTConfig`` keywords that turn on FSDP2 with this spec's settings. Pure."""
+def fsdp_arguments(task: StageTask, *, gpu: bool) -> dict[str, Any]:
+    """The ``SFTConfig`` keywords that turn on FSDP2 with this spec's settings. Pure.
+
+    CPU offload applies on GPUs only: on a CPU the weights already live in host memory (and
+    FSDP2's offload policy needs an accelerator device).
+    """
     sharding = task.spec.training.sharding
     return {
         "fsdp": True,
@@ -54,7 +58,7 @@ def fsdp_arguments(task: StageTask) -> dict[str, Any]:
             "activation_checkpointing": sharding.activation_checkpointing,
             "cpu_ram_efficient_loading": True,
             "state_dict_type": "FULL_STATE_DICT",
-            "cpu_offload": sharding.offload_optimizer,
+            "cpu_offload": sharding.offload_optimizer and gpu,
         },
         # FSDP checkpoints its own layers; the Trainer's flag would all-gather twice.
         "activation_checkpointing": False,

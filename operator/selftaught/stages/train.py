@@ -90,7 +90,7 @@ def sft_arguments(
         "data_seed": task.spec.worker.seed + task.iteration,
     }
     if sharding.is_sharded(task, world):
-        arguments.update(sharding.fsdp_arguments(task))
+        arguments.update(sharding.fsdp_arguments(task, gpu=gpu))
     return arguments
 
 
