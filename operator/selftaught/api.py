@@ -274,7 +274,7 @@ class ShardingSpec(Model):
         description="Keep the sharded fp32 master weights, gradients and AdamW states in host "
         "memory and step the optimizer on the CPU (FSDP2 CPU offload); the GPUs then hold only "
         "the bf16 layers being computed and the activations. Slower; needs host memory of about "
-        "16 bytes per parameter / nodes per pod. Ignored without sharding.",
+        "16 bytes per parameter / nodes per pod. Ignored without sharding and on CPUs.",
     )
     activation_checkpointing: bool = Field(
         default=True,
