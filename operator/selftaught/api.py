@@ -390,6 +390,38 @@ class LoraSpec(Model):
     dropout: float = Field(default=0.05, ge=0.0, lt=1.0, description="Adapter dropout.")
 
 
+class ShardingSpec(Model):
+    """How the train stage spreads the model over its ranks (gpus x nodes processes).
+
+    Full sharding (FSDP2 through accelerate) splits parameters, gradients and optimizer states
+    evenly over all ranks, so a model too large for one GPU trains on several; without it every
+    rank holds a whole replica (data parallel, DDP). Master weights and optimizer states are
+    fp32 either way; compute is bf16 on GPUs.
+    """
+
+    strategy: Literal["auto", "full", "none"] = Field(
+        default="auto",
+        description="auto: full sharding whenever the stage has more than one rank, else a "
+        "single replica; full: always shard parameters, gradients and optimizer states "
+        "(FSDP2) over all ranks, even one (which still gets FSDP's CPU offload and per-layer "
+        "activation checkpointing); none: one full replica per rank (DDP), only for models "
+        "that fit one GPU with their optimizer state.",
+    )
+    offload_optimizer: bool = Field(
+        default=False,
+        description="Keep the sharded fp32 master weights, gradients and AdamW states in host "
+        "memory and step the optimizer on the CPU (FSDP2 CPU offload); the GPUs then hold only "
+        "the bf16 layers being computed and the activations. Slower; needs host memory of about "
+        "16 bytes per parameter / nodes per pod. Ignored without sharding and on CPUs.",
+    )
+    activation_checkpointing: bool = Field(
+        default=True,
+        description="Recompute each decoder layer's activations in the backward pass instead of "
+        "keeping them: activation memory per GPU drops from all layers to about one, for ~30 % "
+        "more compute.",
+    )
+
+
 class TrainingSpec(Model):
     """Step 4: supervised fine-tuning of the next judge on the kept judgments (TRL SFT).
 
@@ -425,6 +457,11 @@ class TrainingSpec(Model):
         default=4096, ge=64, le=131072, description="Longest training sequence in tokens."
     )
     lora: LoraSpec = Field(default_factory=LoraSpec, description="LoRA settings.")
+    sharding: ShardingSpec = Field(
+        default_factory=ShardingSpec,
+        description="Sharded training (FSDP) over the stage's GPUs and nodes, CPU offload, "
+        "activation checkpointing.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={

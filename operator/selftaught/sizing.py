@@ -79,14 +79,14 @@ def gib(n: int | float) -> str:
 
 
 def train_setup(spec: RunSpec) -> TrainSetup:
-    """The train stage's setup. ``training.sharding`` is read with getattr so this works with
-    and without that block: absent means its default, ``auto`` (full sharding when the stage
-    has more than one rank), no offload."""
+    """The train stage's setup as the train stage will run it: ``training.sharding.strategy``
+    ``auto`` shards fully when the stage has more than one rank (gpus x nodes), ``full``
+    always, ``none`` never; ``offloadOptimizer`` is FSDP2's CPU offload (parameters, gradients
+    and optimizer state in host memory)."""
     res = spec.stages.train
     ranks = max(1, res.gpus) * res.nodes
-    sharding = getattr(spec.training, "sharding", None)
-    strategy = str(getattr(sharding, "strategy", "auto"))
-    offload = bool(getattr(sharding, "offload_optimizer", False))
+    strategy = spec.training.sharding.strategy
+    offload = spec.training.sharding.offload_optimizer
     lora = spec.training.lora
     return TrainSetup(
         ranks=ranks,

@@ -131,6 +131,10 @@ class SelectSummary(Summary):
     bad_line_numbers: list[int] | None = None
     #: Pool lines read.
     read: int = 0
+    #: Instructions whose prompts cannot fit the model's context with the tokens to generate:
+    #: dropped here, before any GPU time; and the first of their line numbers.
+    skipped_too_long: int = 0
+    too_long_line_numbers: list[int] | None = None
 
 
 class PairsSummary(Summary):
@@ -167,6 +171,8 @@ class JudgeSummary(Summary):
     kept_winner_b: int = 0
     #: Correct judgments dropped to balance the kept A-better / B-better counts.
     dropped_for_balance: int = 0
+    #: Pairs whose prompt + judging.maxNewTokens exceed the model's context: skipped, counted.
+    skipped_too_long: int = 0
 
 
 class TrainSummary(Summary):
@@ -180,6 +186,11 @@ class TrainSummary(Summary):
     steps: int = 0
     #: Training processes (the world size).
     ranks: int = 1
+    #: FSDP sharded the model; the bytes of parameters and optimizer state rank 0 held at the
+    #: end of training, measured on its tensors (about 1/ranks of the whole when sharded).
+    sharded: bool = False
+    rank_parameter_bytes: int = 0
+    rank_optimizer_bytes: int = 0
     #: URI of the trained judge.
     model: str | None = None
 
@@ -194,6 +205,8 @@ class EvaluateSummary(Summary):
     reasoning_agreement: float | None = None
     #: Things the user should look at (low position consistency, bad dataset lines, ...).
     warnings: list[str] | None = None
+    #: Examples per set left out because their judging prompt cannot fit the context.
+    skipped_too_long: dict[str, int] = Field(default_factory=dict)
 
 
 #: Any stage's summary, told apart by ``stage``.

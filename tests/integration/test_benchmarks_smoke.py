@@ -54,3 +54,15 @@ def test_pipeline_overhead_quick(tmp_path: Path) -> None:
         assert row["setup_s"] >= 0  # type: ignore[index]
         parts = row["launch_s"] + row["setup_s"] + row["compute_s"]  # type: ignore[index]
         assert abs(parts - row["wall_s"]) <= 0.02  # type: ignore[index]
+
+
+def test_gpu_check_quick_on_cpu(tmp_path: Path) -> None:
+    """The GPU check's code path (the train stage's trainer, FSDP on one rank, fp32 master
+    weights; the transformers engine judging) on a tiny model, in seconds."""
+    (report,) = run("gpu_check", tmp_path, "--device", "cpu")
+    training, judging = report["training"], report["judging"]
+    assert training["sharded"] is True  # type: ignore[index]
+    assert training["master_dtype"] == "torch.float32"  # type: ignore[index]
+    assert training["tokens_per_s"] > 0  # type: ignore[index]
+    assert training["mfu"] is None  # type: ignore[index]  # no peak for a CPU
+    assert judging["judgments_per_s"] > 0  # type: ignore[index]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -64,18 +63,17 @@ def test_70b_on_two_h100_nodes_does_not_fit_and_names_every_fix() -> None:
     assert "NVIDIA-H100-80GB-HBM3" in train.why
 
 
-def test_sharding_block_is_read_when_the_spec_has_one() -> None:
-    """After the merge with the sharding branch, ``training.sharding`` decides; here a stand-in
-    object with the same attribute names proves the adapter reads it."""
-    spec = make_run(stages=gpu_stages(), training={"maxLength": 8192}).spec
-    training = SimpleNamespace(**dict(spec.training), sharding=None)
-    training.sharding = SimpleNamespace(strategy="full", offload_optimizer=True)
-    faked = SimpleNamespace(stages=spec.stages, training=training)
-    setup = sizing.train_setup(faked)  # type: ignore[arg-type]
-    assert (setup.sharded, setup.offload, setup.ranks) == (True, True, 16)
-    training.sharding = SimpleNamespace(strategy="none", offload_optimizer=False)
-    assert sizing.train_setup(faked).sharded is False  # type: ignore[arg-type]
-    assert sizing.train_setup(spec).sharded is True  # absent: the default, auto
+def test_sharding_block_decides_the_train_setup() -> None:
+    def setup(**sharding: Any) -> sizing.TrainSetup:
+        training = {"maxLength": 8192, "sharding": sharding}
+        return sizing.train_setup(make_run(stages=gpu_stages(), training=training).spec)
+
+    assert (setup().sharded, setup().offload, setup().ranks) == (True, False, 16)  # auto
+    full = setup(strategy="full", offloadOptimizer=True)
+    assert (full.sharded, full.offload) == (True, True)
+    assert setup(strategy="none").sharded is False
+    one = make_run(stages=gpu_stages(nodes=1, gpus=1), training={"maxLength": 8192}).spec
+    assert sizing.train_setup(one).sharded is False  # auto: one rank is not sharded
 
 
 def test_tensor_parallel_fix_for_a_model_too_big_for_one_gpu() -> None:

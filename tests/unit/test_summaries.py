@@ -27,7 +27,8 @@ FILLED: list[tuple[str, Summary, dict[str, Any]]] = [
     (
         "select",
         SelectSummary(instructions=9, heldout=1, bad_lines=2, bad_line_numbers=[3, 7], read=11),
-        {"instructions": 9, "heldout": 1, "badLines": 2, "badLineNumbers": [3, 7], "read": 11},
+        {"instructions": 9, "heldout": 1, "badLines": 2, "badLineNumbers": [3, 7], "read": 11,
+         "skippedTooLong": 0},
     ),
     (
         "pairs",
@@ -39,12 +40,14 @@ FILLED: list[tuple[str, Summary, dict[str, Any]]] = [
         JudgeSummary(pairs=4, sampled=16, kept=3, invalid=2, both_markers=1, kept_winner_a=2,
                      kept_winner_b=1),
         {"pairs": 4, "sampled": 16, "kept": 3, "invalid": 2, "bothMarkers": 1, "ties": 0,
-         "wrong": 0, "keptWinnerA": 2, "keptWinnerB": 1, "droppedForBalance": 0},
+         "wrong": 0, "keptWinnerA": 2, "keptWinnerB": 1, "droppedForBalance": 0,
+         "skippedTooLong": 0},
     ),
     (
         "train",
         TrainSummary(loss=0.25, examples=3, steps=1, ranks=2, model="s3://b/m"),
-        {"loss": 0.25, "examples": 3, "steps": 1, "ranks": 2, "model": "s3://b/m"},
+        {"loss": 0.25, "examples": 3, "steps": 1, "ranks": 2, "model": "s3://b/m",
+         "sharded": False, "rankParameterBytes": 0, "rankOptimizerBytes": 0},
     ),
     (
         "evaluate",
@@ -59,6 +62,7 @@ FILLED: list[tuple[str, Summary, dict[str, Any]]] = [
                                    "partial": False, "sectionsMissing": []}},
             "reasoningAgreement": 0.5,
             "warnings": ["look"],
+            "skippedTooLong": {},
         },
     ),
 ]  # fmt: skip

@@ -124,6 +124,7 @@ def test_success_reports_summary_and_passes_task_storage_shard(
         "keptWinnerA": 0,
         "keptWinnerB": 0,
         "droppedForBalance": 0,
+        "skippedTooLong": 0,
     }
     assert harness.threads == [3]  # 2500m rounds half-up to 3 threads
 

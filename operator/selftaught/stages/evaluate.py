@@ -15,8 +15,10 @@ reasoning, so a low value gets a warning.
 
 Output (committed at ``stage_prefix(ns, run, i, evaluate)``): ``scores.json`` and
 ``judgments.jsonl`` (every example's verdicts). Summary
-(:class:`~selftaught.summaries.EvaluateSummary`): ``scores`` per set, plus ``warnings`` and
-``reasoningAgreement`` when they apply.
+(:class:`~selftaught.summaries.EvaluateSummary`): ``scores`` per set, ``skippedTooLong``
+(examples per set whose judging prompt cannot fit the model's context with
+``evaluation.maxNewTokens``: left out of the scores and named in a warning, never a failed
+stage), plus ``warnings`` and ``reasoningAgreement`` when they apply.
 """
 
 from __future__ import annotations
@@ -137,8 +139,9 @@ def judge_both_orders(
     mode: Mode = "lenient",
     *,
     judging: JudgePrompts | None = None,
-) -> list[tuple[scoring.ExampleResult, list[str]]]:
-    """Each example judged with the seeded order and with the swapped one."""
+) -> tuple[list[tuple[Example, scoring.ExampleResult, list[str]]], int]:
+    """Each example judged with the seeded order and with the swapped one; and the count of
+    examples left out because a prompt of theirs cannot fit the context (no samples)."""
     spec = task.spec.evaluation
     temperature, top_p = sampling(spec)
     base = task.spec.worker.seed
@@ -159,12 +162,15 @@ def judge_both_orders(
         max_new_tokens=spec.max_new_tokens,
         seed=seed,
     )
-    results = []
+    results, too_long = [], 0
     for i, (example, chosen_is_a) in enumerate(zip(examples, orders, strict=True)):
         main, swapped = samples[2 * i], samples[2 * i + 1]
+        if not main or not swapped:
+            too_long += 1
+            continue
         result = example_result(example.subset, main, swapped, chosen_is_a, mode)
-        results.append((result, main))
-    return results
+        results.append((example, result, main))
+    return results, too_long
 
 
 def partial_warning(name: str, scores: dict[str, Any]) -> str:
@@ -200,19 +206,21 @@ def run(task: StageTask, storage: Storage, shard: int) -> EvaluateSummary:
     warnings: list[str] = []
     extra: dict[str, Any] = {}
 
-    held = heldout_examples(task, storage)
-    judged = judge_both_orders(task, model, held, seed, judging=judging)
-    scores["heldout"] = scoring.score_set([r for r, _ in judged])
+    skipped: dict[str, int] = {}
+    judged, skipped["heldout"] = judge_both_orders(
+        task, model, heldout_examples(task, storage), seed, judging=judging
+    )
+    scores["heldout"] = scoring.score_set([r for _, r, _ in judged])
     for part in ("seen", "unseen"):
-        subset = [r for (r, _), e in zip(judged, held, strict=True) if e.part == part]
+        subset = [r for e, r, _ in judged if e.part == part]
         if subset:
             scores[f"heldout-{part}"] = scoring.score_set(subset)
     details += [
         {"set": "heldout", "prompt": e.prompt, "score": r.score, "judgments": j}
-        for (r, j), e in zip(judged, held, strict=True)
+        for e, r, j in judged
     ]
     if model.style == "compact" and judged:
-        agreement = reasoning_agreement([j[0] for _, j in judged])
+        agreement = reasoning_agreement([j[0] for _, _, j in judged])
         extra["reasoningAgreement"] = agreement
         if agreement is not None and agreement < MIN_REASONING_AGREEMENT:
             warnings.append(
@@ -223,18 +231,25 @@ def run(task: StageTask, storage: Storage, shard: int) -> EvaluateSummary:
 
     for dataset in task.spec.evaluation.datasets:
         examples, bad = dataset_examples(task, dataset.uri)
-        judged_set = judge_both_orders(
+        judged_set, skipped[dataset.name] = judge_both_orders(
             task, model, examples, seed, dataset.scoring, judging=judging
         )
-        scores[dataset.name] = scoring.score_set([r for r, _ in judged_set], dataset.scoring)
+        scores[dataset.name] = scoring.score_set([r for _, r, _ in judged_set], dataset.scoring)
         if bad:
             warnings.append(f"dataset {dataset.name}: {bad} bad line(s) skipped")
         if scores[dataset.name]["partial"]:
             warnings.append(partial_warning(dataset.name, scores[dataset.name]))
         details += [
             {"set": dataset.name, "prompt": e.prompt, "score": r.score, "judgments": j}
-            for (r, j), e in zip(judged_set, examples, strict=True)
+            for e, r, j in judged_set
         ]
+    budget = task.spec.evaluation.max_new_tokens
+    for name, count in skipped.items():
+        if count:
+            warnings.append(
+                f"{name}: {count} example(s) skipped: the judging prompt does not fit the "
+                f"model's context with evaluation.maxNewTokens={budget}"
+            )
 
     for name, value in scores.items():
         consistency = value.get("positionConsistency")
@@ -250,4 +265,5 @@ def run(task: StageTask, storage: Storage, shard: int) -> EvaluateSummary:
         scores={name: SetScores.model_validate(value) for name, value in scores.items()},
         reasoning_agreement=extra.get("reasoningAgreement"),
         warnings=warnings or None,
+        skipped_too_long=skipped,
     )

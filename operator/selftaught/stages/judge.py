@@ -15,7 +15,8 @@ prompt/completion form, ``{"prompt": [user msg], "completion": [assistant msg], 
 "winner"}``. Summary (:class:`~selftaught.summaries.JudgeSummary`): ``pairs``, ``sampled``,
 ``kept``, ``invalid`` (unparsable samples), ``bothMarkers``, ``ties``, ``wrong`` (samples
 rejected for each reason), ``keptWinnerA`` / ``keptWinnerB`` (kept judgments by the winner's
-position) and ``droppedForBalance``.
+position), ``droppedForBalance`` and ``skippedTooLong`` (pairs whose prompt cannot fit the
+model's context with ``judging.maxNewTokens``: skipped by the engine, never a failed shard).
 """
 
 from __future__ import annotations
@@ -87,7 +88,11 @@ def run(task: StageTask, storage: Storage, shard: int) -> JudgeSummary:
     )
     reasons: Counter[str] = Counter()
     keepable: dict[int, dict[rejection.Position, tuple[list[prompts.Message], list[str]]]] = {}
+    too_long: set[int] = set()
     for (pair, winner), conversation, judgments in zip(jobs, conversations, samples, strict=True):
+        if not judgments:  # the engine's verdict: prompt + maxNewTokens exceed the context
+            too_long.add(int(pair["id"]))
+            continue
         verdicts = [rejection.classify(j, winner) for j in judgments]
         reasons.update(verdicts)
         correct = [j for j, v in zip(judgments, verdicts, strict=True) if v == "kept"]
@@ -122,7 +127,7 @@ def run(task: StageTask, storage: Storage, shard: int) -> JudgeSummary:
         out.write_jsonl("judgments.jsonl", kept)
     return JudgeSummary(
         pairs=len(share),
-        sampled=len(jobs) * spec.samples_per_pair,
+        sampled=sum(len(judgments) for judgments in samples),
         kept=len(kept),
         invalid=reasons["unparsable"],
         both_markers=reasons["both"],
@@ -131,4 +136,5 @@ def run(task: StageTask, storage: Storage, shard: int) -> JudgeSummary:
         kept_winner_a=sum(1 for row in kept if row["winner"] == "A"),
         kept_winner_b=sum(1 for row in kept if row["winner"] == "B"),
         dropped_for_balance=dropped,
+        skipped_too_long=len(too_long),
     )

@@ -52,7 +52,8 @@ def run(task: StageTask, storage: Storage, shard: int) -> PairsSummary:
             max_new_tokens=spec.max_new_tokens,
             seed=seed + salt,
         )
-        return [samples[0] for samples in out]
+        # No sample: the prompt cannot fit the context (select drops most such instructions).
+        return [samples[0] if samples else "" for samples in out]
 
     xs = [r["instruction"] for r in rows]
     winners = generate([prompts.answer_prompt(model.style, x) for x in xs], 0)

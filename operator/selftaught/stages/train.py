@@ -7,13 +7,21 @@ model: LoRA adapters are merged first, so the next judge loads like any other mo
 
 Runs as one process or as one process per GPU (``selftaught worker train --distributed``,
 :mod:`selftaught.launch`): every rank trains on its part of each batch (the global batch stays
-``training.batchSize``), only rank 0 uploads.
+``training.batchSize``), only rank 0 uploads. With more than one rank the model is fully
+sharded (FSDP2: parameters, gradients and optimizer states split over the ranks) unless
+``training.sharding.strategy`` is ``none``; rank 0 gathers the full state dict once to save it.
 The spec -> ``SFTConfig`` mapping is the pure :func:`sft_arguments`, so a test can prove the
 paper's settings reach TRL unchanged.
 
 Output: the model at ``model_prefix(ns, run, i)`` inside the committed train stage prefix.
 Summary (:class:`~selftaught.summaries.TrainSummary`): ``loss``, ``examples``, ``steps``,
-``ranks`` (training processes), ``model`` (URI of the trained judge).
+``ranks`` (training processes), ``sharded`` (FSDP was used), ``rankParameterBytes`` /
+``rankOptimizerBytes`` (what rank 0 held at the end of training, measured on its tensors),
+``model`` (URI of the trained judge).
+
+Precision: weights load in fp32 and the optimizer steps fp32 master weights; GPUs compute in
+bf16 (see :mod:`selftaught.stages.sharding`). At the paper's lr 1e-6 a bf16 weight would not
+move: its spacing near 0.02 is ~1.2e-4.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from selftaught.artifacts import model_prefix, stage_prefix
 from selftaught.phases import Stage
 from selftaught.pod import BadInput
 from selftaught.prompts import STYLE_FILE
+from selftaught.stages import sharding
 from selftaught.stages.common import model_path, read_shards
 from selftaught.storage import Storage
 from selftaught.summaries import TrainSummary
@@ -71,11 +80,15 @@ def sft_arguments(
     Raises :class:`BadInput` when ``world`` processes cannot make exactly ``batchSize``
     (:func:`accumulation_steps`). TRL's defaults are GPU-minded (bf16, gradient checkpointing,
     checkpoints every 500 steps); this sets every one that matters explicitly, for CPU and GPU.
+    ``bf16`` is compute only: the weights are loaded in fp32
+    (:func:`selftaught.stages.sharding.load_dtype`), so the optimizer steps fp32 master weights.
+    With more than one rank the model is sharded (:func:`selftaught.stages.sharding.fsdp_arguments`)
+    unless the spec says ``none``.
     """
     spec = task.spec.training
     micro = spec.micro_batch_size
     accumulation = accumulation_steps(task, world)
-    return {
+    arguments: dict[str, Any] = {
         "output_dir": output_dir,
         "learning_rate": spec.learning_rate,
         "lr_scheduler_type": spec.lr_scheduler,
@@ -88,10 +101,11 @@ def sft_arguments(
         "packing": False,
         "bf16": gpu,
         "use_cpu": not gpu,
-        "activation_checkpointing": gpu,
+        "activation_checkpointing": gpu and spec.sharding.activation_checkpointing,
         "save_strategy": "no",
         "report_to": "none",
-        "logging_steps": 10,
+        # Every step: the loss curve is what a sharded run is compared with (one float a step).
+        "logging_steps": 1,
         "disable_tqdm": True,
         "dataloader_pin_memory": gpu,
         # Full or LoRA, every trainable parameter gets a gradient: skip DDP's extra graph walk.
@@ -99,6 +113,9 @@ def sft_arguments(
         "seed": task.spec.worker.seed + task.iteration,
         "data_seed": task.spec.worker.seed + task.iteration,
     }
+    if sharding.is_sharded(task, world):
+        arguments.update(sharding.fsdp_arguments(task, gpu=gpu))
+    return arguments
 
 
 def lora_config(task: StageTask) -> Any:
@@ -138,13 +155,91 @@ def progress_callback() -> Any:
     return StepProgress()
 
 
+def build_trainer(
+    task: StageTask,
+    rows: list[dict[str, Any]],
+    init: Path,
+    *,
+    work: Path,
+    gpu: bool,
+    world: int,
+    bf16: bool | None = None,
+) -> Any:
+    """The ``SFTTrainer`` for this task, its model loaded with fp32 master weights (sharded
+    over the ranks when :func:`sharding.is_sharded`). Shared by the stage and the GPU check.
+
+    ``bf16`` overrides the compute precision (default: bf16 on GPUs only), so the precision
+    rule can be checked on a CPU with bf16 compute.
+    """
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer  # type: ignore[attr-defined]
+
+    sharded = sharding.is_sharded(task, world)
+    sharding.prepare_environment(sharded)
+    # The config first: it starts the process group that rank-0-only loading needs.
+    arguments = sft_arguments(task, output_dir=str(work / "trainer"), gpu=gpu, world=world)
+    if bf16 is not None:
+        arguments["bf16"] = bf16
+    config = sharding.config_class(sharded)(**arguments)
+    _ = config.device
+    tokenizer = AutoTokenizer.from_pretrained(init)
+    dtype = sharding.load_dtype(gpu=gpu, lora=task.spec.training.lora.enabled)
+    if sharding.reads_checkpoint(sharded):
+        model = AutoModelForCausalLM.from_pretrained(init, dtype=dtype)
+    else:
+        model = sharding.empty_model(init, dtype)
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(task),
+        callbacks=[progress_callback()],
+    )
+    sharding.enable_fsdp_on_cpu(trainer)
+    sharding.reduce_in_fp32(trainer)
+    return trainer
+
+
+def save_dtype(init: Path) -> Any:
+    """The dtype the trained judge is saved in: the one its checkpoint came in (bf16 for most
+    released models), so fp32 master weights do not double the next judge's size."""
+    import torch
+    from transformers import AutoConfig
+
+    dtype = getattr(AutoConfig.from_pretrained(init), "dtype", None)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None)
+    return dtype if isinstance(dtype, torch.dtype) else torch.float32
+
+
+def trained_model(trainer: Any, task: StageTask, init: Path) -> Any:
+    """The trained model as a plain transformers model on rank 0 (None on other ranks).
+
+    Every rank must call this: a sharded model's full state dict is gathered collectively
+    (once, to rank 0's CPU memory). LoRA adapters are merged, so the next judge is plain.
+    """
+    dtype = save_dtype(init)
+    main = trainer.accelerator.is_main_process and is_rank_zero()
+    if not trainer.is_fsdp_enabled:
+        if not main:
+            return None
+        model: Any = trainer.accelerator.unwrap_model(trainer.model)
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        return model.to(dtype)
+    sharding.enable_fsdp_on_cpu(trainer)
+    state = trainer.accelerator.get_state_dict(trainer.model)
+    if not main:
+        return None
+    return sharding.assemble(state, init, lora=lora_config(task), dtype=dtype)
+
+
 def run(task: StageTask, storage: Storage, shard: int) -> TrainSummary:
     accumulation_steps(task, world_size())  # a batch this world cannot make: refuse first
     import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
-    from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     rows = examples(task, storage)
@@ -155,34 +250,21 @@ def run(task: StageTask, storage: Storage, shard: int) -> TrainSummary:
         )
     init = model_path(task, task.init_model or task.spec.seed_model)
     gpu = torch.cuda.is_available()
+    sharded = sharding.is_sharded(task, world_size())
+    memory: dict[str, Any] = {"readCheckpoint": sharding.reads_checkpoint(sharded)}
     with tempfile.TemporaryDirectory(prefix="selftaught-train-") as work:
-        arguments = sft_arguments(
-            task, output_dir=str(Path(work) / "trainer"), gpu=gpu, world=world_size()
-        )
-        tokenizer = AutoTokenizer.from_pretrained(init)
-        model = AutoModelForCausalLM.from_pretrained(
-            init, dtype=torch.bfloat16 if gpu else torch.float32
-        )
-        trainer = SFTTrainer(
-            model=model,
-            args=SFTConfig(**arguments),
-            train_dataset=Dataset.from_list(rows),
-            processing_class=tokenizer,
-            peft_config=lora_config(task),
-            callbacks=[progress_callback()],
-        )
+        trainer = build_trainer(task, rows, init, work=Path(work), gpu=gpu, world=world_size())
+        trainer.add_callback(sharding.memory_callback(memory))
         with progress.compute():
             result = trainer.train()
         steps = trainer.state.global_step
         prefix = stage_prefix(task.namespace, task.run, task.iteration, Stage.TRAIN)
         uri = storage.uri_for(model_prefix(task.namespace, task.run, task.iteration))
-        if trainer.accelerator.is_main_process and is_rank_zero():
+        trained = trained_model(trainer, task, init)
+        if trained is not None:
             out_dir = Path(work) / "model"
-            trained: Any = trainer.model
-            if hasattr(trained, "merge_and_unload"):
-                trained = trained.merge_and_unload()
             trained.save_pretrained(out_dir)
-            tokenizer.save_pretrained(out_dir)
+            trainer.processing_class.save_pretrained(out_dir)
             if (init / STYLE_FILE).is_file():
                 shutil.copy(init / STYLE_FILE, out_dir / STYLE_FILE)
             with storage.output(prefix) as out:
@@ -195,5 +277,8 @@ def run(task: StageTask, storage: Storage, shard: int) -> TrainSummary:
         examples=len(rows),
         steps=int(steps),
         ranks=world_size(),
+        sharded=bool(trainer.is_fsdp_enabled),
+        rank_parameter_bytes=memory.get("parameterBytes", 0),
+        rank_optimizer_bytes=memory.get("optimizerBytes", 0),
         model=uri,
     )
