@@ -272,6 +272,18 @@ def coverage(counts: dict[str, int]) -> Coverage:
     )
 
 
+def subset_accuracies(
+    results: Sequence[ExampleResult],
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Mean score and row count of each subset the results cover."""
+    totals: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    for result in results:
+        totals[result.subset] += result.score
+        counts[result.subset] += 1
+    return {subset: totals[subset] / n for subset, n in counts.items()}, dict(counts)
+
+
 def score_set(results: Sequence[ExampleResult], mode: Mode = "lenient") -> dict[str, Any]:
     """Scores of one evaluation set, keyed as ``api.SetScores`` on the wire (camelCase).
 
@@ -280,14 +292,9 @@ def score_set(results: Sequence[ExampleResult], mode: Mode = "lenient") -> dict[
     among those judged in both orders (None if none was); ``invalid`` counts unparsable examples;
     ``partial``/``rowsExpected``/``sectionsMissing`` say how much of RewardBench the set holds.
     """
-    totals: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    for result in results:
-        totals[result.subset] += result.score
-        counts[result.subset] += 1
-    accuracies = {subset: totals[subset] / n for subset, n in counts.items()}
-    sections = section_scores(accuracies, subset_weights(dict(counts), mode))
-    covered = coverage(dict(counts))
+    accuracies, counts = subset_accuracies(results)
+    sections = section_scores(accuracies, subset_weights(counts, mode))
+    covered = coverage(counts)
 
     judged_twice = [r.consistent for r in results if r.consistent is not None]
     return {
@@ -312,15 +319,10 @@ def rewardbench_report(results: Sequence[ExampleResult]) -> dict[str, Any]:
     rows scored do give. Subsets outside RewardBench are listed under ``subsets`` with no
     expected count and take no part in the sections.
     """
-    totals: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    for result in results:
-        totals[result.subset] += result.score
-        counts[result.subset] += 1
-    accuracies = {subset: totals[subset] / n for subset, n in counts.items()}
+    accuracies, counts = subset_accuracies(results)
     known = {s: a for s, a in accuracies.items() if s in EXAMPLE_COUNTS}
     sections = section_scores(known, {s: float(EXAMPLE_COUNTS[s]) for s in known})
-    covered = coverage(dict(counts))
+    covered = coverage(counts)
     partial = covered.partial is not False
     return {
         "scoring": "official",
