@@ -21,7 +21,7 @@ from selftaught.engines.transformers import TransformersEngine
 from selftaught.phases import Stage
 from selftaught.stages import evaluate, pairs, select
 from selftaught.storage import FileStorage, MemoryStorage
-from selftaught.worker import BadInput
+from selftaught.pod import BadInput
 from tests.unit.stage_env import small_model, spec, task
 
 TOO_LONG = "add " + " ".join(str(i % 10) for i in range(150))
