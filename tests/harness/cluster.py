@@ -53,6 +53,7 @@ class Cluster:
     def start(self) -> Cluster:
         self.api.start()
         write_kubeconfig(self._kubeconfig, self.api.url)
+        self.api.log_root = self.dir / "pods"  # where the kubelet writes each pod's output
         if self._want_kubelet:
             self.kubelet = Kubelet(
                 self.api.url, max_pods=self._max_pods, workdir=self.dir / "pods", env=self._env

@@ -1,0 +1,53 @@
+"""Keeping a pod's files under the emulator's own directory.
+
+A container sees its volumes at absolute paths (``/tmp``, the model cache ``/cache``,
+``/dev/shm``); the emulator runs the container as a host process, so a worker that writes to
+``/cache`` would create ``/cache`` on the host's filesystem root (the default ``modelCache``
+did). Each volume mount instead gets a directory under the pod's own work dir, and every
+environment value and argument that names a path inside a mount is rewritten to that directory,
+longest mount first. The pod's volumes vanish with its work dir, like emptyDirs with the pod.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+
+def mount_dirs(container: dict[str, Any], pod_root: Path) -> dict[str, Path]:
+    """mountPath -> host directory (created) for each of the container's volume mounts."""
+    found: dict[str, Path] = {}
+    for mount in container.get("volumeMounts") or []:
+        path = str(mount.get("mountPath", "")).rstrip("/")
+        if not path.startswith("/"):
+            continue
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(mount.get("name") or path.strip("/")))
+        host = pod_root / "volumes" / name
+        host.mkdir(parents=True, exist_ok=True)
+        found[path] = host
+    return found
+
+
+def rewrite(value: str, mounts: dict[str, Path]) -> str:
+    """``value`` with a leading mount path replaced by its host directory (pure)."""
+    for path in sorted(mounts, key=len, reverse=True):
+        if value == path or value.startswith(path + "/"):
+            return str(mounts[path]) + value[len(path) :]
+    return value
+
+
+def rewrite_env(env: dict[str, str], mounts: dict[str, Path]) -> dict[str, str]:
+    return {key: rewrite(value, mounts) for key, value in env.items()}
+
+
+def rewrite_args(argv: list[str], mounts: dict[str, Path]) -> list[str]:
+    """Arguments too: ``--cache=/cache`` and ``/cache`` both map."""
+    out = []
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        if eq and flag.startswith("-"):
+            out.append(f"{flag}={rewrite(value, mounts)}")
+        else:
+            out.append(rewrite(arg, mounts))
+    return out
