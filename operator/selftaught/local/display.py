@@ -116,7 +116,8 @@ def iterations_table(status: RunStatus) -> Table:
         for name in record.scores:
             if name not in sets:
                 sets.append(name)
-    table = Table(title=f"{status.phase.value}: iterations (best: {status.best_iteration})")
+    best = "" if status.best_iteration is None else f" (best: iteration {status.best_iteration})"
+    table = Table(title=f"{status.phase.value}: iterations{best}")
     table.add_column("iter", justify="right")
     table.add_column("kept/sampled", justify="right")
     table.add_column("train loss", justify="right")
