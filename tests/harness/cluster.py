@@ -28,6 +28,7 @@ class Cluster:
         bookmark_interval: float = 5.0,
         kubelet: bool = True,
         env: dict[str, str] | None = None,
+        shared_volumes: dict[str, Path] | None = None,
     ) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="emulated-cluster-")
         self.dir = Path(self._tmp.name)
@@ -36,6 +37,7 @@ class Cluster:
         self._want_kubelet = kubelet
         self._max_pods = max_pods
         self._env = env
+        self._shared_volumes = shared_volumes
         self.kubelet: Kubelet | None = None
 
     @property
@@ -56,7 +58,11 @@ class Cluster:
         self.api.log_root = self.dir / "pods"  # where the kubelet writes each pod's output
         if self._want_kubelet:
             self.kubelet = Kubelet(
-                self.api.url, max_pods=self._max_pods, workdir=self.dir / "pods", env=self._env
+                self.api.url,
+                max_pods=self._max_pods,
+                workdir=self.dir / "pods",
+                env=self._env,
+                shared_volumes=self._shared_volumes,
             ).start()
         return self
 

@@ -46,8 +46,11 @@ class Kubelet:
         max_pods: int = 4,
         workdir: str | Path | None = None,
         env: dict[str, str] | None = None,
+        shared_volumes: dict[str, Path] | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        #: volume name -> one host directory for all pods (see ``pod_paths.mount_dirs``)
+        self.shared_volumes = dict(shared_volumes or {})
         self.max_pods = max_pods
         self.extra_env = dict(env or {})
         self.faults = PodFaults()
@@ -337,7 +340,7 @@ class Kubelet:
         )
         if index is not None:
             env["JOB_COMPLETION_INDEX"] = index
-        mounts = pod_paths.mount_dirs(container, workdir)
+        mounts = pod_paths.mount_dirs(container, workdir, self.shared_volumes)
         env, argv = pod_paths.rewrite_env(env, mounts), pod_paths.rewrite_args(argv, mounts)
         env["SELFTAUGHT_TERMINATION_LOG"] = str(workdir / "termination-log")
         env.setdefault("HOME", str(workdir))

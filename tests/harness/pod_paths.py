@@ -15,15 +15,21 @@ from pathlib import Path
 from typing import Any
 
 
-def mount_dirs(container: dict[str, Any], pod_root: Path) -> dict[str, Path]:
-    """mountPath -> host directory (created) for each of the container's volume mounts."""
+def mount_dirs(
+    container: dict[str, Any], pod_root: Path, shared: dict[str, Path] | None = None
+) -> dict[str, Path]:
+    """mountPath -> host directory (created) for each of the container's volume mounts.
+
+    ``shared`` maps a volume name to one host directory for every pod (a node-local cache,
+    like a hostPath): tests share the session's built tiny judge through the ``cache`` volume.
+    """
     found: dict[str, Path] = {}
     for mount in container.get("volumeMounts") or []:
         path = str(mount.get("mountPath", "")).rstrip("/")
         if not path.startswith("/"):
             continue
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(mount.get("name") or path.strip("/")))
-        host = pod_root / "volumes" / name
+        host = (shared or {}).get(str(mount.get("name"))) or pod_root / "volumes" / name
         host.mkdir(parents=True, exist_ok=True)
         found[path] = host
     return found
