@@ -54,3 +54,10 @@ def test_pipeline_overhead_quick(tmp_path: Path) -> None:
         assert row["setup_s"] >= 0  # type: ignore[index]
         parts = row["launch_s"] + row["setup_s"] + row["compute_s"]  # type: ignore[index]
         assert abs(parts - row["wall_s"]) <= 0.02  # type: ignore[index]
+
+
+def test_quickstart_contention_quick(tmp_path: Path) -> None:
+    rows = run("quickstart_contention", tmp_path)
+    cells = {(r["busy_core"], r["wait_policy"]) for r in rows}
+    assert cells == {(b, p) for b in (False, True) for p in ("ACTIVE", "PASSIVE")}
+    assert all(r["threads"] == 2 and r["seconds"] > 0 for r in rows)  # type: ignore[operator]
