@@ -87,6 +87,26 @@ def fingerprint(run: SelfTaughtRun) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def previous_stage(iteration: int, stage: Stage) -> tuple[int, Stage] | None:
+    """The stage that runs just before (iteration, stage), or None at the very start."""
+    order = stages_of(iteration)
+    if stage in order and order.index(stage) > 0:
+        return iteration, order[order.index(stage) - 1]
+    if iteration == 0:
+        return None
+    return iteration - 1, stages_of(iteration - 1)[-1]
+
+
+def paused_message(iteration: int, stage: Stage) -> str:
+    """Where a suspended run paused: ``status.stage`` names the stage that starts on resume,
+    so the message names the one that finished last (what a user means by "where")."""
+    before = previous_stage(iteration, stage)
+    nxt = f"iteration {iteration} {stage.value} starts on resume"
+    if before is None:
+        return f"suspended before the first stage; {nxt}"
+    return f"suspended after iteration {before[0]} {before[1].value}; {nxt}"
+
+
 def backoff(failures: int) -> float:
     return float(min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, failures - 1)))
 
@@ -327,10 +347,9 @@ class _Planner:
         if self.spec.suspend:
             if self.status.phase != Phase.SUSPENDED:
                 self.status.phase = Phase.SUSPENDED
-                self.condition(
-                    ConditionType.SUSPENDED, True, Reason.SUSPENDED, "suspended at a stage boundary"
-                )
-                self.event("Normal", Reason.SUSPENDED, "suspended at a stage boundary")
+                message = paused_message(*self.position()[:2])
+                self.condition(ConditionType.SUSPENDED, True, Reason.SUSPENDED, message)
+                self.event("Normal", Reason.SUSPENDED, message)
             return
         if self.status.phase == Phase.SUSPENDED:
             self.status.phase = Phase.RUNNING
@@ -470,7 +489,9 @@ class _Planner:
         if best is None:
             self.status.best_iteration = self.status.best_accuracy = self.status.best_model = None
             return
-        self.status.best_accuracy = round(best[0], 6)
+        # 3 decimals: what the BEST printer column (a number, printed as stored) shows;
+        # the history keeps every score's full precision
+        self.status.best_accuracy = round(best[0], 3)
         self.status.best_iteration = best[1]
         self.status.best_model = self.model_of(best[1])
 

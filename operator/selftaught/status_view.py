@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from selftaught.api import RunStatus
-from selftaught.phases import Phase, Stage, stages_of
+from selftaught.phases import Phase, Stage
+from selftaught.plan import previous_stage
 
 GROUP, VERSION, PLURAL = "selftaught.dev", "v1alpha1", "selftaughtruns"
 
@@ -30,16 +31,6 @@ class StatusError(Exception):
 
 def accuracy(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
-
-
-def previous_stage(iteration: int, stage: Stage) -> tuple[int, Stage] | None:
-    """The stage that ran just before (iteration, stage) in a run, or None at the very start."""
-    order = stages_of(iteration)
-    if stage in order and order.index(stage) > 0:
-        return iteration, order[order.index(stage) - 1]
-    if iteration == 0:
-        return None
-    return iteration - 1, stages_of(iteration - 1)[-1]
 
 
 def stage_text(status: RunStatus) -> str:

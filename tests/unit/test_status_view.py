@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selftaught.api import RunStatus
+from selftaught.api import ObservedJob, RunStatus
 from selftaught.cli import main
 from selftaught.local.state import RunDirectory
 from selftaught.phases import Stage
-from selftaught.status_view import previous_stage, stage_text, summary_lines
+from selftaught.plan import paused_message, previous_stage
+from selftaught.status_view import stage_text, summary_lines
 from tests.harness.cluster import Cluster
 from tests.harness.fixtures import kube  # noqa: F401 - the emulator fixture
 
@@ -50,6 +51,18 @@ def test_stage_while_suspended_names_where_it_paused(
 def test_previous_stage_of_iteration_1_judge_is_the_baseline_evaluate() -> None:
     assert previous_stage(1, Stage.JUDGE) == (0, Stage.EVALUATE)
     assert previous_stage(0, Stage.PAIRS) == (0, Stage.SELECT)
+
+
+def test_a_suspended_run_says_where_it_paused_in_its_message() -> None:
+    from tests.unit.planning import drive, make_run
+
+    run, _, _ = drive(make_run(), steps=3)  # select and pairs done: evaluate is next
+    spec = run.spec.model_copy(update={"suspend": True})
+    paused, _, _ = drive(run.model_copy(update={"spec": spec}), steps=1)
+    status = paused.status
+    assert status.phase == "Suspended"
+    assert status.message == paused_message(status.iteration, Stage(status.stage))
+    assert paused.status.message.startswith("suspended after iteration 0 pairs")
 
 
 def test_best_is_printed_only_when_there_is_one_with_3_decimals() -> None:
@@ -131,3 +144,19 @@ def test_no_kubeconfig_is_exit_2_with_one_line(
     assert code == 2
     assert "not a local run directory and no kubeconfig is usable" in captured.out
     assert "Traceback" not in captured.out + captured.err
+
+
+def test_best_accuracy_in_status_has_3_decimals_for_the_best_printer_column() -> None:
+    from selftaught.plan import CreateJob
+    from tests.unit.planning import drive, make_run, observed
+
+    def thirds(create: CreateJob) -> ObservedJob:
+        job = observed(create)
+        if create.task.stage is Stage.EVALUATE:
+            scores = {"scores": {"heldout": {"accuracy": 2 / 3, "examples": 3}}}
+            job = job.model_copy(update={"summaries": {0: scores}})
+        return job
+
+    run, _, _ = drive(make_run(), thirds)
+    assert run.status.best_accuracy == 0.667
+    assert run.status.history[1].scores["heldout"].accuracy == pytest.approx(2 / 3)
