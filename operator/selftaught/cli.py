@@ -77,6 +77,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    import yaml
+
     from selftaught.local.display import iterations_table
     from selftaught.local.state import RunDirectory
     from selftaught.status_view import StatusError, is_local, read_cluster_run, summary_lines
@@ -85,8 +87,12 @@ def _status(args: argparse.Namespace) -> int:
     path = Path(args.run)
     if is_local(path):
         directory = RunDirectory(path)
-        status = directory.load_status()
-        assert status is not None
+        try:
+            status = directory.load_status()
+        except (ValueError, yaml.YAMLError) as error:  # pydantic's ValidationError is a ValueError
+            console.print(f"[red]{directory.status_path}: unreadable: {error}[/red]", markup=True)
+            return 2
+        assert status is not None  # is_local() saw the file
         alive: bool | None = directory.runner_alive()
         where = str(directory.status_path)
     elif "/" in args.run or path.exists():

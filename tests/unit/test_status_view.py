@@ -160,3 +160,13 @@ def test_best_accuracy_in_status_has_3_decimals_for_the_best_printer_column() ->
     run, _, _ = drive(make_run(), thirds)
     assert run.status.best_accuracy == 0.667
     assert run.status.history[1].scores["heldout"].accuracy == pytest.approx(2 / 3)
+
+
+def test_a_corrupt_status_file_is_exit_2_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "status.yaml").write_text("status: {phase: Exploded}\n")
+    assert main(["status", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert "unreadable" in captured.out
+    assert "Traceback" not in captured.out + captured.err
