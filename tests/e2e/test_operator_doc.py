@@ -121,8 +121,8 @@ def test_docs_operator_md_works_as_written(s3: seaweedfs.S3Endpoint, tmp_path: P
     (work / "crds").symlink_to(ROOT / "crds")
     for name, body in walk.files.items():
         (work / name).write_text(body)
-    cache = Path(os.environ["SELFTAUGHT_CACHE"])  # the session's built tiny judge, shared
-    with Cluster(shared_volumes={"cache": cache}) as kube:
+    cache = Path(os.environ["SELFTAUGHT_CACHE"])  # the session's built tiny judge, linked
+    with Cluster(seed_cache=cache) as kube:
         env = dict(os.environ, KUBECONFIG=str(kube.kubeconfig), HOME=str(tmp_path))
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         outputs: dict[str, str] = {}

@@ -340,7 +340,13 @@ class Kubelet:
         )
         if index is not None:
             env["JOB_COMPLETION_INDEX"] = index
-        mounts = pod_paths.mount_dirs(container, workdir, self.shared_volumes)
+        mounts = pod_paths.mount_dirs(
+            container,
+            workdir,
+            self.shared_volumes,
+            volumes=pod["spec"].get("volumes"),
+            node_root=self.workdir,
+        )
         env, argv = pod_paths.rewrite_env(env, mounts), pod_paths.rewrite_args(argv, mounts)
         env["SELFTAUGHT_TERMINATION_LOG"] = str(workdir / "termination-log")
         env.setdefault("HOME", str(workdir))

@@ -16,20 +16,36 @@ from typing import Any
 
 
 def mount_dirs(
-    container: dict[str, Any], pod_root: Path, shared: dict[str, Path] | None = None
+    container: dict[str, Any],
+    pod_root: Path,
+    shared: dict[str, Path] | None = None,
+    *,
+    volumes: list[dict[str, Any]] | None = None,
+    node_root: Path | None = None,
 ) -> dict[str, Path]:
     """mountPath -> host directory (created) for each of the container's volume mounts.
 
-    ``shared`` maps a volume name to one host directory for every pod (a node-local cache,
-    like a hostPath): tests share the session's built tiny judge through the ``cache`` volume.
+    An emptyDir (or any volume of unknown kind) lives under the pod's work dir and goes with
+    it. A ``persistentVolumeClaim`` is one directory per claim under ``node_root`` (every pod
+    that mounts the claim sees the same files, as with a real PVC). A ``hostPath`` is the host's
+    path itself. ``shared`` maps a volume name to one host directory for every pod (a
+    node-local cache): tests share the session's built tiny judge through the ``cache`` volume.
     """
+    by_name = {str(v.get("name")): v for v in volumes or []}
     found: dict[str, Path] = {}
     for mount in container.get("volumeMounts") or []:
         path = str(mount.get("mountPath", "")).rstrip("/")
-        if not path.startswith("/"):
+        volume = by_name.get(str(mount.get("name")), {})
+        if not path.startswith("/") or "hostPath" in volume:
             continue
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(mount.get("name") or path.strip("/")))
-        host = (shared or {}).get(str(mount.get("name"))) or pod_root / "volumes" / name
+        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        if str(mount.get("name")) in (shared or {}):
+            host = (shared or {})[str(mount.get("name"))]
+        elif claim and node_root is not None:
+            host = node_root / "pvc" / re.sub(r"[^A-Za-z0-9_.-]", "_", str(claim))
+        else:
+            host = pod_root / "volumes" / name
         host.mkdir(parents=True, exist_ok=True)
         found[path] = host
     return found

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.harness import apply, protobuf
+from tests.harness import apply, pod_paths, protobuf
 from tests.harness.cluster import Cluster
 from tests.harness.tests.conftest import Http
 
@@ -128,8 +128,8 @@ spec:
         command: [python, -c, "import os, time\\nfor i in range(3):\\n print('line', i,
           os.environ['CACHE']); time.sleep(0.4)\\nopen(os.environ['CACHE'] + '/made', 'w')"]
         env: [{name: CACHE, value: /cache-fh-test}]
-        volumeMounts: [{name: cache, mountPath: /cache-fh-test}]
-      volumes: [{name: cache, emptyDir: {}}]
+        volumeMounts: [{name: scratch, mountPath: /cache-fh-test}]
+      volumes: [{name: scratch, emptyDir: {}}]
 """
 
 
@@ -179,3 +179,29 @@ def test_a_child_whose_owner_is_gone_is_garbage_collected(kube: Cluster) -> None
     assert "child" not in ok(kube, "get", "cm")  # cascaded
     ok(kube, "apply", "-f", "-", input=json.dumps(child))  # created after its owner went
     assert "child" not in ok(kube, "get", "cm", "-o", "name")
+
+
+@pytest.mark.parametrize(
+    ("volume", "expected"),
+    [
+        pytest.param({"name": "v", "emptyDir": {}}, "pod/volumes/v", id="emptydir-per-pod"),
+        pytest.param({"name": "v", "persistentVolumeClaim": {"claimName": "data"}}, "node/pvc/data",
+                     id="pvc-shared-by-claim"),
+        pytest.param({"name": "cache", "emptyDir": {}}, "shared-cache", id="shared-volume"),
+    ],
+)  # fmt: skip
+def test_mounts_map_under_the_emulators_directory(
+    tmp_path: Path, volume: dict[str, object], expected: str
+) -> None:
+    container = {"volumeMounts": [{"name": volume["name"], "mountPath": "/data"}]}
+    mounts = pod_paths.mount_dirs(
+        container,
+        tmp_path / "pod",
+        {"cache": tmp_path / "shared-cache"},
+        volumes=[volume],
+        node_root=tmp_path / "node",
+    )
+    assert mounts == {"/data": tmp_path / expected}
+    assert pod_paths.rewrite("/data/x", mounts) == str(tmp_path / expected / "x")
+    assert pod_paths.rewrite("/database", mounts) == "/database"  # a prefix, not a mount
+    assert pod_paths.rewrite_args(["--out=/data/y"], mounts) == [f"--out={tmp_path / expected}/y"]
