@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import fcntl
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,3 +173,29 @@ def test_a_corrupt_status_file_is_exit_2_without_traceback(
     captured = capsys.readouterr()
     assert "unreadable" in captured.out
     assert "Traceback" not in captured.out + captured.err
+
+
+def test_a_runner_killed_with_sigkill_releases_the_lock_and_shows_stopped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = write_run(tmp_path, "Running")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time\n"
+         "f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+         "print('locked', flush=True); time.sleep(120)", str(directory.lock_path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(["status", str(directory.root)]) == 0
+        assert "phase: Running" in capsys.readouterr().out
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        assert main(["status", str(directory.root)]) == 0
+        assert "phase: Stopped" in capsys.readouterr().out
+    finally:
+        holder.kill()
+        holder.wait(10)
+        if holder.stdout is not None:
+            holder.stdout.close()
