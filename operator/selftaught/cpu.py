@@ -31,10 +31,14 @@ OMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0", "KMP_BLOCKT
 SAMPLE_SECONDS = 0.1
 #: Opt out of the idle-CPU cap (threads = min(request, affinity)): SELFTAUGHT_ADAPTIVE_THREADS=0.
 ADAPTIVE_ENV = "SELFTAUGHT_ADAPTIVE_THREADS"
+#: Opt out of the passive wait policy (OpenMP's own defaults): SELFTAUGHT_OMP_PASSIVE=0.
+PASSIVE_ENV = "SELFTAUGHT_OMP_PASSIVE"
 
 
 def omp_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The OpenMP settings ``environ`` lacks (pure): add them before torch is imported."""
+    if environ.get(PASSIVE_ENV, "1") == "0":
+        return {}
     return {key: value for key, value in OMP_DEFAULTS.items() if key not in environ}
 
 
@@ -53,9 +57,7 @@ def _cpu_times(stat: Path) -> tuple[int, int]:
     return idle, sum(fields[:8])
 
 
-def idle_cpus(
-    *, seconds: float = SAMPLE_SECONDS, stat: Path = Path("/proc/stat")
-) -> float | None:
+def idle_cpus(*, seconds: float = SAMPLE_SECONDS, stat: Path = Path("/proc/stat")) -> float | None:
     """How many CPUs of the machine were idle over ``seconds`` (None where /proc is missing)."""
     try:
         idle0, total0 = _cpu_times(stat)

@@ -32,6 +32,7 @@ def test_omp_env_adds_a_passive_wait_policy_but_keeps_what_the_user_set() -> Non
     assert cpu.omp_env({})["OMP_WAIT_POLICY"] == "PASSIVE"
     assert cpu.omp_env({})["GOMP_SPINCOUNT"] == "0"
     assert "OMP_WAIT_POLICY" not in cpu.omp_env({"OMP_WAIT_POLICY": "ACTIVE"})
+    assert cpu.omp_env({cpu.PASSIVE_ENV: "0"}) == {}  # OpenMP's own defaults
 
 
 def test_usable_cpus_is_the_affinity_mask() -> None:
