@@ -213,7 +213,13 @@ class StorageSpec(Model):
         pattern=STORAGE_URI_PATTERN,
         max_length=2048,
     )
-    s3: S3Settings | None = Field(default=None, description="S3 connection settings.")
+    s3: S3Settings | None = Field(
+        default=None,
+        description=(
+            "How workers reach an S3-compatible store: endpoint, region, addressing and Secret "
+            "references for the keys (default: AWS S3 with the pod's own credentials)."
+        ),
+    )
     volume_claim: VolumeClaim | None = Field(
         default=None, description="PVC mounted into every worker, for file:// storage."
     )
@@ -309,7 +315,15 @@ class PairsSpec(Model):
     temperature: float = Field(
         default=0.7, ge=0.0, le=2.0, description="Sampling temperature for generation."
     )
-    top_p: float = Field(default=0.9, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    top_p: float = Field(
+        default=0.9,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "Nucleus (top-p) sampling: sample only from the smallest set of tokens whose "
+            "probability adds up to this fraction (0-1]; 1 disables it."
+        ),
+    )
 
 
 class JudgingSpec(Model):
@@ -385,9 +399,27 @@ class LoraSpec(Model):
     """Low-rank adapters: cheaper training; merged before saving so the next judge is plain."""
 
     enabled: bool = Field(default=False, description="Train LoRA adapters instead of all weights.")
-    rank: int = Field(default=16, ge=1, le=1024, description="Adapter rank r.")
-    alpha: int = Field(default=32, ge=1, le=4096, description="Adapter scaling alpha.")
-    dropout: float = Field(default=0.05, ge=0.0, lt=1.0, description="Adapter dropout.")
+    rank: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description=(
+            "LoRA rank r: the inner dimension of each low-rank adapter; higher trains more "
+            "parameters."
+        ),
+    )
+    alpha: int = Field(
+        default=32,
+        ge=1,
+        le=4096,
+        description="LoRA alpha: adapters' output is scaled by alpha/rank.",
+    )
+    dropout: float = Field(
+        default=0.05,
+        ge=0.0,
+        lt=1.0,
+        description="Dropout probability (0-1) on the adapters' input during training.",
+    )
 
 
 class ShardingSpec(Model):
@@ -435,11 +467,23 @@ class TrainingSpec(Model):
         description="Start each iteration's training from the seed model (paper) or from the "
         "previous iteration's judge.",
     )
-    learning_rate: float = Field(default=1e-6, gt=0.0, le=1.0, description="Peak learning rate.")
+    learning_rate: float = Field(
+        default=1e-6,
+        gt=0.0,
+        le=1.0,
+        description="Peak learning rate, reached after the warm-up steps (the paper: 1e-6).",
+    )
     lr_scheduler: Literal["cosine", "linear", "constant"] = Field(
         default="cosine", description="Learning-rate schedule after warm-up."
     )
-    warmup_steps: int = Field(default=100, ge=0, le=1_000_000, description="Warm-up steps.")
+    warmup_steps: int = Field(
+        default=100,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Optimizer steps over which the learning rate rises linearly from 0 to its peak."
+        ),
+    )
     epochs: float = Field(
         default=2.0, gt=0.0, le=10.0, description="Passes over the kept judgments (paper: <= 2)."
     )
@@ -456,7 +500,13 @@ class TrainingSpec(Model):
     max_length: int = Field(
         default=4096, ge=64, le=131072, description="Longest training sequence in tokens."
     )
-    lora: LoraSpec = Field(default_factory=LoraSpec, description="LoRA settings.")
+    lora: LoraSpec = Field(
+        default_factory=LoraSpec,
+        description=(
+            "Low-rank adapters (LoRA): train small adapter matrices instead of all weights; off by"
+            " default."
+        ),
+    )
     sharding: ShardingSpec = Field(
         default_factory=ShardingSpec,
         description="Sharded training (FSDP) over the stage's GPUs and nodes, CPU offload, "
@@ -605,19 +655,26 @@ class Toleration(Model):
 
     key: str | None = Field(
         default=None,
-        description="Taint key (a qualified name, like a label key); empty with operator Exists "
-        "tolerates every taint.",
+        description="Key of the node taint this tolerates (a qualified name, like a label key); "
+        "empty with operator Exists tolerates every taint.",
         max_length=317,
         pattern=f"^$|{k8s.QUALIFIED_NAME}",
     )
     operator: Literal["Exists", "Equal"] | None = Field(
-        default=None, description="Operator; empty means Equal."
+        default=None,
+        description="Exists (any value of the key) or Equal (the value must match); default Equal.",
     )
     value: LabelValue | None = Field(
-        default=None, description="Taint value (a label value); must be empty with Exists."
+        default=None,
+        description="Value of the taint to match when the operator is Equal (a label value); must "
+        "be empty with Exists.",
     )
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
-        default=None, description="Taint effect."
+        default=None,
+        description=(
+            "Taint effect to tolerate (NoSchedule, PreferNoSchedule, NoExecute); empty tolerates "
+            "all effects."
+        ),
     )
     toleration_seconds: int | None = Field(
         default=None, description="How long a NoExecute taint is tolerated."
@@ -660,7 +717,12 @@ class Toleration(Model):
 class StageResources(Model):
     """Where and how one stage's pods run."""
 
-    gpus: int = Field(default=1, ge=0, le=64, description="nvidia.com/gpu per pod.")
+    gpus: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="GPUs (nvidia.com/gpu) requested per pod; 0 runs the stage on CPU.",
+    )
     cpu: Quantity = Field(
         default="4", description="CPU request per pod: a quantity ('500m', '4' or 4)."
     )
@@ -712,7 +774,9 @@ class StageResources(Model):
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
     priority_class_name: ObjectName | None = Field(
-        default=None, description="Pod priority class (a DNS-1123 subdomain)."
+        default=None,
+        description="PriorityClass name of the stage's pods (scheduling order and preemption; a "
+        "DNS-1123 subdomain).",
     )
     queue_name: str | None = Field(
         default=None,
@@ -837,11 +901,35 @@ class ModelArchitecture(Model):
 class StagesSpec(Model):
     """Per-stage resources and placement."""
 
-    select: StageResources = Field(default_factory=StageResources, description="Selection.")
-    pairs: StageResources = Field(default_factory=StageResources, description="Pair building.")
-    judge: StageResources = Field(default_factory=StageResources, description="Judging.")
-    train: StageResources = Field(default_factory=StageResources, description="Training.")
-    evaluate: StageResources = Field(default_factory=StageResources, description="Evaluation.")
+    select: StageResources = Field(
+        default_factory=StageResources,
+        description=(
+            "Resources of the select stage (labels and filters the instruction pool; once per run)."
+        ),
+    )
+    pairs: StageResources = Field(
+        default_factory=StageResources,
+        description=(
+            "Resources of the pairs stage (generates contrasting response pairs; once per run)."
+        ),
+    )
+    judge: StageResources = Field(
+        default_factory=StageResources,
+        description=(
+            "Resources of the judge stage (samples judgments of each pair; every iteration)."
+        ),
+    )
+    train: StageResources = Field(
+        default_factory=StageResources,
+        description="Resources of the train stage (fine-tunes the next judge; every iteration).",
+    )
+    evaluate: StageResources = Field(
+        default_factory=StageResources,
+        description=(
+            "Resources of the evaluate stage (scores a judge on held-out and user sets; every "
+            "iteration)."
+        ),
+    )
 
     def of(self, stage: Stage | str) -> StageResources:
         return getattr(self, Stage(stage).value)  # type: ignore[no-any-return]
@@ -878,7 +966,10 @@ class WorkerSpec(Model):
         "the operator's default (Helm value workerImage), so upgrading the chart upgrades runs.",
     )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
-        default="IfNotPresent", description="Image pull policy."
+        default="IfNotPresent",
+        description=(
+            "When the kubelet pulls the worker image: Always, IfNotPresent (default) or Never."
+        ),
     )
     image_pull_secrets: list[LocalObjectReference] = Field(
         default_factory=list,
@@ -945,16 +1036,39 @@ class RunSpec(Model):
         json_schema_extra=immutable("storage"),
     )
     instructions: InstructionsSpec = Field(
-        description="Instruction selection.", json_schema_extra=immutable("instructions")
+        description=(
+            "Where the unlabeled instructions come from, which categories to keep and how many."
+        ),
+        json_schema_extra=immutable("instructions"),
     )
     pairs: PairsSpec = Field(
         default_factory=PairsSpec,
-        description="Pair generation.",
+        description=(
+            "How contrasting pairs are generated: sampling settings for the winning and losing "
+            "responses."
+        ),
         json_schema_extra=immutable("pairs"),
     )
-    judging: JudgingSpec = Field(default_factory=JudgingSpec, description="Judging.")
-    training: TrainingSpec = Field(default_factory=TrainingSpec, description="Training.")
-    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Evaluation.")
+    judging: JudgingSpec = Field(
+        default_factory=JudgingSpec,
+        description=(
+            "How judgments are sampled and filtered: samples per pair, temperature, top-p, length."
+        ),
+    )
+    training: TrainingSpec = Field(
+        default_factory=TrainingSpec,
+        description=(
+            "How each iteration's judge is fine-tuned: starting point, learning rate, schedule, "
+            "batch, epochs, LoRA."
+        ),
+    )
+    evaluation: EvaluationSpec = Field(
+        default_factory=EvaluationSpec,
+        description=(
+            "How judges are scored: held-out fraction of synthetic pairs, extra RewardBench-format"
+            " sets, votes."
+        ),
+    )
     iterations: int = Field(
         default=5,
         ge=1,
@@ -962,9 +1076,27 @@ class RunSpec(Model):
         description="Self-taught iterations after the seed's baseline (paper: 5). Raising it on "
         "a finished run extends it.",
     )
-    early_stop: EarlyStopSpec = Field(default_factory=EarlyStopSpec, description="Early stop.")
-    worker: WorkerSpec = Field(default_factory=WorkerSpec, description="Worker pods.")
-    stages: StagesSpec = Field(default_factory=StagesSpec, description="Per-stage resources.")
+    early_stop: EarlyStopSpec = Field(
+        default_factory=EarlyStopSpec,
+        description=(
+            "Stop before spec.iterations when accuracy stops improving: metric, patience and "
+            "minimum gain."
+        ),
+    )
+    worker: WorkerSpec = Field(
+        default_factory=WorkerSpec,
+        description=(
+            "Settings shared by all stage pods: image, pull policy and secrets, model cache, seed,"
+            " service account."
+        ),
+    )
+    stages: StagesSpec = Field(
+        default_factory=StagesSpec,
+        description=(
+            "Per-stage pod resources and placement: GPUs, CPU, memory, shards, nodes, queue, "
+            "tolerations."
+        ),
+    )
     model_architecture: ModelArchitecture | None = Field(
         default=None,
         description="The seed model's config.json numbers; when set, the operator refuses a "
@@ -1043,10 +1175,12 @@ def immutable_paths(
 class Condition(Model):
     """A Kubernetes-style condition."""
 
-    type: str = Field(description="Condition type.")
+    type: str = Field(
+        description="Condition type, e.g. Ready, Progressing, Stalled, Suspended, SpecAccepted."
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(description="CamelCase machine-readable reason.")
-    message: str = Field(default="", description="Human-readable detail.")
+    message: str = Field(default="", description="Human-readable detail of the last transition.")
     observed_generation: int = Field(default=0, description="Spec generation it describes.")
     last_transition_time: str = Field(description="When the status last changed (RFC 3339).")
 
@@ -1054,7 +1188,12 @@ class Condition(Model):
 class IterationRecord(Model):
     """What one iteration did and measured. Iteration 0 is the seed's baseline."""
 
-    iteration: int = Field(description="Iteration number.")
+    iteration: int = Field(
+        description=(
+            "Iteration number: 0 is the seed judge's baseline, i > 0 the judge trained in "
+            "iteration i."
+        )
+    )
     model: str | None = Field(default=None, description="URI of this iteration's judge.")
     instructions: int | None = Field(
         default=None, description="Iteration 0: instructions selected for training."
@@ -1067,12 +1206,22 @@ class IterationRecord(Model):
         description="Iteration 0: unreadable lines in the instruction pool (the select Job's "
         "log and termination message list their line numbers).",
     )
-    pairs: int | None = Field(default=None, description="Training pairs available.")
-    judgments_sampled: int | None = Field(default=None, description="Judgments sampled.")
+    pairs: int | None = Field(
+        default=None, description="Contrasting pairs available to judge in this iteration."
+    )
+    judgments_sampled: int | None = Field(
+        default=None,
+        description="Judgments sampled in this iteration, across all pairs and rounds.",
+    )
     judgments_kept: int | None = Field(
         default=None, description="Pairs with a kept (correct) judgment."
     )
-    training_loss: float | None = Field(default=None, description="Final training loss.")
+    training_loss: float | None = Field(
+        default=None,
+        description=(
+            "Training loss the train stage reported (mean cross-entropy per judgment token)."
+        ),
+    )
     scores: dict[str, SetScores] = Field(
         default_factory=dict, description="Evaluation scores by set ('heldout' and datasets)."
     )
@@ -1099,13 +1248,22 @@ class Attempt(Model):
 class RunStatus(Model):
     """What the run has done; the operator's only memory. Read it with kubectl get -o yaml."""
 
-    phase: Phase = Field(default=Phase.PENDING, description="Coarse state.")
+    phase: Phase = Field(
+        default=Phase.PENDING,
+        description="Coarse state: Pending, Running, Suspended, Succeeded or Failed.",
+    )
     stage: Stage | None = Field(default=None, description="Current (or last) stage.")
     iteration: int = Field(default=0, description="Current iteration (0 = baseline).")
     iterations: int | None = Field(default=None, description="Iterations planned (spec).")
     progress: str | None = Field(default=None, description="Iteration as i/N, for kubectl get.")
     attempt: Attempt = Field(default_factory=Attempt, description="Current stage's attempt.")
-    conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description=(
+            "Kubernetes-style conditions (Ready, Progressing, Stalled, ...), each with "
+            "observedGeneration."
+        ),
+    )
     history: list[IterationRecord] = Field(
         default_factory=list, description="One record per iteration, in order."
     )
@@ -1115,7 +1273,9 @@ class RunStatus(Model):
     )
     best_model: str | None = Field(default=None, description="URI of the best judge.")
     children: list[str] = Field(default_factory=list, description="Jobs of the current stage.")
-    stage_started_at: str | None = Field(default=None, description="Current stage start.")
+    stage_started_at: str | None = Field(
+        default=None, description="When the current stage's first attempt started (RFC 3339)."
+    )
     started_at: str | None = Field(default=None, description="Run start (RFC 3339).")
     completed_at: str | None = Field(default=None, description="Run end (RFC 3339).")
     message: str | None = Field(default=None, description="Latest human-readable message.")

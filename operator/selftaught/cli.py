@@ -88,22 +88,41 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    import yaml
+
     from selftaught.local.display import iterations_table
     from selftaught.local.state import RunDirectory
+    from selftaught.status_view import StatusError, is_local, read_cluster_run, summary_lines
 
     console = _console()
-    directory = RunDirectory(args.run_dir)
-    status = directory.load_status()
-    if status is None:
-        console.print(f"[red]{directory.status_path}: no status (not a selftaught run?)[/red]")
+    path = Path(args.run)
+    if is_local(path):
+        directory = RunDirectory(path)
+        try:
+            status = directory.load_status()
+        except (ValueError, yaml.YAMLError) as error:  # pydantic's ValidationError is a ValueError
+            console.print(f"[red]{directory.status_path}: unreadable: {error}[/red]", markup=True)
+            return 2
+        assert status is not None  # is_local() saw the file
+        alive: bool | None = directory.runner_alive()
+        where = str(directory.status_path)
+    elif "/" in args.run or path.exists():
+        console.print(f"[red]{path}: no status.yaml (not a selftaught run directory?)[/red]")
         return 2
+    else:
+        try:
+            found = read_cluster_run(args.run, namespace=args.namespace, kubeconfig=args.kubeconfig)
+        except StatusError as error:
+            console.print(f"[red]{error}[/red]", highlight=False)
+            return 2
+        status, alive = found.status, None
+        where = f"selftaughtrun {args.run} in namespace {found.namespace} ({found.context})"
+    console.print(where, highlight=False)
     console.print(iterations_table(status))
-    console.print(
-        f"phase {status.phase.value}, iteration {status.progress or '-'}, stage "
-        f"{status.stage.value if status.stage else '-'}: {status.message or ''}"
-    )
-    if directory.plot_path.exists():
-        console.print(f"accuracy plot: {directory.plot_path}")
+    for line in summary_lines(status, runner_alive=alive):
+        console.print(line, highlight=False, markup=False)
+    if alive is not None and RunDirectory(path).plot_path.exists():
+        console.print(f"accuracy plot: {RunDirectory(path).plot_path}")
     return 0
 
 
@@ -229,8 +248,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_run)
 
-    status = commands.add_parser("status", help="print the iterations table of a local run")
-    status.add_argument("run_dir", type=Path, help="WORKDIR/<run name>")
+    status = commands.add_parser(
+        "status", help="print a run's iterations table: a local run directory or a cluster run"
+    )
+    status.add_argument(
+        "run",
+        metavar="NAME",
+        help="WORKDIR/<run name> of a local run, else a SelfTaughtRun's name on the cluster",
+    )
+    status.add_argument(
+        "-n",
+        "--namespace",
+        default=None,
+        help="namespace of a cluster run (default: the kubeconfig context's, else default)",
+    )
+    status.add_argument(
+        "--kubeconfig",
+        default=None,
+        help="kubeconfig file for a cluster run (default: $KUBECONFIG, else ~/.kube/config)",
+    )
     status.set_defaults(func=_status)
 
     score = commands.add_parser(

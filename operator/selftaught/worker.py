@@ -31,7 +31,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from selftaught import progress
+from selftaught import cpu, progress
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_TRANSIENT
 from selftaught.pod import SHARD_ENV, TASK_ENV, BadInput, write_termination_log
 from selftaught.storage import (
@@ -91,12 +91,17 @@ def shard_index(environ: Mapping[str, str], shards: int) -> int:
 
 
 def set_torch_threads(count: int) -> None:
-    """Apply the thread count if torch is installed (the operator image has no torch)."""
+    """Apply the thread count if torch is installed (the operator image has no torch).
+
+    The request is capped by the CPUs this process may use and those idle right now
+    (:func:`selftaught.cpu.choose_threads`): threads beyond the free cores only wait for each
+    other on a busy machine.
+    """
     if importlib.util.find_spec("torch") is None:
         return
     import torch
 
-    torch.set_num_threads(count)
+    torch.set_num_threads(cpu.choose_threads(count))
 
 
 def quiet_model_loading() -> None:
@@ -268,6 +273,7 @@ def run_worker(
 
 def main(stage: str) -> int:
     """Entry point of ``selftaught worker <stage>``: the real environment, the real stage."""
+    os.environ.update(cpu.omp_env(os.environ))  # before torch loads OpenMP (selftaught.cpu)
     quiet_model_loading()
     return run_worker(stage, environ=os.environ)
 

@@ -23,12 +23,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp.web
 import yaml
 
-from tests.harness import discovery, openapi, patches, tables
+from tests.harness import apply, discovery, gc, logs, openapi, patches, protobuf, tables
 from tests.harness.faults import FaultInjector, RequestLog, RequestRecord
 from tests.harness.resources import ResourceType
 from tests.harness.selection import SelectorError, parse_field_selector, parse_label_selector
@@ -76,6 +77,8 @@ class ApiServer:
         self._thread: threading.Thread | None = None
         self._runner: aiohttp.web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
+        #: The kubelet's pod directory, for ``pods/log`` (``Cluster`` sets it; None: no logs).
+        self.log_root: Path | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -267,6 +270,8 @@ class ApiServer:
             doc = discovery.VERSION
         elif parts and parts[0] in ("healthz", "livez", "readyz"):
             return aiohttp.web.Response(text="ok")
+        elif parts == ["openapi", "v2"]:
+            return openapi.v2_response()
         elif parts and parts[0] == "openapi":
             doc = openapi.document(registry, parts[1:])
         if doc is None:
@@ -279,6 +284,11 @@ class ApiServer:
         raw = await request.read()
         if not raw:
             return {}
+        if "protobuf" in (request.content_type or ""):
+            try:
+                return protobuf.decode(raw)
+            except protobuf.ProtobufError as exc:
+                raise ApiError(415, "UnsupportedMediaType", str(exc)) from None
         try:
             if "yaml" in (request.content_type or ""):
                 return yaml.safe_load(raw)
@@ -290,10 +300,14 @@ class ApiServer:
 
     async def _serve_resource(
         self, request: aiohttp.web.Request, route: Route, verb: str
-    ) -> aiohttp.web.Response:
+    ) -> aiohttp.web.StreamResponse:
         assert self.store is not None
         store, rt, q = self.store, route.rt, request.query
         ns = route.namespace or ""
+        if route.subresource == "log" and rt.group_plural == ("", "pods") and verb == "get":
+            return await logs.serve_log(
+                request, store=store, rt=rt, namespace=ns, name=route.name, log_root=self.log_root
+            )
         if route.subresource and (route.subresource != "status" or not rt.status_subresource):
             raise ApiError(
                 404,
@@ -353,7 +367,10 @@ class ApiServer:
             body = await self._body(request)
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the body of the request must be an object")
-            return _json(store.create(rt, ns, body, strict=strict, dry_run=dry_run), 201)
+            created = store.create(rt, ns, body, strict=strict, dry_run=dry_run)
+            if not dry_run:
+                gc.collect_if_orphaned(store, rt, created)
+            return _json(created, 201)
         if verb == "update":
             body = await self._body(request)
             if not isinstance(body, dict):
@@ -371,6 +388,18 @@ class ApiServer:
             )
         if verb == "patch":
             body = await self._body(request)
+            if request.content_type == patches.APPLY:
+                obj, code = apply.serve_apply(
+                    store,
+                    rt,
+                    namespace=ns,
+                    name=route.name,
+                    body=body,
+                    query=q,
+                    subresource=route.subresource,
+                )
+                gc.collect_if_orphaned(store, rt, obj)
+                return _json(obj, code)
             current = store.get(rt, ns, route.name)
             patched = patches.apply_patch(current, body, request.headers.get("Content-Type", ""))
             if (

@@ -28,6 +28,8 @@ class Cluster:
         bookmark_interval: float = 5.0,
         kubelet: bool = True,
         env: dict[str, str] | None = None,
+        shared_volumes: dict[str, Path] | None = None,
+        seed_cache: Path | None = None,
     ) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="emulated-cluster-")
         self.dir = Path(self._tmp.name)
@@ -36,7 +38,22 @@ class Cluster:
         self._want_kubelet = kubelet
         self._max_pods = max_pods
         self._env = env
+        self._shared_volumes = dict(shared_volumes or {})
+        if seed_cache is not None:
+            self._shared_volumes.setdefault("cache", self._node_cache(seed_cache))
         self.kubelet: Kubelet | None = None
+
+    def _node_cache(self, seed: Path) -> Path:
+        """A model cache that every pod of this cluster shares (its ``cache`` volume), holding
+        links to the built tiny judges of ``seed`` (the session's cache): they take minutes to
+        build. Anything else a pod caches (models downloaded from S3, keyed by URI) stays in
+        this cluster, so a later test's run with the same URIs never reads a stale copy."""
+        cache = self.dir / "node-cache"
+        cache.mkdir()
+        for built in sorted(seed.glob("tiny-judge-*")) if seed.is_dir() else []:
+            if built.is_dir():
+                (cache / built.name).symlink_to(built)
+        return cache
 
     @property
     def kubeconfig(self) -> Path:
@@ -53,9 +70,14 @@ class Cluster:
     def start(self) -> Cluster:
         self.api.start()
         write_kubeconfig(self._kubeconfig, self.api.url)
+        self.api.log_root = self.dir / "pods"  # where the kubelet writes each pod's output
         if self._want_kubelet:
             self.kubelet = Kubelet(
-                self.api.url, max_pods=self._max_pods, workdir=self.dir / "pods", env=self._env
+                self.api.url,
+                max_pods=self._max_pods,
+                workdir=self.dir / "pods",
+                env=self._env,
+                shared_volumes=self._shared_volumes,
             ).start()
         return self
 

@@ -5,13 +5,17 @@
 ``kube`` yields a started ``Cluster`` (``.api``, ``.kubelet``, ``.kubeconfig``, ``.kubectl()``,
 ``.faults``, ``.requests``) and points ``$KUBECONFIG`` -- and the kubernetes client's default
 location, which it reads once at import -- at it, so kopf's default login and
-``kubernetes.config.load_kube_config()`` both find the emulator.
+``kubernetes.config.load_kube_config()`` both find the emulator. Pods' ``cache`` volume (the
+model cache) is one directory per cluster with links to ``$SELFTAUGHT_CACHE``'s built tiny
+judges (``Cluster(seed_cache=...)``), so pods do not rebuild them.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +27,8 @@ def kube(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
     """A fresh emulator + kubelet per test (starts in ~0.1 s)."""
     import kubernetes.config.kube_config as kube_config
 
-    with Cluster(bookmark_interval=1.0) as cluster:
+    cache = os.environ.get("SELFTAUGHT_CACHE")
+    with Cluster(bookmark_interval=1.0, seed_cache=Path(cache) if cache else None) as cluster:
         monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
         monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(cluster.kubeconfig))
         yield cluster

@@ -10,7 +10,9 @@ conditions ``SuccessCriteriaMet`` + ``Complete`` or ``FailureTarget`` + ``Failed
 within ``backoffLimit``. Deleting a Job kills its processes.
 
 Limits: a Job suspended after it started keeps running; a kubelet restart does not adopt Jobs
-that already started; there is no ``pods/log`` (each pod's output is in ``kubelet.log_path()``).
+that already started. Each pod's output goes to ``<workdir>/<namespace>.<pod>/container.log``
+as it is written (``kubelet.log_path()``); the API server serves it as ``pods/log``
+(``tests/harness/logs.py``). Volume mounts live under the pod's work dir (``pod_paths``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.harness import job_status
+from tests.harness import job_status, pod_paths
 from tests.harness.pod_faults import PodFault, PodFaultRule, PodFaults
 from tests.harness.pod_process import build_env, resolve_command, run_process
 from tests.harness.store import now
@@ -44,8 +46,11 @@ class Kubelet:
         max_pods: int = 4,
         workdir: str | Path | None = None,
         env: dict[str, str] | None = None,
+        shared_volumes: dict[str, Path] | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        #: volume name -> one host directory for all pods (see ``pod_paths.mount_dirs``)
+        self.shared_volumes = dict(shared_volumes or {})
         self.max_pods = max_pods
         self.extra_env = dict(env or {})
         self.faults = PodFaults()
@@ -335,8 +340,17 @@ class Kubelet:
         )
         if index is not None:
             env["JOB_COMPLETION_INDEX"] = index
+        mounts = pod_paths.mount_dirs(
+            container,
+            workdir,
+            self.shared_volumes,
+            volumes=pod["spec"].get("volumes"),
+            node_root=self.workdir,
+        )
+        env, argv = pod_paths.rewrite_env(env, mounts), pod_paths.rewrite_args(argv, mounts)
         env["SELFTAUGHT_TERMINATION_LOG"] = str(workdir / "termination-log")
         env.setdefault("HOME", str(workdir))
+        env.setdefault("PYTHONUNBUFFERED", "1")  # `kubectl logs -f` shows output as it is written
         result = await run_process(argv, env=env, workdir=workdir)
         reason = "Completed" if result.exit_code == 0 else "Error"
         message = result.message

@@ -10,6 +10,11 @@ JSON merge patch for custom resources, as with a real server.
 Component schemas carry ``x-kubernetes-group-version-kind`` so ``kubectl explain`` and client-side
 validation (the fallback) find them: the CRD's own schema for custom resources, a permissive
 object for built-ins (this emulator does not ship the upstream built-in schemas).
+
+``/openapi/v2`` is served as an empty swagger document (protobuf, the only encoding client-go asks
+for): kubectl falls back to it when a manifest's group/version is not in the v3 index, finds no
+schema and skips validation, so an unknown kind ends in kubectl's own "no matches for kind ...
+ensure CRDs are installed first" instead of "failed to download openapi".
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+
+import aiohttp.web
 
 from tests.harness import patches
 from tests.harness.resources import Registry, ResourceType
@@ -132,3 +139,13 @@ def document(registry: Registry, parts: list[str]) -> dict[str, Any] | None:
     key = "/".join(parts[1:])
     found = by_gv.get(key)
     return _group_version_doc(found, key) if found else None
+
+
+#: ``openapi_v2.Document{swagger: "2.0"}`` in protobuf: field 1, length 3.
+_V2_EMPTY = b"\x0a\x032.0"
+V2_CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+
+def v2_response() -> aiohttp.web.Response:
+    """An OpenAPI v2 document with no definitions (see the module docstring for why)."""
+    return aiohttp.web.Response(body=_V2_EMPTY, content_type=V2_CONTENT_TYPE)

@@ -184,9 +184,7 @@ def apply_patch(target: dict[str, Any], body: Any, content_type: str) -> dict[st
     elif kind == STRATEGIC:
         result = merge_patch(target, body, strategic=True)
     elif kind == APPLY:
-        raise PatchError(
-            "server-side apply is not emulated; use client-side kubectl apply", status=415
-        )
+        raise PatchError("server-side apply is handled by tests/harness/apply.py", status=415)
     else:
         raise PatchError(f"the body of the request was in an unknown format: {kind}", status=415)
     if not isinstance(result, dict):

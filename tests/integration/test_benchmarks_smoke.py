@@ -66,3 +66,10 @@ def test_gpu_check_quick_on_cpu(tmp_path: Path) -> None:
     assert training["tokens_per_s"] > 0  # type: ignore[index]
     assert training["mfu"] is None  # type: ignore[index]  # no peak for a CPU
     assert judging["judgments_per_s"] > 0  # type: ignore[index]
+
+
+def test_quickstart_contention_quick(tmp_path: Path) -> None:
+    rows = run("quickstart_contention", tmp_path)
+    cells = {(r["busy_core"], r["wait_policy"]) for r in rows}
+    assert cells == {(b, p) for b in (False, True) for p in ("ACTIVE", "PASSIVE")}
+    assert all(r["threads"] == 2 and r["seconds"] > 0 for r in rows)  # type: ignore[operator]

@@ -29,8 +29,8 @@ import pytest
 
 from selftaught.artifacts import model_prefix, shard_prefix
 from selftaught.phases import Stage
-from selftaught.storage import FileStorage
 from selftaught.pod import CACHE_ENV, TASK_ENV, TERMINATION_LOG_ENV
+from selftaught.storage import FileStorage
 from tests.unit.stage_env import small_model, spec, task
 
 #: fp32 on CPU: FSDP's reduce-scatter and DDP's all-reduce sum in a different order, nothing more.

@@ -19,9 +19,9 @@ from selftaught.artifacts import stage_prefix
 from selftaught.engines.base import context_of, fits
 from selftaught.engines.transformers import TransformersEngine
 from selftaught.phases import Stage
+from selftaught.pod import BadInput
 from selftaught.stages import evaluate, pairs, select
 from selftaught.storage import FileStorage, MemoryStorage
-from selftaught.pod import BadInput
 from tests.unit.stage_env import small_model, spec, task
 
 TOO_LONG = "add " + " ".join(str(i % 10) for i in range(150))

@@ -145,8 +145,9 @@ def iterations_table(status: RunStatus) -> Table:
             )
             if scores.partial:
                 notes[name] = _partial_note(name, scores)
+    best = "" if status.best_iteration is None else f" (best: iteration {status.best_iteration})"
     table = Table(
-        title=f"{status.phase.value}: iterations (best: {status.best_iteration})",
+        title=f"{status.phase.value}: iterations{best}",
         caption="\n".join(notes.values()) or None,
     )
     table.add_column("iter", justify="right")

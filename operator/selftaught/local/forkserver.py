@@ -30,6 +30,8 @@ from multiprocessing import forkserver as stdlib_forkserver
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
 
+from selftaught import cpu
+
 DISABLE_ENV = "SELFTAUGHT_FORKSERVER"
 PRELOAD_MODULE = "selftaught.local.preload"
 _PR_SET_PDEATHSIG = 1
@@ -62,6 +64,9 @@ def start() -> None:
     manifest) takes a few tenths more on another core: started first, the two overlap.
     """
     if enabled():
+        # the server imports torch once for every stage: OpenMP's wait policy must be in its
+        # environment before that import (selftaught.cpu explains why it is PASSIVE)
+        os.environ.update(cpu.omp_env(os.environ))
         context()
         stdlib_forkserver.ensure_running()
 

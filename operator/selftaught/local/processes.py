@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from selftaught import jobs, pod, progress
+from selftaught import cpu, jobs, pod, progress
 from selftaught.local import forkserver
 from selftaught.phases import EXIT_BAD_INPUT, EXIT_OK, FailureClass, JobState
 from selftaught.plan import CreateJob, ObservedJob
@@ -89,6 +89,7 @@ class JobProcesses:
         for stale in (summary, progress_file):
             stale.unlink(missing_ok=True)
         env = {
+            **cpu.omp_env(os.environ),  # a fresh interpreter loads OpenMP with these
             **os.environ,
             **self.extra_env,
             pod.TASK_ENV: self.create.task.to_env(),

@@ -77,7 +77,7 @@ class LocalRunner:
 
     def run(self) -> RunStatus:
         self.directory.root.mkdir(parents=True, exist_ok=True)
-        with (self.directory.root / ".lock").open("w") as lock:
+        with self.directory.lock_path.open("w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as error:

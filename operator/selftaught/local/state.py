@@ -8,6 +8,7 @@ rename): a kill -9 at any moment leaves either the old or the new version, never
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 import time
@@ -68,6 +69,29 @@ class RunDirectory:
     @property
     def jobs_dir(self) -> Path:
         return self.root / "jobs"
+
+    @property
+    def lock_path(self) -> Path:
+        """Held (``flock``, exclusive) by the runner for as long as it runs this directory."""
+        return self.root / ".lock"
+
+    def runner_alive(self) -> bool:
+        """Whether a runner holds this directory's lock right now.
+
+        The kernel drops an ``flock`` when its holder exits, however it exits (kill -9
+        included), so a free lock on a run whose status says Running means the runner is dead.
+        Taking a shared lock for an instant never disturbs a live runner (its exclusive lock
+        refuses us); a runner starting in that instant sees the directory busy and says so.
+        """
+        if not self.lock_path.exists():
+            return False
+        with self.lock_path.open("r") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
 
     @property
     def plot_path(self) -> Path:

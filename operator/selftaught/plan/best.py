@@ -27,7 +27,9 @@ def update_best(state: PassState) -> None:
     if best is None:
         status.best_iteration = status.best_accuracy = status.best_model = None
         return
-    status.best_accuracy = round(best[0], 6)
+    # 3 decimals: what the BEST printer column (a number, printed as stored) shows;
+    # the history keeps every score's full precision
+    status.best_accuracy = round(best[0], 3)
     status.best_iteration = best[1]
     status.best_model = state.model_of(best[1])
 

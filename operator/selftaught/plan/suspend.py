@@ -7,10 +7,28 @@ next stage's Job is simply not created until ``suspend`` is cleared. The phase s
 
 from __future__ import annotations
 
-from selftaught.phases import ConditionType, Phase, Reason
+from selftaught.phases import ConditionType, Phase, Reason, Stage, stages_of
 from selftaught.plan.state import PassState
 
-SUSPENDED_MESSAGE = "suspended at a stage boundary"
+
+def previous_stage(iteration: int, stage: Stage) -> tuple[int, Stage] | None:
+    """The stage that runs just before (iteration, stage), or None at the very start."""
+    order = stages_of(iteration)
+    if stage in order and order.index(stage) > 0:
+        return iteration, order[order.index(stage) - 1]
+    if iteration == 0:
+        return None
+    return iteration - 1, stages_of(iteration - 1)[-1]
+
+
+def paused_message(iteration: int, stage: Stage) -> str:
+    """Where a suspended run paused: ``status.stage`` names the stage that starts on resume,
+    so the message names the one that finished last (what a user means by "where")."""
+    before = previous_stage(iteration, stage)
+    nxt = f"iteration {iteration} {stage.value} starts on resume"
+    if before is None:
+        return f"suspended before the first stage; {nxt}"
+    return f"suspended after iteration {before[0]} {before[1].value}; {nxt}"
 
 
 def hold_at_boundary(state: PassState) -> bool:
@@ -21,8 +39,9 @@ def hold_at_boundary(state: PassState) -> bool:
     if state.spec.suspend:
         if state.phase is not Phase.SUSPENDED:
             state.status.phase = Phase.SUSPENDED
-            state.condition(ConditionType.SUSPENDED, True, Reason.SUSPENDED, SUSPENDED_MESSAGE)
-            state.event("Normal", Reason.SUSPENDED, SUSPENDED_MESSAGE)
+            message = paused_message(*state.position()[:2])
+            state.condition(ConditionType.SUSPENDED, True, Reason.SUSPENDED, message)
+            state.event("Normal", Reason.SUSPENDED, message)
         return True
     if state.phase is Phase.SUSPENDED:
         state.status.phase = Phase.RUNNING
