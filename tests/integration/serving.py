@@ -1,0 +1,57 @@
+"""Start ``selftaught serve`` as a person does (a subprocess) and talk to it over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ADDRESS = re.compile(r"your judge is at (http://127\.0\.0\.1:\d+)")
+
+
+@contextmanager
+def served(run_dir: Path, *, timeout: float = 300.0) -> Iterator[str]:
+    """The base URL of ``selftaught serve RUN_DIR --port 0``; the server is stopped after."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "selftaught.cli", "serve", str(run_dir), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                raise AssertionError(f"serve exited ({process.wait()}): {''.join(seen)}")
+            seen.append(line)
+            if found := ADDRESS.search(line):
+                yield found.group(1)
+                return
+        raise AssertionError(f"serve printed no address in {timeout} s: {''.join(seen)}")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def call(method: str, url: str, body: Any = None, *, raw: str | None = None) -> tuple[int, Any]:
+    """One request with aiohttp's client: (status, decoded JSON body)."""
+
+    async def go() -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as session:
+            data = raw if raw is not None else None
+            async with session.request(method, url, json=body, data=data) as response:
+                return response.status, await response.json()
+
+    return asyncio.run(go())
