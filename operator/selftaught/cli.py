@@ -88,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from selftaught.local.display import iterations_table
+    from selftaught.local.display import iterations_table, status_line
     from selftaught.local.state import RunDirectory
 
     console = _console()
@@ -98,10 +98,7 @@ def _status(args: argparse.Namespace) -> int:
         console.print(f"[red]{directory.status_path}: no status (not a selftaught run?)[/red]")
         return 2
     console.print(iterations_table(status))
-    console.print(
-        f"phase {status.phase.value}, iteration {status.progress or '-'}, stage "
-        f"{status.stage.value if status.stage else '-'}: {status.message or ''}"
-    )
+    console.print(status_line(status))
     if directory.plot_path.exists():
         console.print(f"accuracy plot: {directory.plot_path}")
     return 0

@@ -129,6 +129,14 @@ def _partial_note(name: str, scores: SetScores) -> str:
     )
 
 
+def status_line(status: RunStatus) -> str:
+    """The line under the iterations table (``selftaught status`` and ``kubectl selftaught``)."""
+    return (
+        f"phase {status.phase.value}, iteration {status.progress or '-'}, stage "
+        f"{status.stage.value if status.stage else '-'}: {status.message or ''}"
+    )
+
+
 def iterations_table(status: RunStatus) -> Table:
     """One row per iteration: kept/sampled, loss, and every evaluation set's scores.
 
