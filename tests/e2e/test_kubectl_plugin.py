@@ -103,6 +103,8 @@ def test_status_prints_the_same_iterations_table_as_selftaught_status(
     local.print(iterations_table(status))
     local.print(status_line(status))
     assert shown.stdout == local.file.getvalue()  # type: ignore[attr-defined]
+    wide = cluster.ns("get", "selftaughtrun", "demo", "-o", "wide").stdout
+    assert "succeeded after 1/1 iterations, best 0.750 at iteration 0, 0.0 GPU-h" in wide
 
 
 def test_compare_shows_best_accuracy_sections_and_gpu_hours_side_by_side(
