@@ -70,6 +70,14 @@ def test_retry_refuses_what_the_run_cannot_resume_from(
         retry_patch(run_at(2), stage=stage, iteration=iteration)
 
 
+def test_retry_refuses_a_position_already_applied_which_the_planner_would_ignore() -> None:
+    run = run_at(2)
+    run.status.applied_resume_from = "1/train"
+    with pytest.raises(PluginError, match="already resumed from iteration 1, train"):
+        retry_patch(run, stage=Stage.TRAIN, iteration=1)
+    assert retry_patch(run, stage=Stage.JUDGE, iteration=1)  # another position is fine
+
+
 def test_retry_patches_resume_from() -> None:
     patch = retry_patch(run_at(2), stage=Stage.EVALUATE, iteration=0)
     assert patch == {"spec": {"resumeFrom": {"iteration": 0, "stage": "evaluate"}}}

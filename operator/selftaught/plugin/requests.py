@@ -61,6 +61,14 @@ def retry_patch(run: SelfTaughtRun, *, stage: Stage, iteration: int) -> dict[str
     """The merge patch that makes the operator re-run from ``iteration``/``stage`` once."""
     check_iteration(run, iteration, reached=True)
     check_stage(iteration, stage)
+    key = f"{iteration}/{stage.value}"
+    if run.status.applied_resume_from == key:
+        # The planner applies each distinct request once: writing the same one again would be
+        # accepted by the API server and then silently ignored.
+        raise PluginError(
+            f"run {run.name} already resumed from iteration {iteration}, {stage.value} "
+            "(spec.resumeFrom applies each position once); retry from another stage or iteration"
+        )
     return {"spec": {"resumeFrom": {"iteration": iteration, "stage": stage.value}}}
 
 
