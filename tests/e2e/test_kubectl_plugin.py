@@ -23,6 +23,7 @@ from selftaught.api import RunStatus
 from selftaught.local.display import iterations_table, status_line
 from tests.e2e.conftest import E2E, Operator, emulated_e2e, run_manifest
 from tests.harness.cluster import Cluster
+from tests.integration.serving import seed_run, served
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -228,3 +229,50 @@ def test_logs_stream_the_pods_of_the_stage_in_shard_order(placed: E2E, plugin_pa
     one = plugin(placed, plugin_path, "logs", "demo", "--stage", "judge", "--iteration", "1",
                  "--shard", "1")  # fmt: skip
     assert one.stdout.strip() == "judging shard 1"
+
+
+@pytest.fixture(scope="module")
+def served_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``selftaught serve`` on a run directory named like the cluster's run ``demo``."""
+    with served(seed_run(tmp_path_factory.mktemp("judge") / "demo")) as url:
+        yield url
+
+
+def test_judge_asks_the_served_judge_and_prints_its_verdict(
+    placed: E2E, plugin_path: str, served_demo: str, tmp_path: Path
+) -> None:
+    (tmp_path / "a.txt").write_text("4")
+    (tmp_path / "b.txt").write_text("7")
+    shown = plugin(
+        placed, plugin_path, "judge", "demo", "--question", "sub 9 5", "--a",
+        str(tmp_path / "a.txt"), "--b", str(tmp_path / "b.txt"), "--url", served_demo,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "--- judgment 1" in shown.stdout
+    verdict = shown.stdout.strip().splitlines()[-1]
+    assert verdict in ("verdict: A is better", "verdict: B is better")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        pytest.param([], "has no serving endpoint", id="no-url"),
+        pytest.param(["--url", "http://127.0.0.1:9"], "cannot reach the judge", id="no-server"),
+        pytest.param(["--samples", "0", "--url", "SERVED"], "--samples 0", id="no-samples"),
+        pytest.param(["--url", "SERVED", "--b", "missing.txt"], "No such file", id="no-file"),
+    ],
+)
+def test_judge_refuses_in_one_line(
+    placed: E2E, plugin_path: str, served_demo: str, tmp_path: Path, extra: list[str],
+    message: str,
+) -> None:  # fmt: skip
+    (tmp_path / "a.txt").write_text("4")
+    extra = [served_demo if e == "SERVED" else e for e in extra]
+    extra = [str(tmp_path / e) if e.endswith(".txt") else e for e in extra]
+    shown = plugin(
+        placed, plugin_path, "judge", "demo", "--question", "sub 9 5", "--a",
+        str(tmp_path / "a.txt"), "--b", str(tmp_path / "a.txt"), *extra,
+    )  # fmt: skip
+    assert shown.returncode == 1
+    assert message in shown.stderr
+    assert "Traceback" not in shown.stderr

@@ -14,8 +14,28 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 
 ADDRESS = re.compile(r"your judge is at (http://127\.0\.0\.1:\d+)")
+
+
+#: The suite's tiny judge (tests/conftest.py's model cache builds it once).
+SEED = "builtin://tiny-judge?seed=0"
+
+
+def write_run(run_dir: Path, **status: object) -> Path:
+    """A run directory as ``selftaught run`` leaves it: ``status.yaml`` in the CR's schema."""
+    run_dir.mkdir(parents=True)
+    (run_dir / "status.yaml").write_text(yaml.safe_dump({"name": run_dir.name, "status": status}))
+    return run_dir
+
+
+def seed_run(run_dir: Path) -> Path:
+    """A finished run whose best judge is the seed (iteration 0): servable without training."""
+    return write_run(
+        run_dir, phase="Succeeded", history=[{"iteration": 0, "model": SEED}],
+        bestIteration=0, bestAccuracy=0.69, bestModel=SEED,
+    )  # fmt: skip
 
 
 @contextmanager

@@ -13,31 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from selftaught.prompts import parse_verdict
-from tests.integration.serving import call, served
-
-SEED = "builtin://tiny-judge?seed=0"
-
-
-def write_run(run_dir: Path, **status: object) -> Path:
-    run_dir.mkdir(parents=True)
-    (run_dir / "status.yaml").write_text(yaml.safe_dump({"name": run_dir.name, "status": status}))
-    return run_dir
+from tests.integration.serving import SEED, call, seed_run, served, write_run
 
 
 @pytest.fixture(scope="module")
 def judge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    run_dir = write_run(
-        tmp_path_factory.mktemp("serve") / "demo",
-        phase="Succeeded",
-        history=[{"iteration": 0, "model": SEED}],
-        bestIteration=0,
-        bestAccuracy=0.69,
-        bestModel=SEED,
-    )
-    with served(run_dir) as url:
+    with served(seed_run(tmp_path_factory.mktemp("serve") / "demo")) as url:
         yield url
 
 
@@ -55,7 +38,9 @@ def test_health_and_models_name_the_run_and_its_best_model(judge: str) -> None:
     assert call("GET", f"{judge}/health") == (200, {"status": "ok", "model": "demo"})
     status, models = call("GET", f"{judge}/v1/models")
     assert status == 200
-    assert [(m["id"], m["root"]) for m in models["data"]] == [("demo", SEED)]
+    assert [(m["id"], m["root"], m["prompt_style"]) for m in models["data"]] == [
+        ("demo", SEED, "compact")
+    ]
 
 
 def test_a_greedy_chat_completion_is_a_judgment_with_a_parseable_verdict(judge: str) -> None:

@@ -99,6 +99,37 @@ def compare(cluster: Cluster, args: argparse.Namespace, console: Console) -> int
     return 0
 
 
+def judge(cluster: Cluster, args: argparse.Namespace, console: Console) -> int:
+    """Ask the run's served judge; exit 1 when no verdict came back."""
+    from pathlib import Path
+
+    from selftaught.plugin.judging import ask
+
+    cluster.run(args.run)  # the run must exist; its name is the served model's id
+    if args.url is None:
+        raise PluginError(
+            f"run {args.run} has no serving endpoint in its status (spec.serve is not supported "
+            "by this operator yet): serve its best model (selftaught serve, vllm serve) and pass "
+            "--url"
+        )
+    answers = []
+    for flag, name in (("--a", args.a), ("--b", args.b)):
+        try:
+            answers.append(Path(name).read_text())
+        except OSError as error:
+            raise PluginError(f"{flag} {name}: {error.strerror}") from None
+    ruling = ask(
+        args.url, model=args.run, question=args.question, answer_a=answers[0],
+        answer_b=answers[1], samples=args.samples, max_tokens=args.max_tokens,
+    )  # fmt: skip
+    for number, text in enumerate(ruling.judgments, start=1):
+        print(f"--- judgment {number}\n{text}")
+    if ruling.verdict is None:
+        raise PluginError("the judge gave no verdict ([[A]] or [[B]]), or its samples tied")
+    print(f"verdict: {ruling.verdict} is better")
+    return 0
+
+
 def _text(value: object) -> str:
     return "-" if value is None else str(value)
 
@@ -147,6 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("compare", "runs side by side: best accuracy, section scores, GPU-hours")
     sub.add_argument("runs", nargs="+", metavar="RUN")
     sub.set_defaults(func=compare)
+
+    sub = command("judge", "ask the run's served judge which answer is better")
+    sub.add_argument("run")
+    sub.add_argument("--a", required=True, metavar="FILE", help="answer A")
+    sub.add_argument("--b", required=True, metavar="FILE", help="answer B")
+    sub.add_argument("--question", required=True, help="the user request both answers answer")
+    sub.add_argument("--url", help="the judge's OpenAI-compatible base URL")
+    sub.add_argument("--samples", type=int, default=1, help="judgments; the majority wins")
+    sub.add_argument("--max-tokens", type=int, help="per judgment (default: the server's)")
+    sub.set_defaults(func=judge)
     return parser
 
 

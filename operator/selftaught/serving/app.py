@@ -41,6 +41,8 @@ class ServedModel:
     name: str
     #: Where the weights came from (``file://``, ``s3://``, ``builtin://``), shown by /v1/models.
     uri: str
+    #: The judging prompt style of the model directory (:func:`selftaught.prompts.prompt_style`).
+    prompt_style: str = "standard"
     created: int = field(default_factory=lambda: int(time.time()))
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -55,7 +57,12 @@ async def health(request: web.Request) -> web.Response:
 async def models(request: web.Request) -> web.Response:
     served = request.app[MODEL_KEY]
     return web.json_response(
-        models_body(served=served.name, root=served.uri, created=served.created)
+        models_body(
+            served=served.name,
+            root=served.uri,
+            created=served.created,
+            prompt_style=served.prompt_style,
+        )
     )
 
 
@@ -79,18 +86,22 @@ def _complete(served: ServedModel, chat: Any) -> dict[str, Any]:
     conversation = chat.conversation()
     engine = served.engine
     seed = chat.seed if chat.seed is not None else random.randrange(2**31)
+    prompt_tokens = engine.prompt_lengths([conversation])[0]
+    budget = chat.new_tokens
+    if chat.max_tokens is None and chat.max_completion_tokens is None and engine.context_length:
+        # No limit asked: what the context leaves, as vLLM does (capped at the default).
+        budget = max(1, min(budget, engine.context_length - prompt_tokens))
     samples = engine.generate(
         [conversation],
         n=chat.n,
         temperature=chat.temperature,
         top_p=chat.top_p,
-        max_new_tokens=chat.new_tokens,
+        max_new_tokens=budget,
         seed=seed,
     )[0]
-    prompt_tokens = engine.prompt_lengths([conversation])[0]
     if not samples:
         raise RequestError(
-            f"the prompt ({prompt_tokens} tokens) plus max_tokens ({chat.new_tokens}) exceeds the "
+            f"the prompt ({prompt_tokens} tokens) plus max_tokens ({budget}) exceeds the "
             f"model's context of {engine.context_length} tokens",
             param="messages",
             code="context_length_exceeded",

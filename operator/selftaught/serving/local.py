@@ -53,6 +53,7 @@ def cache_dir(run_dir: Path) -> Path:
 def main(run_dir: Path, *, host: str, port: int) -> int:
     """Load the best judge, bind, say where it is, serve until interrupted."""
     from selftaught.engines import make_engine
+    from selftaught.prompts import prompt_style
     from selftaught.serving.app import ServedModel, bind, run_forever
     from selftaught.storage import ModelNotFound, materialize_model
 
@@ -74,5 +75,8 @@ def main(run_dir: Path, *, host: str, port: int) -> int:
         f"your judge is at http://{host}:{sock.getsockname()[1]}",
         flush=True,
     )
-    run_forever(ServedModel(engine=engine, name=judge.name, uri=judge.uri), sock)
+    style = prompt_style(model_dir)
+    run_forever(
+        ServedModel(engine=engine, name=judge.name, uri=judge.uri, prompt_style=style), sock
+    )
     return 0

@@ -98,13 +98,17 @@ def parse_request(payload: object, *, served: str) -> ChatRequest:
     return request
 
 
-def models_body(*, served: str, root: str, created: int) -> dict[str, Any]:
-    """``GET /v1/models``: the one model this server holds; ``root`` is its artifact URI."""
+def models_body(*, served: str, root: str, created: int, prompt_style: str) -> dict[str, Any]:
+    """``GET /v1/models``: the one model this server holds; ``root`` is its artifact URI.
+
+    ``prompt_style`` is our extension (OpenAI clients ignore unknown fields): the judging prompt
+    the model was trained on, so ``kubectl selftaught judge`` phrases its question the same way.
+    """
     return {
         "object": "list",
         "data": [
             {"id": served, "object": "model", "created": created, "owned_by": "selftaught",
-             "root": root}
+             "root": root, "prompt_style": prompt_style}
         ],
     }  # fmt: skip
 
