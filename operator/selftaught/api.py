@@ -1256,6 +1256,11 @@ class RunStatus(Model):
     iteration: int = Field(default=0, description="Current iteration (0 = baseline).")
     iterations: int | None = Field(default=None, description="Iterations planned (spec).")
     progress: str | None = Field(default=None, description="Iteration as i/N, for kubectl get.")
+    summary: str | None = Field(
+        default=None,
+        description="One line for people: position, best judge, GPU-hours (e.g. 'iteration 3/5 "
+        "judging, best 0.840 at iteration 2, 1.9 GPU-h'); kubectl get -o wide shows it.",
+    )
     attempt: Attempt = Field(default_factory=Attempt, description="Current stage's attempt.")
     conditions: list[Condition] = Field(
         default_factory=list,

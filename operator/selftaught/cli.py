@@ -126,6 +126,12 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from selftaught.serving.local import main as serve
+
+    return serve(args.run_dir, host=args.host, port=args.port)
+
+
 def _score(args: argparse.Namespace) -> int:
     from selftaught.score_command import main as score
 
@@ -268,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="kubeconfig file for a cluster run (default: $KUBECONFIG, else ~/.kube/config)",
     )
     status.set_defaults(func=_status)
+
+    serve = commands.add_parser(
+        "serve", help="serve a local run's best judge behind an OpenAI-compatible HTTP API"
+    )
+    serve.add_argument("run_dir", type=Path, help="WORKDIR/<run name>")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port; 0 picks a free one")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    serve.set_defaults(func=_serve)
 
     score = commands.add_parser(
         "score", help="RewardBench's official score of judgments made elsewhere (JSON out)"

@@ -188,3 +188,23 @@ def test_a_killed_run_resumes_to_the_same_result_without_redoing_finished_stages
     assert comparable(after) == comparable(reference)
     for name, mtime in before.items():
         assert (workdir / "steady" / "jobs" / name / "result.json").stat().st_mtime_ns == mtime
+
+
+def test_the_finished_runs_best_judge_is_served_and_answers_with_a_verdict(
+    finished: Finished,
+) -> None:
+    """The quick start ends with ``selftaught serve``: the trained best judge behind the API."""
+    from selftaught.prompts import parse_verdict
+    from tests.integration.serving import call, served
+
+    run_dir = finished.workdir / "steady"
+    best = load_status(run_dir / "status.yaml")["bestModel"]
+    with served(run_dir) as url:
+        status, models = call("GET", f"{url}/v1/models")
+        assert status == 200
+        assert [(m["id"], m["root"]) for m in models["data"]] == [("steady", best)]
+        question = {"role": "user", "content": "judge: sub 9 5 | A: 4 | B: 7"}
+        body = {"model": "steady", "messages": [question], "temperature": 0, "max_tokens": 48}
+        status, answer = call("POST", f"{url}/v1/chat/completions", body)
+    assert status == 200, answer
+    assert parse_verdict(answer["choices"][0]["message"]["content"]) in ("A", "B"), answer

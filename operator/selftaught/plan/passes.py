@@ -30,6 +30,7 @@ from selftaught.plan.rejected import CreateRejected, create_rejected
 from selftaught.plan.resume import apply_resume_from, maybe_extend
 from selftaught.plan.retry import handle_failure, watch_active
 from selftaught.plan.state import PassState
+from selftaught.plan.summary import summary_line
 from selftaught.plan.suspend import hold_at_boundary
 from selftaught.policy import WorkloadPolicy, refusal
 from selftaught.task import StageTask
@@ -239,6 +240,7 @@ def finish(state: PassState) -> Plan:
     status = state.status
     if status.stage is not None:
         status.progress = f"{status.iteration}/{state.spec.iterations}"
+    status.summary = summary_line(status, iterations=state.spec.iterations)
     current = state.current_name() if status.stage is not None else None
     active = {n for n, j in state.jobs.items() if not j.state.is_terminal()}
     deleting = {a.name for a in state.out.deletes}

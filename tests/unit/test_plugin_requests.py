@@ -1,0 +1,115 @@
+"""The plugin's decisions (selftaught.plugin.requests): selectors, patches, refusals, columns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from selftaught.api import RunStatus, SelfTaughtRun
+from selftaught.phases import Stage
+from selftaught.plugin.requests import (
+    PluginError,
+    comparison,
+    latest_attempt,
+    log_target,
+    retry_patch,
+)
+
+
+def run_at(iteration: int, iterations: int = 3) -> SelfTaughtRun:
+    return SelfTaughtRun.model_validate(
+        {
+            "metadata": {"name": "demo"},
+            "spec": {
+                "seedModel": "builtin://tiny-judge",
+                "instructions": {"source": "builtin://arithmetic"},
+                "iterations": iterations,
+            },
+            "status": {"iteration": iteration},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("stage", "iteration", "shard", "selector"),
+    [
+        pytest.param(
+            Stage.JUDGE, None, None,
+            "selftaught.dev/run=demo,selftaught.dev/iteration=2,selftaught.dev/stage=judge",
+            id="current-iteration",
+        ),
+        pytest.param(
+            Stage.PAIRS, 0, 1,
+            "selftaught.dev/run=demo,selftaught.dev/iteration=0,selftaught.dev/stage=pairs,"
+            "batch.kubernetes.io/job-completion-index=1",
+            id="one-shard",
+        ),
+    ],
+)  # fmt: skip
+def test_logs_select_the_stages_pods_by_labels(
+    stage: Stage, iteration: int | None, shard: int | None, selector: str
+) -> None:
+    assert log_target(run_at(2), stage=stage, iteration=iteration, shard=shard).selector == selector
+
+
+@pytest.mark.parametrize(
+    ("stage", "iteration", "message"),
+    [
+        pytest.param(Stage.JUDGE, 4, "iteration 4 is out of range", id="past-the-spec"),
+        pytest.param(Stage.JUDGE, -1, "iteration -1 is out of range", id="negative"),
+        pytest.param(Stage.JUDGE, 3, "iteration 3 has not started", id="not-reached"),
+        pytest.param(Stage.SELECT, 1, "iteration 1 has no select stage", id="baseline-stage"),
+        pytest.param(Stage.TRAIN, 0, "iteration 0 has no train stage", id="loop-stage-at-0"),
+    ],
+)
+def test_retry_refuses_what_the_run_cannot_resume_from(
+    stage: Stage, iteration: int, message: str
+) -> None:
+    with pytest.raises(PluginError, match=message):
+        retry_patch(run_at(2), stage=stage, iteration=iteration)
+
+
+def test_retry_refuses_a_position_already_applied_which_the_planner_would_ignore() -> None:
+    run = run_at(2)
+    run.status.applied_resume_from = "1/train"
+    with pytest.raises(PluginError, match="already resumed from iteration 1, train"):
+        retry_patch(run, stage=Stage.TRAIN, iteration=1)
+    assert retry_patch(run, stage=Stage.JUDGE, iteration=1)  # another position is fine
+
+
+def test_retry_patches_resume_from() -> None:
+    patch = retry_patch(run_at(2), stage=Stage.EVALUATE, iteration=0)
+    assert patch == {"spec": {"resumeFrom": {"iteration": 0, "stage": "evaluate"}}}
+
+
+def pod(name: str, attempt: int, index: int) -> dict[str, Any]:
+    labels = {"selftaught.dev/attempt": str(attempt)}
+    labels["batch.kubernetes.io/job-completion-index"] = str(index)
+    return {"metadata": {"name": name, "labels": labels}}
+
+
+def test_logs_read_the_latest_attempt_in_shard_order() -> None:
+    pods = [pod("a0-1", 0, 1), pod("a1-1", 1, 1), pod("a1-0", 1, 0), pod("a0-0", 0, 0)]
+    assert [p["metadata"]["name"] for p in latest_attempt(pods)] == ["a1-0", "a1-1"]
+
+
+def test_compare_reads_the_best_iterations_scores_and_sums_gpu_hours() -> None:
+    status = RunStatus.model_validate(
+        {
+            "bestIteration": 1,
+            "bestAccuracy": 0.8,
+            "history": [
+                {"iteration": 0, "scores": {"heldout": {"accuracy": 0.6}}, "gpuSeconds": 3600},
+                {
+                    "iteration": 1,
+                    "scores": {"rb": {"accuracy": 0.8, "sections": {"Chat": 0.9}}},
+                    "gpuSeconds": 1800,
+                },
+            ],
+        }
+    )
+    column = comparison("demo", status)
+    assert column.scores == {"rb": 0.8, "rb/Chat": 0.9}
+    assert column.gpu_hours == pytest.approx(1.5)
+    assert column.best_iteration == 1
