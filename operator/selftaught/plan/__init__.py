@@ -10,6 +10,7 @@ One module per policy, each with its own table test (``tests/unit/test_plan_<pol
 * :mod:`.rejected` -- a Job create the API server refused (4xx): fail or wait;
 * :mod:`.absorb` -- fold a finished stage's summaries into the iteration record;
 * :mod:`.best` -- best iteration and early stop;
+* :mod:`.nothing_kept` -- an iteration whose judge kept nothing ends the run early;
 * :mod:`.observed` (the input), :mod:`.actions` (the output), :mod:`.state` (the pass state).
 """
 
