@@ -129,6 +129,7 @@ def test_the_run_ends_in_a_clear_state(finished: Finished) -> None:
         assert judged["judgmentsKept"] == 0
         assert succeeded["message"].startswith("iteration 1: the judge kept no correct judgment")
         assert "judging.template" in succeeded["message"]
+        assert "NothingKept iteration 1: the judge kept no correct judgment" in finished.stdout
         assert not finished.artifact(1, "train").exists()  # no train Job was made
         assert status["bestIteration"] == 0  # the seed's own baseline stays
     else:
