@@ -202,9 +202,7 @@ def test_a_pool_with_categories_is_not_labelled_and_references_reach_the_pairs(
     pairs.run(task(Stage.PAIRS, run_spec), storage, 0)
     made = [
         r
-        for _, r in storage.read_jsonl(
-            f"{shard_prefix('ns', 'r', 0, Stage.PAIRS, 0)}/pairs.jsonl"
-        )
+        for _, r in storage.read_jsonl(f"{shard_prefix('ns', 'r', 0, Stage.PAIRS, 0)}/pairs.jsonl")
     ]
     assert made, "no pair survived: the check below would prove nothing"
     assert all(p["reference"] == str(int(p["instruction"].split()[2]) * 2) for p in made)
