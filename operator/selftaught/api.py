@@ -279,10 +279,50 @@ class InstructionsSpec(Model):
         min_length=1,
         max_length=2048,
     )
+    format: Literal["jsonl", "mtbench"] = Field(
+        default="jsonl",
+        description="Shape of each line. jsonl: one instruction per line under 'field' (with "
+        "optional categoryField and referenceField). mtbench: MT-Bench's question.jsonl "
+        "('question_id', 'category', 'turns'): the first turn is the instruction and its "
+        "'category' is used as is (no model labelling); referenceSource adds reference answers.",
+    )
     field: str = Field(
         default="instruction",
-        description="JSON key that holds the instruction text in each line.",
+        description="JSON key that holds the instruction text in each line (format jsonl).",
         min_length=1,
+        max_length=256,
+    )
+    category_field: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="JSON key that already holds each instruction's category (format jsonl): "
+        "the model does not label the pool, and categories are compared with 'categories' "
+        "case-insensitively. A line without a string there is a bad line.",
+    )
+    reference_field: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="JSON key that holds a reference answer (format jsonl): rows that have one "
+        "carry it to their pairs, and judge and evaluate judge them reference-guided "
+        "(judging.referenceTemplate, e.g. MT-Bench's '#pair-math-v1'). Optional per line.",
+    )
+    reference_source: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="Format mtbench: MT-Bench's reference answer file (s3://, file://; e.g. "
+        "reference_answer/gpt-4.jsonl), joined to the questions by 'question_id'; the first "
+        "turn of its first choice is the reference.",
+    )
+    label_model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="Model that labels the categories when the pool carries none (same forms "
+        "as seedModel). The paper labelled with a different model (Mixtral) than the judge; "
+        "default: the seed model.",
     )
     categories: list[Annotated[str, Field(min_length=1, max_length=63)]] = Field(
         default_factory=lambda: ["reasoning"],
@@ -299,6 +339,26 @@ class InstructionsSpec(Model):
     )
     deduplicate: bool = Field(
         default=True, description="Drop instructions whose normalised text repeats."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.referenceSource) || self.format == 'mtbench'",
+                    "referenceSource needs format mtbench (a jsonl pool names its reference "
+                    "answers with referenceField)",
+                    field_path=".referenceSource",
+                ),
+                cel(
+                    "self.format != 'mtbench' || "
+                    "(!has(self.referenceField) && !has(self.categoryField))",
+                    "format mtbench reads 'turns', 'category' and referenceSource; "
+                    "categoryField and referenceField are for format jsonl",
+                    field_path=".format",
+                ),
+            ]
+        }
     )
 
 

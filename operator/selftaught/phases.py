@@ -75,6 +75,9 @@ class Reason(StrEnum):
     ITERATION_COMPLETED = "IterationCompleted"
     BEST_ITERATION = "BestIteration"
     EARLY_STOPPED = "EarlyStopped"
+    #: The judge kept no judgment in an iteration: nothing to train on, the run stops early
+    #: (Succeeded; see selftaught.plan.nothing_kept).
+    NOTHING_KEPT = "NothingKept"
     COMPLETED = "Completed"
     SUSPENDED = "Suspended"
     RESUMED = "Resumed"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from selftaught.storage import RetryPolicy, S3Storage
+from tests.integration.realdata import smollm2_gguf
 from tests.integration.seaweedfs import S3Endpoint, SeaweedFS
 
 #: Retries fast enough for tests, still exercising the retry path.
@@ -48,3 +51,15 @@ def s3_storage(s3_endpoint: S3Endpoint) -> S3Storage:
         multipart_threshold=5 * 1024 * 1024,
         multipart_chunksize=5 * 1024 * 1024,
     )
+
+
+@pytest.fixture(scope="session")
+def smollm2_checkpoint() -> Path:
+    """SmolLM2-135M-Instruct as a plain safetensors HF directory in the session's model cache.
+
+    Converted once (about 40 s on 2 cores) by the product's own GGUF loader, under its lock, so
+    concurrent sessions sharing the cache convert once; a ``seedModel`` naming the .gguf file
+    resolves to this same directory."""
+    from selftaught.storage import gguf
+
+    return gguf.to_hf_directory(smollm2_gguf(), Path(os.environ["SELFTAUGHT_CACHE"]))

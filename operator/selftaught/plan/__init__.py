@@ -11,6 +11,7 @@ One module per policy, each with its own table test (``tests/unit/test_plan_<pol
 * :mod:`.absorb` -- fold a finished stage's summaries into the iteration record;
 * :mod:`.best` -- best iteration and early stop;
 * :mod:`.summary` -- ``status.summary``, the one line ``kubectl get -o wide`` shows;
+* :mod:`.nothing_kept` -- an iteration whose judge kept nothing ends the run early;
 * :mod:`.observed` (the input), :mod:`.actions` (the output), :mod:`.state` (the pass state).
 """
 

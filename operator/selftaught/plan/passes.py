@@ -10,7 +10,7 @@ function of that position, so re-planning from the same observations yields the 
 and the same status (a fixed point): a restarted operator converges, never duplicates.
 
 This module is the coordinator: it walks the position forward and hands each decision to its
-policy module (immutable, resume, suspend, retry, absorb, best).
+policy module (immutable, resume, suspend, retry, absorb, best, nothing_kept).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from selftaught.plan.absorb import absorb
 from selftaught.plan.actions import CreateJob, DeleteJob, Event, Plan
 from selftaught.plan.best import early_stopped, metric, update_best
 from selftaught.plan.immutable import check_immutable, fence
+from selftaught.plan.nothing_kept import stop_when_nothing_kept
 from selftaught.plan.observed import ObservedJob
 from selftaught.plan.rejected import CreateRejected, create_rejected
 from selftaught.plan.resume import apply_resume_from, maybe_extend
@@ -123,6 +124,8 @@ def advance(state: PassState) -> None:
             return
         if job.state is JobState.SUCCEEDED:
             absorb(state, job)
+            if stop_when_nothing_kept(state, job):
+                return
             next_stage(state)
             continue
         if job.state is JobState.FAILED:

@@ -7,7 +7,8 @@ counted, not fatal: a generator that fails on some instructions is normal.
 
 Shard k takes the selected instructions with ``id % shards == k``. Output (committed at the
 shard's prefix): ``pairs.jsonl`` with rows ``{"id", "instruction", "chosen", "rejected",
-"otherInstruction", "split", "category"}``.
+"otherInstruction", "split", "category"}``, plus the instruction's ``reference`` answer when
+select found one (judge and evaluate then judge the pair reference-guided).
 Summary (:class:`~selftaught.summaries.PairsSummary`): ``pairs`` (train), ``heldoutPairs``,
 ``failed``.
 """
@@ -76,6 +77,7 @@ def run(task: StageTask, storage: Storage, shard: int) -> PairsSummary:
                 "otherInstruction": x2,
                 "split": row["split"],
                 "category": row.get("category", ""),
+                **({"reference": row["reference"]} if row.get("reference") else {}),
             }
         )
     prefix = shard_prefix(task.namespace, task.run, 0, Stage.PAIRS, shard)

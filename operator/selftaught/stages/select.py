@@ -1,9 +1,11 @@
 """Step 1: select instructions from an unlabeled pool.
 
-The current model labels each instruction's category; the stage keeps the requested categories,
-drops repeats of the same normalised text, caps the count and sets a seeded held-out share
-aside. Bad pool lines are counted with their line numbers (a pool of millions of scraped lines
-always has some); only a pool with no usable line is bad input.
+Each instruction's category comes from the pool when it carries one (``categoryField``,
+MT-Bench's ``category``), else from a model's label (``labelModel``, default the seed model);
+the stage keeps the requested categories, drops repeats of the same normalised text, caps the
+count and sets a seeded held-out share aside. Bad pool lines are counted with their line
+numbers (a pool of millions of scraped lines always has some); only a pool with no usable line
+is bad input.
 
 Instructions that could not go through the rest of the loop are dropped here, before any GPU
 time is spent on them, and counted with their line numbers: those whose labelling prompt, or
@@ -13,7 +15,8 @@ whichever is larger). One long scraped instruction would otherwise cost a judgin
 samples later (the engines skip it there too, but by then it has taken a pair's place).
 
 Output (committed at ``stage_prefix(ns, run, 0, select)``): ``instructions.jsonl`` with rows
-``{"id", "instruction", "category", "split": "train" | "heldout"}``.
+``{"id", "instruction", "category", "split": "train" | "heldout"}``, plus ``reference`` when
+the pool gave the instruction a reference answer (pairs carries it on to judge and evaluate).
 Summary (:class:`~selftaught.summaries.SelectSummary`): ``instructions`` (kept, both splits),
 ``heldout`` (of those), ``badLines``, ``read``, ``skippedTooLong`` (with
 ``tooLongLineNumbers``, the first 20).
@@ -29,53 +32,21 @@ from selftaught.artifacts import stage_prefix
 from selftaught.engines.base import fits
 from selftaught.phases import Stage
 from selftaught.pod import BadInput
+from selftaught.stages import pool
 from selftaught.stages.common import LoadedModel, open_engine, rng_for
-from selftaught.storage import Storage, StorageNotFound, open_object
+from selftaught.storage import Storage, StorageNotFound
 from selftaught.summaries import SelectSummary
 from selftaught.task import StageTask
 
 #: Bad line numbers reported in the summary (the count is always complete).
-MAX_REPORTED_LINES = 20
+MAX_REPORTED_LINES = pool.MAX_REPORTED_LINES
 #: Tokens for one category label; labels are one or two words.
 LABEL_TOKENS = 8
 
 
-def read_pool(task: StageTask, storage: Storage) -> tuple[list[str], list[int], list[int], int]:
-    """Instructions of the pool, their line numbers, the line numbers of bad lines, and the
-    lines read."""
-    source = task.spec.instructions.source
-    if builtin.is_builtin(source):
-        try:
-            found = builtin.from_source(source)
-        except builtin.UnknownBuiltin:
-            known = ", ".join(builtin.known())
-            raise BadInput(
-                f"instructions.source {source}: unknown built-in pool (try {known})"
-            ) from None
-        pool = found.pool(seed=task.spec.worker.seed, size=builtin.BUILTIN_POOL_SIZE)
-        return pool, list(range(1, len(pool) + 1)), [], len(pool)
-    field = task.spec.instructions.field
-    try:
-        store, key = open_object(source, storage_spec=task.spec.storage)
-        lines = list(store.read_jsonl(key))
-    except ValueError as error:
-        raise BadInput(f"instructions.source {source}: {error}") from error
-    except StorageNotFound as error:
-        raise BadInput(f"instructions.source {source} cannot be read: {error}") from error
-    texts, numbers, bad = [], [], []
-    for line_no, row in lines:
-        text = row.get(field) if isinstance(row, dict) else None
-        if isinstance(text, str) and text.strip():
-            texts.append(text.strip())
-            numbers.append(line_no)
-        else:
-            bad.append(line_no)
-    if not texts:
-        raise BadInput(
-            f"instructions.source {source}: no usable line ({len(bad)} bad; each needs a "
-            f"non-empty string under {field!r}; first bad lines: {bad[:MAX_REPORTED_LINES]})"
-        )
-    return texts, numbers, bad, len(lines)
+def read_pool(task: StageTask, storage: Storage) -> pool.Pool:
+    """The pool the spec names (:mod:`selftaught.stages.pool`)."""
+    return pool.read(task.spec.instructions, seed=task.spec.worker.seed, storage=task.spec.storage)
 
 
 def fit_the_context(task: StageTask, model: LoadedModel, texts: list[str]) -> list[bool]:
@@ -101,6 +72,8 @@ def fit_the_context(task: StageTask, model: LoadedModel, texts: list[str]) -> li
 
 def label(task: StageTask, model: LoadedModel, texts: list[str]) -> list[str]:
     """The model's category for each instruction (greedy: labelling is not sampled)."""
+    if not texts:
+        return []
     known = _known_categories(model.style, task.spec.instructions.categories)
     replies = model.engine.generate(
         [prompts.category_prompt(model.style, t) for t in texts],
@@ -113,26 +86,55 @@ def label(task: StageTask, model: LoadedModel, texts: list[str]) -> list[str]:
     return [prompts.parse_category(r[0], known) for r in replies]
 
 
+def categories_of(task: StageTask, model: LoadedModel, rows: list[pool.PoolRow]) -> list[str]:
+    """Each row's category: the pool's own where it has one, else a model's label
+    (``instructions.labelModel`` when set, else the seed model already open)."""
+    unlabelled = [r.text for r in rows if r.category is None]
+    labels: list[str] = []
+    if unlabelled:
+        labeller = task.spec.instructions.label_model
+        labels = label(task, _open_labeller(task, labeller) if labeller else model, unlabelled)
+    found = iter(labels)
+    return [r.category if r.category is not None else next(found) for r in rows]
+
+
 def _known_categories(style: prompts.Style, wanted: list[str]) -> list[str]:
     if style == "compact":
         return [*builtin.lookup(builtin.COMPACT_STYLE_TASK).categories, *wanted]
     return [*prompts.STANDARD_CATEGORIES, *wanted]
 
 
-def choose(task: StageTask, texts: list[str], categories: list[str]) -> list[dict[str, Any]]:
-    """Filter, deduplicate, cap and split; pure given the labels (the tests call it directly)."""
+def _open_labeller(task: StageTask, uri: str) -> LoadedModel:
+    try:
+        return open_engine(task, uri)
+    except (BadInput, StorageNotFound) as error:
+        raise BadInput(f"instructions.labelModel {uri} cannot be loaded: {error}") from error
+
+
+def choose(
+    task: StageTask,
+    texts: list[str],
+    categories: list[str],
+    references: list[str | None] | None = None,
+) -> list[dict[str, Any]]:
+    """Filter, deduplicate, cap and split; pure given the labels (the tests call it directly).
+
+    Categories match ``instructions.categories`` case-insensitively and are written as the
+    spec spells them; a row with a reference answer keeps it under ``reference``."""
     spec = task.spec.instructions
-    wanted = set(spec.categories)
+    wanted = {c.casefold(): c for c in spec.categories}
+    refs = references if references is not None else [None] * len(texts)
     seen: set[str] = set()
-    kept: list[tuple[str, str]] = []
-    for text, category in zip(texts, categories, strict=True):
-        if category not in wanted:
+    kept: list[tuple[str, str, str | None]] = []
+    for text, category, reference in zip(texts, categories, refs, strict=True):
+        spelled = wanted.get(category.casefold())
+        if spelled is None:
             continue
         key = prompts.normalise_text(text)
         if spec.deduplicate and key in seen:
             continue
         seen.add(key)
-        kept.append((text, category))
+        kept.append((text, spelled, reference))
     rng = rng_for(task, "select")
     rng.shuffle(kept)
     kept = kept[: spec.max_instructions]
@@ -144,33 +146,36 @@ def choose(task: StageTask, texts: list[str], categories: list[str]) -> list[dic
             "instruction": text,
             "category": category,
             "split": "heldout" if i < heldout else "train",
+            **({"reference": reference} if reference is not None else {}),
         }
-        for i, (text, category) in enumerate(kept)
+        for i, (text, category, reference) in enumerate(kept)
     ]
 
 
 def run(task: StageTask, storage: Storage, shard: int) -> SelectSummary:
-    texts, numbers, bad, read = read_pool(task, storage)
+    found = read_pool(task, storage)
     model = open_engine(task)
-    fitting = fit_the_context(task, model, texts)
-    too_long = [n for n, ok in zip(numbers, fitting, strict=True) if not ok]
-    texts = [t for t, ok in zip(texts, fitting, strict=True) if ok]
-    if not texts:
+    fitting = fit_the_context(task, model, [r.text for r in found.rows])
+    too_long = [r.line for r, ok in zip(found.rows, fitting, strict=True) if not ok]
+    rows = [r for r, ok in zip(found.rows, fitting, strict=True) if ok]
+    if not rows:
         raise BadInput(
             f"instructions.source {task.spec.instructions.source}: no instruction fits the "
             f"model's context of {model.engine.context_length} tokens with pairs.maxNewTokens "
             f"and judging.maxNewTokens ({len(too_long)} too long; lower maxNewTokens)"
         )
-    categories = label(task, model, texts)
-    rows = choose(task, texts, categories)
-    if not rows:
-        found = sorted(set(categories))
+    categories = categories_of(task, model, rows)
+    texts, references = [r.text for r in rows], [r.reference for r in rows]
+    rows_out = choose(task, texts, categories, references)
+    if not rows_out:
+        seen = sorted(set(categories))
+        how = "the pool says" if all(r.category is not None for r in rows) else "labelled"
         raise BadInput(
             f"no instruction of categories {task.spec.instructions.categories} in "
-            f"{task.spec.instructions.source} (the model labelled: {found})"
+            f"{task.spec.instructions.source} ({how}: {seen})"
         )
     with storage.output(stage_prefix(task.namespace, task.run, 0, Stage.SELECT)) as out:
-        out.write_jsonl("instructions.jsonl", rows)
+        out.write_jsonl("instructions.jsonl", rows_out)
     if too_long:
         print(
             f"selftaught select: {len(too_long)} instruction(s) cannot fit the model's context "
@@ -179,11 +184,11 @@ def run(task: StageTask, storage: Storage, shard: int) -> SelectSummary:
             file=sys.stderr,
         )
     return SelectSummary(
-        instructions=len(rows),
-        heldout=sum(1 for r in rows if r["split"] == "heldout"),
-        bad_lines=len(bad),
-        bad_line_numbers=bad[:MAX_REPORTED_LINES] if bad else None,
-        read=read,
+        instructions=len(rows_out),
+        heldout=sum(1 for r in rows_out if r["split"] == "heldout"),
+        bad_lines=len(found.bad),
+        bad_line_numbers=found.bad[:MAX_REPORTED_LINES] if found.bad else None,
+        read=found.read,
         skipped_too_long=len(too_long),
         too_long_line_numbers=too_long[:MAX_REPORTED_LINES] if too_long else None,
     )

@@ -1,6 +1,7 @@
 """Model resolution: from the URI in a spec to a local directory a engine can load.
 
-* ``file:///path`` is used in place (it must hold ``config.json``).
+* ``file:///path`` is used in place (it must hold ``config.json``); ``file:///path/x.gguf`` is
+  converted once into a plain directory in the cache (:mod:`selftaught.storage.gguf`).
 * ``s3://bucket/prefix`` is a committed output (or a directory inside one, as the train stage
   writes ``.../train/model``): it is downloaded once into the cache, keyed by the URI, under a
   lock file so that shards sharing a cache volume download it once, and verified against the
@@ -25,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from selftaught.api import S3Settings
+from selftaught.storage import gguf
 from selftaught.storage.errors import StorageError, StorageNotFound, UncommittedError
 from selftaught.storage.local import path_from_uri
 from selftaught.storage.retry import RetryPolicy
@@ -63,7 +65,10 @@ def materialize_model(
     scheme = urlparse(uri).scheme
     cache = Path(cache_dir)
     if scheme == "file":
-        return _checked(path_from_uri(uri), uri)
+        path = path_from_uri(uri)
+        if gguf.is_gguf(path):
+            return _checked(gguf.to_hf_directory(path, cache), uri)
+        return _checked(path, uri)
     if scheme == "s3":
         return _from_s3(uri, cache, s3 or S3Settings(), retry)
     if scheme:
