@@ -1312,7 +1312,15 @@ class RunStatus(Model):
         default=Phase.PENDING,
         description="Coarse state: Pending, Running, Suspended, Succeeded or Failed.",
     )
-    stage: Stage | None = Field(default=None, description="Current (or last) stage.")
+    stage: Stage | None = Field(
+        default=None,
+        description="Current (or last) stage; while Suspended, the stage that starts on resume.",
+    )
+    stage_shown: str | None = Field(
+        default=None,
+        description="The STAGE printer column: the current stage, or while Suspended where the "
+        "run paused ('paused after train'), since stage then names the next one.",
+    )
     iteration: int = Field(default=0, description="Current iteration (0 = baseline).")
     iterations: int | None = Field(default=None, description="Iterations planned (spec).")
     progress: str | None = Field(default=None, description="Iteration as i/N, for kubectl get.")

@@ -39,7 +39,7 @@ _RULES = "x-kubernetes-validations"
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-    {"name": "Stage", "type": "string", "jsonPath": ".status.stage"},
+    {"name": "Stage", "type": "string", "jsonPath": ".status.stageShown"},
     {"name": "Iteration", "type": "string", "jsonPath": ".status.progress"},
     {
         "name": "Best",

@@ -11,7 +11,7 @@ import pytest
 from selftaught.conditions import find
 from selftaught.phases import ConditionType, JobState, Phase, Stage
 from selftaught.plan import plan
-from selftaught.plan.suspend import hold_at_boundary
+from selftaught.plan.suspend import hold_at_boundary, stage_shown
 from tests.unit.planning import T0, make_run, observed, started, state_of
 
 # (spec.suspend, phase before) -> (held, phase after, Suspended condition, Event reasons)
@@ -68,3 +68,18 @@ def test_suspend_lets_the_running_stage_finish_then_stops_at_the_boundary() -> N
     assert after.creates == []
     assert after.status.phase == Phase.SUSPENDED
     assert after.status.stage == Stage.PAIRS
+    assert after.status.stage_shown == "paused after select"  # the STAGE column
+
+
+@pytest.mark.parametrize(
+    ("phase", "iteration", "stage", "shown"),
+    [
+        pytest.param(Phase.RUNNING, 1, Stage.TRAIN, "train", id="running-shows-the-stage"),
+        pytest.param(Phase.SUSPENDED, 1, Stage.TRAIN, "paused after judge", id="paused-mid"),
+        pytest.param(Phase.SUSPENDED, 1, Stage.JUDGE, "paused after evaluate", id="paused-iter"),
+        pytest.param(Phase.SUSPENDED, 0, Stage.SELECT, "paused before select", id="paused-start"),
+        pytest.param(Phase.PENDING, 0, None, None, id="not-started"),
+    ],
+)
+def test_stage_shown(phase: Phase, iteration: int, stage: Stage | None, shown: str | None) -> None:
+    assert stage_shown(phase, iteration, stage) == shown

@@ -32,7 +32,7 @@ from selftaught.plan.resume import apply_resume_from, maybe_extend
 from selftaught.plan.retry import handle_failure, watch_active
 from selftaught.plan.state import PassState
 from selftaught.plan.summary import summary_line
-from selftaught.plan.suspend import hold_at_boundary
+from selftaught.plan.suspend import hold_at_boundary, stage_shown
 from selftaught.policy import WorkloadPolicy, refusal
 from selftaught.task import StageTask
 
@@ -244,6 +244,8 @@ def finish(state: PassState) -> Plan:
     if status.stage is not None:
         status.progress = f"{status.iteration}/{state.spec.iterations}"
     status.summary = summary_line(status, iterations=state.spec.iterations)
+    stage = Stage(status.stage) if status.stage is not None else None
+    status.stage_shown = stage_shown(state.phase, status.iteration, stage)
     current = state.current_name() if status.stage is not None else None
     active = {n for n, j in state.jobs.items() if not j.state.is_terminal()}
     deleting = {a.name for a in state.out.deletes}

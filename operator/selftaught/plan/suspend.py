@@ -31,6 +31,16 @@ def paused_message(iteration: int, stage: Stage) -> str:
     return f"suspended after iteration {before[0]} {before[1].value}; {nxt}"
 
 
+def stage_shown(phase: Phase, iteration: int, stage: Stage | None) -> str | None:
+    """The STAGE column: the stage, or while Suspended the one after which the run paused."""
+    if stage is None:
+        return None
+    if phase is not Phase.SUSPENDED:
+        return stage.value
+    before = previous_stage(iteration, stage)
+    return "paused before select" if before is None else f"paused after {before[1].value}"
+
+
 def hold_at_boundary(state: PassState) -> bool:
     """At a stage boundary: True while the run must stay suspended (create nothing now).
 
