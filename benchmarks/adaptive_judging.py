@@ -37,10 +37,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from judging_throughput import judging_prompts, model_dir  # noqa: E402
-
-from selftaught import rejection  # noqa: E402
-from selftaught.rounds import sample_in_rounds  # noqa: E402
+from judging_throughput import judging_prompts, model_dir
+from selftaught import rejection
+from selftaught.rounds import sample_in_rounds
 
 
 def mcnemar_exact(only_first: int, only_second: int) -> float:
