@@ -21,6 +21,10 @@ Llama: it never writes a verdict, so nothing is kept and adaptive must draw the 
 budget check, and the price of rounds in wall time where sampling is not instant).
 
     python benchmarks/adaptive_judging.py --models tiny wide --json out.json
+    python benchmarks/adaptive_judging.py --models ARTIFACTS/.../iteration-3/train/model
+
+A model directory (e.g. a judge that loop_accuracy.py trained) is measured as it is: a later
+iteration's judge is right more often, which is where adaptive sampling saves most.
 """
 
 from __future__ import annotations
@@ -101,7 +105,8 @@ def judge_once(
 def compare(name: str, args: argparse.Namespace, cache: Path) -> list[dict[str, Any]]:
     from selftaught.engines.transformers import TransformersEngine
 
-    engine = TransformersEngine(model_dir(name, cache), seed=0, device=args.device)
+    path = Path(name) if Path(name).is_dir() else model_dir(name, cache)
+    engine = TransformersEngine(path, seed=0, device=args.device)
     conversations = judging_prompts(args.prompts)
     winners = ["A" if i % 2 == 0 else "B" for i in range(len(conversations))]
     settings = {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": args.max_new_tokens}
@@ -140,7 +145,9 @@ def compare(name: str, args: argparse.Namespace, cache: Path) -> list[dict[str, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--models", nargs="+", default=["tiny", "wide"])
+    parser.add_argument(
+        "--models", nargs="+", default=["tiny", "wide"], help="tiny, wide or a model directory"
+    )
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--samples", type=int, default=15, help="N judgments per pair")
     parser.add_argument("--round-sizes", type=int, nargs="+", default=[1, 2, 4])
