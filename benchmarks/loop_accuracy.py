@@ -50,6 +50,8 @@ def loop_spec(seed: int, storage_uri: str, **overrides: Any) -> RunSpec:
                 "temperature": overrides.get("temperature", 1.0),
                 "topP": 1.0,
                 "maxNewTokens": 32,
+                "sampling": overrides.get("sampling", "fixed"),
+                "roundSize": overrides.get("round_size", 1),
             },
             "training": {
                 "initFrom": overrides.get("init_from", "seed"),
@@ -76,6 +78,8 @@ class IterationResult:
     seen: float | None
     unseen: float | None
     kept: int | None = None
+    sampled: int | None = None
+    tokens: int | None = None
     loss: float | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -104,7 +108,7 @@ def run_stage(
     module = importlib.import_module(f"selftaught.stages.{stage.value}")
     started = time.monotonic()
     summary = module.run(task, storage, 0)
-    return summary, time.monotonic() - started
+    return summary.to_wire(), time.monotonic() - started  # a typed summary; read its wire form
 
 
 def run_loop(
@@ -136,7 +140,8 @@ def run_loop(
             spec, storage, Stage.EVALUATE, iteration, model=judge_model
         )
         result = _result(iteration, scores, seconds)
-        result.kept, result.loss = judged["kept"], trained["loss"]
+        result.kept, result.loss = judged["kept"], trained.get("loss")
+        result.sampled, result.tokens = judged["sampled"], judged.get("generatedTokens")
         results.append(result)
     return results
 
@@ -154,11 +159,16 @@ def _result(iteration: int, summary: dict[str, Any], seconds: dict[str, float]) 
 
 
 def table(seed: int, results: list[IterationResult]) -> str:
-    lines = [f"seed {seed}", "iter  heldout   seen  unseen   kept   loss   seconds"]
+    lines = [
+        f"seed {seed}",
+        "iter  heldout   seen  unseen   kept  sampled  tokens   loss   seconds",
+    ]
     for r in results:
         lines.append(
             f"{r.iteration:>4}  {r.heldout:7.3f}  {r.seen or 0:5.3f}  {r.unseen or 0:6.3f}  "
             f"{r.kept if r.kept is not None else '-':>5}  "
+            f"{r.sampled if r.sampled is not None else '-':>7}  "
+            f"{r.tokens if r.tokens is not None else '-':>6}  "
             f"{f'{r.loss:.3f}' if r.loss is not None else '-':>5}  "
             + " ".join(f"{k}={v:.1f}" for k, v in r.seconds.items())
         )
@@ -176,6 +186,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--categories", nargs="+", default=["list"])
+    parser.add_argument("--sampling", choices=["fixed", "adaptive"], default="fixed")
+    parser.add_argument("--round-size", type=int, default=1, help="adaptive sampling's round")
     args = parser.parse_args()
     import torch
 
@@ -195,6 +207,8 @@ def main() -> None:
             lr=args.lr,
             epochs=args.epochs,
             categories=args.categories,
+            sampling=args.sampling,
+            round_size=args.round_size,
         )
         print(table(seed, results))
         print(

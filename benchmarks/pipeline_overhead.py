@@ -12,7 +12,10 @@ model compute); the summary adds ``runner_s``, the run's time outside every stag
     python benchmarks/pipeline_overhead.py                     # the README's table
     python benchmarks/pipeline_overhead.py --quick             # 1 iteration, smaller, smoke test
 
-Target (issue "Benchmarks"): overhead < 5 % of wall time.
+Target (issue "Benchmarks"): overhead < 5 % of wall time; re-scoped (issue 19): launch +
+set-up < 5 % of any stage whose compute is >= 10 s (``long_stage_max_overhead``), measured on a
+workload whose stages compute that long (``examples/overhead-long.yaml``: the quick start with
+more judgments and training epochs); the quick start's total is still reported as it is.
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ def stage_table(run_dir: Path) -> list[dict[str, Any]]:
 
 
 _ORDER = ["select", "pairs", "judge", "train", "evaluate"]
+#: Stages computing at least this long are held to the per-stage target (< 5 % overhead).
+LONG_STAGE_S = 10.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         "setup_s": round(sum(r["setup_s"] for r in rows), 2),
         "runner_s": round(total - sum(r["wall_s"] for r in rows), 2),
     }
+    # The re-scoped target (issue 19): launch + set-up < 5 % of any stage computing >= 10 s.
+    long = [r for r in rows if r["compute_s"] >= LONG_STAGE_S]
+    summary["long_stages"] = len(long)
+    summary["long_stage_max_overhead"] = max((r["overhead"] for r in long), default=None)
     if args.existing:  # the status' timestamps are whole seconds: too coarse for this
         summary["runner_s"] = None
     print(json.dumps(summary))

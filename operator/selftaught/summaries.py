@@ -156,8 +156,12 @@ class JudgeSummary(Summary):
     stage: Literal[Stage.JUDGE] = Stage.JUDGE
     #: Pairs this shard judged.
     pairs: int = 0
-    #: Judgments sampled (pairs x samplesPerPair).
+    #: Judgments sampled (pairs x samplesPerPair with sampling: fixed; fewer when adaptive).
     sampled: int = 0
+    #: Tokens the engine generated for those judgments (end tokens included).
+    generated_tokens: int = 0
+    #: Engine calls made (sampling rounds; 1 with sampling: fixed).
+    rounds: int = 0
     #: Judgments kept: one correct judgment per pair that got any.
     kept: int = 0
     #: Sampled judgments without a parsable verdict (RewardBench's official reading).

@@ -43,6 +43,14 @@ def test_judging_throughput_quick(tmp_path: Path) -> None:
     assert any("speedup" in r for r in rows)
 
 
+def test_adaptive_judging_quick(tmp_path: Path) -> None:
+    fixed, adaptive = run("adaptive_judging", tmp_path)
+    assert (fixed["mode"], adaptive["mode"]) == ("fixed", "adaptive k=1")
+    assert fixed["drawn"] == 16 * 4  # --quick: 16 pairs, N = 4, one call
+    assert adaptive["drawn"] <= fixed["drawn"]  # never more than the budget
+    assert 0 <= adaptive["mcnemar_p"] <= 1  # type: ignore[operator]
+
+
 def test_pipeline_overhead_quick(tmp_path: Path) -> None:
     (report,) = run("pipeline_overhead", tmp_path, "--workdir", str(tmp_path / "work"))
     stages = {row["stage"] for row in report["stages"]}  # type: ignore[union-attr, index]

@@ -87,6 +87,8 @@ def test_the_requested_panels_exist(board: dict[str, Any]) -> None:
         "Job failures",
         "Reconcile latency and errors",
         "Worker progress",
+        "Judging cost",
+        "GPU-hours per accuracy point",
     ):
         assert title in types
 

@@ -86,7 +86,9 @@ def test_bounds_in_the_schema_match_the_types() -> None:
     assert judging["maximum"] == bounds["Le"].le
 
 
-@pytest.mark.parametrize("path", ["examples/quickstart.yaml", "examples/paper-scale.yaml"])
+@pytest.mark.parametrize(
+    "path", ["examples/quickstart.yaml", "examples/paper-scale.yaml", "examples/overhead-long.yaml"]
+)
 def test_examples_validate_against_the_crd(path: str) -> None:
     document = yaml.safe_load((ROOT / path).read_text())
     document.setdefault("metadata", {}).setdefault("namespace", "default")

@@ -48,3 +48,23 @@ def test_complete_rewardbench_set_has_no_partial_mark() -> None:
     assert "1.000" in text
     assert "partial" not in text
     assert "Chat 1.00, Chat Hard 1.00, Reasoning 1.00, Safety 1.00" in text
+
+
+def test_cost_columns_show_tokens_gpu_seconds_by_stage_and_hours_per_point() -> None:
+    record = IterationRecord(
+        iteration=1,
+        judgments_sampled=600,
+        judgments_kept=300,
+        judging_tokens=12_345,
+        tokens_per_kept=41.2,
+        stage_gpu_seconds={"judge": 64.0, "train": 4.0, "evaluate": 0.0},
+        gpu_hours_per_point=0.0125,
+    )
+    text = rendered(RunStatus(history=[IterationRecord(iteration=0), record]))
+    for header in ("tokens", "tok/kept", "GPU-s by stage", "GPU-h/point"):
+        assert header in text
+    assert "12,345" in text
+    assert "41.2" in text
+    assert "judge 64, train 4" in text
+    assert "evaluate 0" not in text  # a stage without GPUs is left out
+    assert "0.0125" in text

@@ -35,6 +35,7 @@ class ScriptedJudge:
         self.policy = policy
         self.calls: list[dict[str, Any]] = []
         self.seen: list[str] = []  # the last message of every prompt judged
+        self.last_generated_tokens = 0  # one token per word, as a stand-in
 
     def generate(
         self, conversations: Sequence[Sequence[dict[str, str]]], *, n: int, **settings: Any
@@ -47,6 +48,7 @@ class ScriptedJudge:
             assert found, conversation
             winner = "A" if found.group(1) == "good" else "B"
             out.append([self.policy(int(found.group(2)), winner, k) for k in range(n)])
+        self.last_generated_tokens = sum(len(t.split()) for texts in out for t in texts)
         return out
 
 

@@ -104,6 +104,33 @@ def test_best_accuracy_keeps_the_maximum() -> None:
     assert value(metrics, "selftaught_judge_best_accuracy", **key) == 0.9
 
 
+def test_judging_cost_follows_the_latest_judge_and_the_latest_gain() -> None:
+    status = RunStatus(
+        history=[
+            IterationRecord(iteration=0, gpu_seconds=3600),
+            IterationRecord(
+                iteration=1,
+                judgments_sampled=900,
+                judging_tokens=18_000,
+                judgments_kept=300,
+                tokens_per_kept=60.0,
+                gpu_hours_per_point=0.5,
+            ),
+            IterationRecord(iteration=2, judgments_sampled=600, judging_tokens=9_000,
+                            judgments_kept=300, tokens_per_kept=30.0),
+        ]
+    )  # fmt: skip
+    metrics = Metrics()
+    metrics.observe_run(make_run().model_copy(update={"status": status}))
+    key = {"namespace": "ns", "run": "demo"}
+    assert value(metrics, "selftaught_judging_samples", **key) == 600
+    assert value(metrics, "selftaught_judging_generated_tokens", **key) == 9_000
+    assert value(metrics, "selftaught_judging_tokens_per_kept", **key) == 30.0
+    assert value(metrics, "selftaught_gpu_seconds_per_accuracy_point", **key) == 1800
+    metrics.forget_run("ns", "demo")
+    assert 'run="demo"' not in exposed(metrics)
+
+
 def test_transition_counts_each_stage_once() -> None:
     gpu_spec = {"stages": {"train": {"gpus": 4, "nodes": 2}, "judge": {"gpus": 1, "shards": 3}}}
     run = finished_run(**gpu_spec)

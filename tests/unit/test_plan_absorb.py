@@ -41,6 +41,25 @@ ABSORB: list[Any] = [
         id="judge-on-cpu-costs-no-gpu",
     ),
     pytest.param(
+        Stage.JUDGE,
+        {
+            1: {"pairs": 4, "sampled": 6, "kept": 4, "generatedTokens": 600, "rounds": 3},
+            0: {"pairs": 4, "sampled": 5, "kept": 2, "generatedTokens": 300, "rounds": 2},
+        },
+        {"shards": 2, "gpus": 1},
+        (
+            {
+                "judgments_sampled": 11,
+                "judgments_kept": 6,
+                "judging_tokens": 900,
+                "judging_rounds": 3,
+                "tokens_per_kept": 150.0,
+            },
+            20.0,
+        ),
+        id="judge-tokens-add-up-rounds-of-the-busiest-shard",
+    ),
+    pytest.param(
         Stage.TRAIN,
         {0: {"loss": 0.5}, 1: {"loss": 0.7}},
         {"nodes": 2, "gpus": 4},
@@ -105,6 +124,7 @@ def test_absorb(
     assert {k: dumped[k] for k in fields} == fields
     assert record.stage_seconds == {stage.value: 10.0}
     assert record.gpu_seconds == pytest.approx(gpu_seconds)
+    assert record.stage_gpu_seconds == {stage.value: pytest.approx(gpu_seconds)}
 
 
 @pytest.mark.parametrize(
@@ -134,6 +154,7 @@ def test_stage_durations_and_gpu_seconds_are_recorded() -> None:
     assert record.stage_seconds == {"judge": 4.0, "train": 4.0, "evaluate": 4.0}
     # judge: 4 s x 8 GPUs x 2 shards; train and evaluate: 4 s x 1 GPU.
     assert record.gpu_seconds == pytest.approx(4 * 8 * 2 + 4 + 4)
+    assert record.stage_gpu_seconds == {"judge": 64.0, "train": 4.0, "evaluate": 4.0}
 
 
 def test_sharded_stage_is_one_indexed_job_and_summaries_add_up() -> None:

@@ -27,7 +27,14 @@ def history_without_times(run: Any) -> list[dict[str, Any]]:
     keep = []
     for record in run.status.history:
         data = record.dump()
-        for key in ("startedAt", "completedAt", "stageSeconds", "gpuSeconds"):
+        for key in (
+            "startedAt",
+            "completedAt",
+            "stageSeconds",
+            "gpuSeconds",
+            "stageGpuSeconds",
+            "gpuHoursPerPoint",
+        ):  # wall-time derived: differ with the order
             data.pop(key, None)
         keep.append(data)
     return keep

@@ -38,8 +38,9 @@ FILLED: list[tuple[str, Summary, dict[str, Any]]] = [
     (
         "judge",
         JudgeSummary(pairs=4, sampled=16, kept=3, invalid=2, both_markers=1, kept_winner_a=2,
-                     kept_winner_b=1),
-        {"pairs": 4, "sampled": 16, "kept": 3, "invalid": 2, "bothMarkers": 1, "ties": 0,
+                     kept_winner_b=1, generated_tokens=640, rounds=3),
+        {"pairs": 4, "sampled": 16, "generatedTokens": 640, "rounds": 3, "kept": 3,
+         "invalid": 2, "bothMarkers": 1, "ties": 0,
          "wrong": 0, "keptWinnerA": 2, "keptWinnerB": 1, "droppedForBalance": 0,
          "skippedTooLong": 0},
     ),

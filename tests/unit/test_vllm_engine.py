@@ -25,6 +25,7 @@ from tests.unit.stage_env import small_model, spec, task
 @dataclass
 class Completion:
     text: str
+    token_ids: list[int] = field(default_factory=lambda: [1, 2, 3])
 
 
 @dataclass

@@ -116,6 +116,8 @@ def test_success_reports_summary_and_passes_task_storage_shard(
         "computeSeconds": 0.0,  # the fake stage did no model work
         "pairs": 15,
         "sampled": 45,
+        "generatedTokens": 0,
+        "rounds": 0,
         "kept": 12,
         "invalid": 2,
         "bothMarkers": 0,

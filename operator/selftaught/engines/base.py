@@ -40,6 +40,9 @@ class Engine(Protocol):
 
     #: Tokens the model attends over (prompt + generated); None when unknown.
     context_length: int | None
+    #: Tokens the last :meth:`generate` call generated over all its samples (end tokens
+    #: included): the cost the judge stage reports per iteration and per kept judgment.
+    last_generated_tokens: int
 
     def prompt_lengths(self, conversations: Sequence[Sequence[Message]]) -> list[int]:
         """Tokens of each conversation rendered as a generation prompt (chat template

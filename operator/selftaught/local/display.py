@@ -124,13 +124,20 @@ def _partial_note(name: str, scores: SetScores) -> str:
     missing = ", ".join(scores.sections_missing) or "none"
     return (
         f"{name}: partial RewardBench set ({scores.examples}/{scores.rows_expected} rows, "
-        f"sections missing: {missing}); its value is the mean of the sections present, "
+        f"sections missing: {missing});\n  its value is the mean of the sections present, "
         "not a RewardBench score"
     )
 
 
+def _gpu_cell(by_stage: dict[str, float]) -> str:
+    """``judge 64, train 4``: GPU-seconds of the stages that used a GPU ("-" for none)."""
+    used = [f"{stage} {seconds:.0f}" for stage, seconds in by_stage.items() if seconds > 0]
+    return ", ".join(used) or "-"
+
+
 def iterations_table(status: RunStatus) -> Table:
-    """One row per iteration: kept/sampled, loss, and every evaluation set's scores.
+    """One row per iteration: kept/sampled, judging cost, loss, every evaluation set's scores,
+    and GPU cost (GPU-seconds by stage, GPU-hours per held-out point gained so far).
 
     A set scored the official way is headed ``name (official)``; its cells are RewardBench's
     overall only when the set is complete, else they read ``0.712 partial`` and the caption says
@@ -152,6 +159,8 @@ def iterations_table(status: RunStatus) -> Table:
     )
     table.add_column("iter", justify="right")
     table.add_column("kept/sampled", justify="right")
+    table.add_column("tokens", justify="right")
+    table.add_column("tok/kept", justify="right")
     table.add_column("train loss", justify="right")
     for header in sets.values():
         table.add_column(header, justify="right")
@@ -161,6 +170,8 @@ def iterations_table(status: RunStatus) -> Table:
     if show_sections:
         table.add_column("sections")
     table.add_column("seconds", justify="right")
+    table.add_column("GPU-s by stage")
+    table.add_column("GPU-h/point", justify="right")
     for record in status.history:
         kept = (
             f"{record.judgments_kept}/{record.judgments_sampled}"
@@ -170,6 +181,8 @@ def iterations_table(status: RunStatus) -> Table:
         cells = [
             f"{record.iteration}{' *' if record.iteration == status.best_iteration else ''}",
             kept,
+            "-" if record.judging_tokens is None else f"{record.judging_tokens:,}",
+            _fmt(record.tokens_per_kept, 1),
             _fmt(record.training_loss),
         ]
         cells += [
@@ -183,6 +196,8 @@ def iterations_table(status: RunStatus) -> Table:
         if show_sections:
             cells.append(sections or "-")
         cells.append(f"{sum(record.stage_seconds.values()):.0f}")
+        cells.append(_gpu_cell(record.stage_gpu_seconds))
+        cells.append(_fmt(record.gpu_hours_per_point, 4))
         table.add_row(*cells)
     return table
 

@@ -409,6 +409,60 @@ def _worker_throughput() -> timeseries.Panel:
     )
 
 
+def _judging_cost() -> timeseries.Panel:
+    """Tokens per kept judgment: N x tokens per sample with fixed sampling, about
+    1/accuracy x tokens per sample with adaptive sampling."""
+    return (
+        timeseries.Panel()
+        .id(12)
+        .title("Judging cost")
+        .description(
+            "Latest judge stage: generated tokens per kept judgment, samples drawn and tokens "
+            "generated (all shards). Adaptive sampling (judging.sampling) lowers the first."
+        )
+        .datasource(DATASOURCE)
+        .targets(
+            _targets(
+                [
+                    Query(
+                        f"selftaught_judging_tokens_per_kept{{{RUN_FILTER}}}",
+                        "{{run}} tokens/kept",
+                    ),
+                    Query(f"selftaught_judging_samples{{{RUN_FILTER}}}", "{{run}} samples"),
+                    Query(
+                        f"selftaught_judging_generated_tokens{{{RUN_FILTER}}}",
+                        "{{run}} tokens",
+                    ),
+                ]
+            )
+        )
+        .unit("short")
+        .line_interpolation(common.LineInterpolation.STEP_AFTER)
+        .legend(_legend())
+        .grid_pos(_grid(0, 40, 12, 8))
+    )
+
+
+def _gpu_hours_per_point() -> timeseries.Panel:
+    expr = f"selftaught_gpu_seconds_per_accuracy_point{{{RUN_FILTER}}} / 3600"
+    return (
+        timeseries.Panel()
+        .id(13)
+        .title("GPU-hours per accuracy point")
+        .description(
+            "GPU-hours the run has spent so far per percentage point of held-out accuracy "
+            "gained over the seed (iteration 0); no value until an iteration gains."
+        )
+        .datasource(DATASOURCE)
+        .targets(_targets([Query(expr, "{{namespace}}/{{run}}")]))
+        .unit("h")
+        .min(0)
+        .line_interpolation(common.LineInterpolation.STEP_AFTER)
+        .legend(_legend())
+        .grid_pos(_grid(12, 40, 12, 8))
+    )
+
+
 def build() -> dashboard.Dashboard:
     """The dashboard builder; ``build().build()`` is the SDK model."""
     board = (
@@ -436,6 +490,8 @@ def build() -> dashboard.Dashboard:
         _reconcile(),
         _worker_progress(),
         _worker_throughput(),
+        _judging_cost(),
+        _gpu_hours_per_point(),
     ):
         board = board.with_panel(panel)
     return board

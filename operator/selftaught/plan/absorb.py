@@ -3,13 +3,16 @@
 A sharded stage reports one summary per pod index; counts add up across shards, in index order
 so any completion order gives the same record. The stage's wall time comes from the Job's own
 start and completion times (the summaries' ``seconds`` when the Job has none), and its
-GPU-seconds are wall time x GPUs per pod x pods.
+GPU-seconds are wall time x GPUs per pod x pods, kept per stage and in total. The judge stage's
+generated tokens and rounds fold into the record with tokens per kept judgment; an evaluation
+updates GPU-hours per held-out accuracy point (:mod:`selftaught.cost`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from selftaught import cost
 from selftaught.api import IterationRecord
 from selftaught.phases import Stage
 from selftaught.plan.observed import ObservedJob
@@ -36,7 +39,11 @@ def absorb(state: PassState, job: ObservedJob) -> None:
     record.stage_seconds[stage.value] = round(seconds, 3)
     resources = state.spec.stages.of(stage)
     gpu_seconds = seconds * resources.gpus * resources.pods(stage)
+    record.stage_gpu_seconds[stage.value] = round(gpu_seconds, 3)
     record.gpu_seconds = round(record.gpu_seconds + gpu_seconds, 3)
+    if stage is Stage.EVALUATE:
+        history = state.status.history
+        record.gpu_hours_per_point = cost.gpu_hours_per_point(history, record.iteration)
 
 
 def _record_results(
@@ -54,6 +61,9 @@ def _record_results(
         record.pairs = sum(s.pairs for s in judge)
         record.judgments_sampled = sum(s.sampled for s in judge)
         record.judgments_kept = sum(s.kept for s in judge)
+        record.judging_tokens = sum(s.generated_tokens for s in judge)
+        record.judging_rounds = max((s.rounds for s in judge), default=0)
+        record.tokens_per_kept = cost.tokens_per_kept(record.judging_tokens, record.judgments_kept)
     elif stage is Stage.TRAIN:
         losses = [s.loss for s in of_type(summaries, TrainSummary) if s.loss is not None]
         record.training_loss = losses[0] if losses else None

@@ -4,15 +4,19 @@ Each pair becomes a pairwise prompt with the winner in position A for exactly ha
 pairs (a seeded assignment over the whole training set, made before sharding, so the balance
 holds globally and a retried shard reproduces it). With ``judging.bothOrders`` each pair is
 judged in both orders instead and the kept set is balanced *after* rejection, per shard
-(:func:`selftaught.rejection.balance_positions`). N judgments are sampled per pair and order;
-a judgment is correct when RewardBench's official reading names the known winner and the text
-names no other verdict (both markers, a tie or a malformed marker are never kept:
+(:func:`selftaught.rejection.balance_positions`). N judgments are sampled per pair and order
+(``judging.sampling: fixed``, one engine call), or drawn in rounds of ``judging.roundSize`` until
+the pair and order has a keepable judgment or has drawn N (``adaptive``,
+:mod:`selftaught.rounds`: the same kept data in distribution, fewer tokens); a judgment is
+correct when RewardBench's official reading names the known winner and the text names no other
+verdict (both markers, a tie or a malformed marker are never kept:
 :func:`selftaught.rejection.classify`); one correct judgment per pair is kept at random; pairs
 without any are dropped.
 
 Output (committed at the shard's prefix): ``judgments.jsonl`` in TRL's conversational
 prompt/completion form, ``{"prompt": [user msg], "completion": [assistant msg], "pairId",
 "winner"}``. Summary (:class:`~selftaught.summaries.JudgeSummary`): ``pairs``, ``sampled``,
+``generatedTokens``, ``rounds``,
 ``kept``, ``invalid`` (unparsable samples), ``bothMarkers``, ``ties``, ``wrong`` (samples
 rejected for each reason), ``keptWinnerA`` / ``keptWinnerB`` (kept judgments by the winner's
 position), ``droppedForBalance`` and ``skippedTooLong`` (pairs whose prompt cannot fit the
@@ -24,7 +28,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from selftaught import prompts, rejection
+from selftaught import prompts, rejection, rounds
 from selftaught.artifacts import shard_prefix
 from selftaught.phases import Stage
 from selftaught.stages.common import generation_seed, mine, open_engine, read_shards, rng_for
@@ -78,14 +82,31 @@ def run(task: StageTask, storage: Storage, shard: int) -> JudgeSummary:
     model = open_engine(task)
     judging = judge_prompts(model.style, templates)
     conversations = [render(judging, pair, winner) for pair, winner in jobs]
-    samples = model.engine.generate(
-        conversations,
-        n=spec.samples_per_pair,
-        temperature=spec.temperature,
-        top_p=spec.top_p,
-        max_new_tokens=spec.max_new_tokens,
+    engine = model.engine
+
+    def generate(batch: list[int], n: int, seed: int) -> tuple[list[list[str]], int]:
+        out = engine.generate(
+            [conversations[i] for i in batch],
+            n=n,
+            temperature=spec.temperature,
+            top_p=spec.top_p,
+            max_new_tokens=spec.max_new_tokens,
+            seed=seed,
+        )
+        return out, engine.last_generated_tokens
+
+    def has_keepable(job: int, judgments: list[str]) -> bool:
+        return any(rejection.classify(j, jobs[job][1]) == "kept" for j in judgments)
+
+    drawn = rounds.sample_in_rounds(
+        list(range(len(jobs))),
+        generate=generate,
+        done=has_keepable,
+        budget=spec.samples_per_pair,
+        round_size=spec.round_size if spec.sampling == "adaptive" else spec.samples_per_pair,
         seed=generation_seed(task, shard),
     )
+    samples = drawn.samples
     reasons: Counter[str] = Counter()
     keepable: dict[int, dict[rejection.Position, tuple[list[prompts.Message], list[str]]]] = {}
     too_long: set[int] = set()
@@ -127,7 +148,9 @@ def run(task: StageTask, storage: Storage, shard: int) -> JudgeSummary:
         out.write_jsonl("judgments.jsonl", kept)
     return JudgeSummary(
         pairs=len(share),
-        sampled=sum(len(judgments) for judgments in samples),
+        sampled=drawn.drawn,
+        generated_tokens=drawn.tokens,
+        rounds=drawn.rounds,
         kept=len(kept),
         invalid=reasons["unparsable"],
         both_markers=reasons["both"],
