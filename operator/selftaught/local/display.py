@@ -24,7 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from selftaught.api import RunStatus
+from selftaught.api import IterationRecord, RunStatus
 from selftaught.plan import CreateJob, Event
 from selftaught.summaries import SetScores
 
@@ -129,8 +129,18 @@ def _partial_note(name: str, scores: SetScores) -> str:
     )
 
 
+def _method_cell(record: IterationRecord) -> str:
+    if record.method is None:  # iteration 0 (the seed) or not trained yet
+        return "-"
+    if record.reward_accuracy is None:
+        return record.method
+    return f"{record.method} acc {record.reward_accuracy:.2f}"
+
+
 def iterations_table(status: RunStatus) -> Table:
-    """One row per iteration: kept/sampled, loss, and every evaluation set's scores.
+    """One row per iteration: training method, kept/sampled, loss, and every evaluation set's
+    scores. DPO iterations add TRL's reward accuracy at the last step to the method cell
+    (``dpo acc 0.81``), the quick check that the judge learned to prefer the correct judgment.
 
     A set scored the official way is headed ``name (official)``; its cells are RewardBench's
     overall only when the set is complete, else they read ``0.712 partial`` and the caption says
@@ -150,6 +160,7 @@ def iterations_table(status: RunStatus) -> Table:
         caption="\n".join(notes.values()) or None,
     )
     table.add_column("iter", justify="right")
+    table.add_column("method")
     table.add_column("kept/sampled", justify="right")
     table.add_column("train loss", justify="right")
     for header in sets.values():
@@ -168,6 +179,7 @@ def iterations_table(status: RunStatus) -> Table:
         )
         cells = [
             f"{record.iteration}{' *' if record.iteration == status.best_iteration else ''}",
+            _method_cell(record),
             kept,
             _fmt(record.training_loss),
         ]
