@@ -6,6 +6,7 @@ seeds, and prints held-out accuracy per iteration overall and on the part of the
 seed's warm start never labelled.
 
     python benchmarks/loop_accuracy.py --seeds 0 1 2 --iterations 3
+    python benchmarks/loop_accuracy.py --seeds 0 1 2 --iterations 3 --method dpo
 
 The numbers in docs/tiny-judge.md come from this script; ``tests/integration/test_loop_accuracy.py``
 runs it and asserts the targets. examples/quickstart.yaml uses the same settings.
@@ -52,6 +53,7 @@ def loop_spec(seed: int, storage_uri: str, **overrides: Any) -> RunSpec:
                 "maxNewTokens": 32,
             },
             "training": {
+                **_method(overrides.get("method", "sft"), overrides.get("beta")),
                 "initFrom": overrides.get("init_from", "seed"),
                 "learningRate": overrides.get("lr", 1e-3),
                 "lrScheduler": "cosine",
@@ -69,6 +71,13 @@ def loop_spec(seed: int, storage_uri: str, **overrides: Any) -> RunSpec:
     )
 
 
+def _method(method: str, beta: float | None) -> dict[str, Any]:
+    """The training.method part of the spec (a dpo block only when a beta is given)."""
+    if method == "sft":
+        return {"method": "sft"}
+    return {"method": "dpo", **({"dpo": {"beta": beta}} if beta is not None else {})}
+
+
 @dataclass
 class IterationResult:
     iteration: int
@@ -77,6 +86,7 @@ class IterationResult:
     unseen: float | None
     kept: int | None = None
     loss: float | None = None
+    reward_accuracy: float | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -89,7 +99,7 @@ def run_stage(
     *,
     model: str,
     init_model: str | None = None,
-) -> tuple[dict[str, Any], float]:
+) -> tuple[Any, float]:
     import importlib
 
     task = StageTask(
@@ -131,35 +141,45 @@ def run_loop(
         trained, seconds["train"] = run_stage(
             spec, storage, Stage.TRAIN, iteration, model=judge_model, init_model=init
         )
-        judge_model = trained["model"]
+        judge_model = trained.model
         scores, seconds["evaluate"] = run_stage(
             spec, storage, Stage.EVALUATE, iteration, model=judge_model
         )
         result = _result(iteration, scores, seconds)
-        result.kept, result.loss = judged["kept"], trained["loss"]
+        result.kept, result.loss = judged.kept, trained.loss
+        result.reward_accuracy = trained.reward_accuracy
         results.append(result)
     return results
 
 
-def _result(iteration: int, summary: dict[str, Any], seconds: dict[str, float]) -> IterationResult:
-    scores = summary["scores"]
+def _result(iteration: int, summary: Any, seconds: dict[str, float]) -> IterationResult:
+    """The evaluate stage's typed summary (:class:`selftaught.summaries.EvaluateSummary`)."""
+    scores = summary.scores
+
+    def accuracy(name: str) -> float | None:
+        return scores[name].accuracy if name in scores else None
+
     return IterationResult(
         iteration=iteration,
-        heldout=scores["heldout"]["accuracy"],
-        seen=scores.get("heldout-seen", {}).get("accuracy"),
-        unseen=scores.get("heldout-unseen", {}).get("accuracy"),
+        heldout=scores["heldout"].accuracy,
+        seen=accuracy("heldout-seen"),
+        unseen=accuracy("heldout-unseen"),
         seconds=dict(seconds),
-        warnings=list(summary.get("warnings", [])),
+        warnings=list(summary.warnings or []),
     )
 
 
-def table(seed: int, results: list[IterationResult]) -> str:
-    lines = [f"seed {seed}", "iter  heldout   seen  unseen   kept   loss   seconds"]
+def table(seed: int, results: list[IterationResult], method: str = "sft") -> str:
+    lines = [
+        f"seed {seed} ({method})",
+        "iter  heldout   seen  unseen   kept   loss  rwacc  seconds",
+    ]
     for r in results:
+        rwacc = f"{r.reward_accuracy:.2f}" if r.reward_accuracy is not None else "-"
         lines.append(
             f"{r.iteration:>4}  {r.heldout:7.3f}  {r.seen or 0:5.3f}  {r.unseen or 0:6.3f}  "
             f"{r.kept if r.kept is not None else '-':>5}  "
-            f"{f'{r.loss:.3f}' if r.loss is not None else '-':>5}  "
+            f"{f'{r.loss:.3f}' if r.loss is not None else '-':>5}  {rwacc:>5}  "
             + " ".join(f"{k}={v:.1f}" for k, v in r.seconds.items())
         )
     return "\n".join(lines)
@@ -176,6 +196,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--categories", nargs="+", default=["list"])
+    parser.add_argument(
+        "--method", choices=["sft", "dpo"], default="sft", help="training.method (sft or dpo)"
+    )
+    parser.add_argument("--beta", type=float, default=None, help="DPO beta (TRL's 0.1 if unset)")
     args = parser.parse_args()
     import torch
 
@@ -195,8 +219,10 @@ def main() -> None:
             lr=args.lr,
             epochs=args.epochs,
             categories=args.categories,
+            method=args.method,
+            beta=args.beta,
         )
-        print(table(seed, results))
+        print(table(seed, results, args.method))
         print(
             f"wall {time.monotonic() - started:.0f} s; warnings: {results[-1].warnings}\n",
             flush=True,

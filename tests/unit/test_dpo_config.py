@@ -9,9 +9,12 @@ import pytest
 from rich.console import Console
 
 from selftaught.api import IterationRecord, RunStatus
+from selftaught.artifacts import shard_prefix
 from selftaught.local.display import iterations_table
 from selftaught.phases import Stage
+from selftaught.pod import BadInput
 from selftaught.stages import train
+from selftaught.storage import MemoryStorage
 from selftaught.validation import check_manifest
 from tests.unit.stage_env import spec, task
 from tests.unit.test_crd import with_spec
@@ -166,3 +169,37 @@ def test_the_iterations_table_shows_each_iterations_method() -> None:
         if line.startswith("│")
     ]
     assert [row[:2] for row in cells] == [["0", "-"], ["1", "sft"], ["2", "dpo acc 0.81"]]
+
+
+def judged(storage: MemoryStorage, rows: list[dict[str, Any]]) -> None:
+    with storage.output(shard_prefix("ns", "r", 1, Stage.JUDGE, 0)) as out:
+        out.write_jsonl("judgments.jsonl", rows)
+
+
+PREFERENCE_ROW = {
+    "prompt": [{"role": "user", "content": "judge: max 1 2 | A: 2 | B: 1"}],
+    "chosen": [{"role": "assistant", "content": "[[A]]"}],
+    "rejected": [{"role": "assistant", "content": "[[B]]"}],
+    "rejectedReason": "wrong",
+    "pairId": 3,
+    "winner": "A",
+}
+
+
+def test_train_reads_dpo_rows_in_trls_preference_columns() -> None:
+    storage = MemoryStorage("dpo")
+    judged(storage, [PREFERENCE_ROW] * 2)
+    dpo_task = task(Stage.TRAIN, spec(training={"method": "dpo"}), iteration=1)
+    assert (
+        train.examples(dpo_task, storage)
+        == [{k: PREFERENCE_ROW[k] for k in ("prompt", "chosen", "rejected")}] * 2
+    )
+
+
+def test_train_refuses_rows_judged_for_the_other_method_naming_row_and_columns() -> None:
+    storage = MemoryStorage("dpo")
+    sft_row = {"prompt": PREFERENCE_ROW["prompt"], "completion": PREFERENCE_ROW["chosen"]}
+    judged(storage, [sft_row])
+    dpo_task = task(Stage.TRAIN, spec(training={"method": "dpo"}), iteration=1)
+    with pytest.raises(BadInput, match=r"row 1 of iteration 1 lacks \['chosen', 'rejected'\]"):
+        train.examples(dpo_task, storage)

@@ -189,8 +189,10 @@ def examples(task: StageTask, storage: Storage) -> list[dict[str, Any]]:
 
     Raises :class:`BadInput` when a row lacks one (judgments written for the other method, e.g.
     a method changed while an iteration's judge output already existed)."""
-    rows = read_shards(
-        storage, task, iteration=task.iteration, stage=Stage.JUDGE, name="judgments.jsonl"
+    rows = list(
+        read_shards(
+            storage, task, iteration=task.iteration, stage=Stage.JUDGE, name="judgments.jsonl"
+        )
     )
     method = task.spec.training.method
     columns = COLUMNS[method]
