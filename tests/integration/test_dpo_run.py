@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from selftaught.rejection import classify
 from tests.integration.test_local_run import command, environment
 
 pytestmark = pytest.mark.slow
@@ -85,9 +86,10 @@ def test_one_dpo_iteration_trains_on_preferences_and_reports_the_method(
         .splitlines()
     ]
     assert len(rows) == first["judgmentsKept"]
-    for row in rows:
-        assert row["chosen"][0]["content"] != row["rejected"][0]["content"]
-        assert row["chosen"][0]["content"].endswith(f"[[{row['winner']}]]")
+    for row in rows:  # the rejection rules, on what the tiny judge really wrote
+        chosen, rejected = row["chosen"][0]["content"], row["rejected"][0]["content"]
+        assert classify(chosen, row["winner"]) == "kept"
+        assert classify(rejected, row["winner"]) == row["rejectedReason"] != "kept"
     model = artifacts / "train" / "model"
     assert (model / "config.json").is_file()
     assert not (model / "adapter_config.json").exists()  # a plain model: evaluate loaded it
