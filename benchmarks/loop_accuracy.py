@@ -51,6 +51,7 @@ def loop_spec(seed: int, storage_uri: str, **overrides: Any) -> RunSpec:
                 "temperature": overrides.get("temperature", 1.0),
                 "topP": 1.0,
                 "maxNewTokens": 32,
+                "bothOrders": overrides.get("both_orders", False),
             },
             "training": {
                 **_method(overrides.get("method", "sft"), overrides.get("beta")),
@@ -199,6 +200,9 @@ def main() -> None:
     parser.add_argument(
         "--method", choices=["sft", "dpo"], default="sft", help="training.method (sft or dpo)"
     )
+    parser.add_argument(
+        "--both-orders", action="store_true", help="judging.bothOrders (balance after rejection)"
+    )
     parser.add_argument("--beta", type=float, default=None, help="DPO beta (TRL's 0.1 if unset)")
     args = parser.parse_args()
     import torch
@@ -221,6 +225,7 @@ def main() -> None:
             categories=args.categories,
             method=args.method,
             beta=args.beta,
+            both_orders=args.both_orders,
         )
         print(table(seed, results, args.method))
         print(
