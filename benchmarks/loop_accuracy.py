@@ -6,6 +6,7 @@ seeds, and prints held-out accuracy per iteration overall and on the part of the
 seed's warm start never labelled.
 
     python benchmarks/loop_accuracy.py --seeds 0 1 2 --iterations 3
+    python benchmarks/loop_accuracy.py --seeds 0 1 2 --iterations 3 --method dpo
 
 The numbers in docs/tiny-judge.md come from this script; ``tests/integration/test_loop_accuracy.py``
 runs it and asserts the targets. examples/quickstart.yaml uses the same settings.
@@ -52,8 +53,10 @@ def loop_spec(seed: int, storage_uri: str, **overrides: Any) -> RunSpec:
                 "maxNewTokens": 32,
                 "sampling": overrides.get("sampling", "fixed"),
                 "roundSize": overrides.get("round_size", 1),
+                "bothOrders": overrides.get("both_orders", False),
             },
             "training": {
+                **_method(overrides.get("method", "sft"), overrides.get("beta")),
                 "initFrom": overrides.get("init_from", "seed"),
                 "learningRate": overrides.get("lr", 1e-3),
                 "lrScheduler": "cosine",
@@ -71,6 +74,13 @@ def loop_spec(seed: int, storage_uri: str, **overrides: Any) -> RunSpec:
     )
 
 
+def _method(method: str, beta: float | None) -> dict[str, Any]:
+    """The training.method part of the spec (a dpo block only when a beta is given)."""
+    if method == "sft":
+        return {"method": "sft"}
+    return {"method": "dpo", **({"dpo": {"beta": beta}} if beta is not None else {})}
+
+
 @dataclass
 class IterationResult:
     iteration: int
@@ -81,6 +91,7 @@ class IterationResult:
     sampled: int | None = None
     tokens: int | None = None
     loss: float | None = None
+    reward_accuracy: float | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -93,7 +104,7 @@ def run_stage(
     *,
     model: str,
     init_model: str | None = None,
-) -> tuple[dict[str, Any], float]:
+) -> tuple[Any, float]:
     import importlib
 
     task = StageTask(
@@ -108,7 +119,7 @@ def run_stage(
     module = importlib.import_module(f"selftaught.stages.{stage.value}")
     started = time.monotonic()
     summary = module.run(task, storage, 0)
-    return summary.to_wire(), time.monotonic() - started  # a typed summary; read its wire form
+    return summary, time.monotonic() - started  # the stage's typed summary
 
 
 def run_loop(
@@ -135,41 +146,48 @@ def run_loop(
         trained, seconds["train"] = run_stage(
             spec, storage, Stage.TRAIN, iteration, model=judge_model, init_model=init
         )
-        judge_model = trained["model"]
+        judge_model = trained.model
         scores, seconds["evaluate"] = run_stage(
             spec, storage, Stage.EVALUATE, iteration, model=judge_model
         )
         result = _result(iteration, scores, seconds)
-        result.kept, result.loss = judged["kept"], trained.get("loss")
-        result.sampled, result.tokens = judged["sampled"], judged.get("generatedTokens")
+        result.kept, result.loss = judged.kept, trained.loss
+        result.sampled, result.tokens = judged.sampled, judged.generated_tokens
+        result.reward_accuracy = trained.reward_accuracy
         results.append(result)
     return results
 
 
-def _result(iteration: int, summary: dict[str, Any], seconds: dict[str, float]) -> IterationResult:
-    scores = summary["scores"]
+def _result(iteration: int, summary: Any, seconds: dict[str, float]) -> IterationResult:
+    """The evaluate stage's typed summary (:class:`selftaught.summaries.EvaluateSummary`)."""
+    scores = summary.scores
+
+    def accuracy(name: str) -> float | None:
+        return scores[name].accuracy if name in scores else None
+
     return IterationResult(
         iteration=iteration,
-        heldout=scores["heldout"]["accuracy"],
-        seen=scores.get("heldout-seen", {}).get("accuracy"),
-        unseen=scores.get("heldout-unseen", {}).get("accuracy"),
+        heldout=scores["heldout"].accuracy,
+        seen=accuracy("heldout-seen"),
+        unseen=accuracy("heldout-unseen"),
         seconds=dict(seconds),
-        warnings=list(summary.get("warnings", [])),
+        warnings=list(summary.warnings or []),
     )
 
 
-def table(seed: int, results: list[IterationResult]) -> str:
+def table(seed: int, results: list[IterationResult], method: str = "sft") -> str:
     lines = [
-        f"seed {seed}",
-        "iter  heldout   seen  unseen   kept  sampled  tokens   loss   seconds",
+        f"seed {seed} ({method})",
+        "iter  heldout   seen  unseen   kept  sampled  tokens   loss  rwacc  seconds",
     ]
     for r in results:
+        rwacc = f"{r.reward_accuracy:.2f}" if r.reward_accuracy is not None else "-"
         lines.append(
             f"{r.iteration:>4}  {r.heldout:7.3f}  {r.seen or 0:5.3f}  {r.unseen or 0:6.3f}  "
             f"{r.kept if r.kept is not None else '-':>5}  "
             f"{r.sampled if r.sampled is not None else '-':>7}  "
             f"{r.tokens if r.tokens is not None else '-':>6}  "
-            f"{f'{r.loss:.3f}' if r.loss is not None else '-':>5}  "
+            f"{f'{r.loss:.3f}' if r.loss is not None else '-':>5}  {rwacc:>5}  "
             + " ".join(f"{k}={v:.1f}" for k, v in r.seconds.items())
         )
     return "\n".join(lines)
@@ -188,6 +206,13 @@ def main() -> None:
     parser.add_argument("--categories", nargs="+", default=["list"])
     parser.add_argument("--sampling", choices=["fixed", "adaptive"], default="fixed")
     parser.add_argument("--round-size", type=int, default=1, help="adaptive sampling's round")
+    parser.add_argument(
+        "--method", choices=["sft", "dpo"], default="sft", help="training.method (sft or dpo)"
+    )
+    parser.add_argument(
+        "--both-orders", action="store_true", help="judging.bothOrders (balance after rejection)"
+    )
+    parser.add_argument("--beta", type=float, default=None, help="DPO beta (TRL's 0.1 if unset)")
     args = parser.parse_args()
     import torch
 
@@ -209,8 +234,11 @@ def main() -> None:
             categories=args.categories,
             sampling=args.sampling,
             round_size=args.round_size,
+            method=args.method,
+            beta=args.beta,
+            both_orders=args.both_orders,
         )
-        print(table(seed, results))
+        print(table(seed, results, args.method))
         print(
             f"wall {time.monotonic() - started:.0f} s; warnings: {results[-1].warnings}\n",
             flush=True,

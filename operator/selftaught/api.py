@@ -535,14 +535,90 @@ class ShardingSpec(Model):
     )
 
 
-class TrainingSpec(Model):
-    """Step 4: supervised fine-tuning of the next judge on the kept judgments (TRL SFT).
+#: TRL 1.16 ``DPOConfig.loss_type`` values usable alone (``DPOTrainer`` implements each).
+DpoLossType = Literal[
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sigmoid_norm",
+]
 
-    The loss covers the judgment tokens only. The paper restarted from the seed model every
-    iteration (it worked better), with lr 1e-6, a cosine schedule, 100 warm-up steps and at most
-    two epochs.
+
+class DpoSpec(Model):
+    """Direct preference optimisation on judgments (TRL ``DPOTrainer``): per pair, a correct
+    judgment is preferred over an incorrect one for the same judging prompt.
+
+    The reference model is the model training starts from (``initFrom``: the seed, or the
+    previous judge), frozen; with LoRA it is the base with the adapters switched off.
     """
 
+    beta: float = Field(
+        default=0.1,
+        gt=0.0,
+        le=100.0,
+        description="How far the judge may move from the reference model: higher beta keeps it "
+        "closer (TRL's default 0.1). For lossType ipo it is IPO's regulariser tau.",
+    )
+    loss_type: DpoLossType = Field(
+        default="sigmoid",
+        description="TRL DPOTrainer's loss: sigmoid (the DPO paper), hinge (SLiC), ipo, "
+        "exo_pair, nca_pair, robust (noisy preferences, with labelSmoothing), bco_pair, "
+        "sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, sigmoid_norm "
+        "(length-normalised). See TRL's DPOConfig for each.",
+    )
+    label_smoothing: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=0.5,
+        description="Assumed probability that a preference is flipped (robust DPO) or EXO's "
+        "epsilon; only for lossType robust or exo_pair. The labels here are known by "
+        "construction, so 0 is the natural value.",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.labelSmoothing == 0.0 || self.lossType in ['robust', 'exo_pair']",
+                    "labelSmoothing applies only to lossType robust or exo_pair",
+                    field_path=".labelSmoothing",
+                )
+            ]
+        }
+    )
+
+
+class TrainingSpec(Model):
+    """Step 4: fine-tuning of the next judge on the kept judgments (TRL SFT, or DPO).
+
+    With SFT the loss covers the judgment tokens only; with DPO the judge learns to prefer a
+    correct judgment over an incorrect one for the same prompt. The paper restarted from the
+    seed model every iteration (it worked better), with lr 1e-6, a cosine schedule, 100 warm-up
+    steps and at most two epochs.
+    """
+
+    method: Literal["sft", "dpo"] = Field(
+        default="sft",
+        description="sft: supervised fine-tuning on one correct judgment per pair (the paper); "
+        "dpo: direct preference optimisation on (correct, incorrect) judgment pairs for the "
+        "same prompt, the second recipe of Meta's release. With dpo the judge stage keeps only "
+        "pairs that got both a correct and an incorrect judgment.",
+    )
+    dpo: DpoSpec | None = Field(
+        default=None,
+        description="DPO settings (beta, lossType, labelSmoothing); only with method dpo, "
+        "where an absent block means TRL's defaults (sigmoid loss, beta 0.1).",
+    )
     init_from: Literal["seed", "previous"] = Field(
         default="seed",
         description="Start each iteration's training from the seed model (paper) or from the "
@@ -610,9 +686,18 @@ class TrainingSpec(Model):
                     "microBatchSize x processes x accumulation steps)",
                     field_path=".microBatchSize",
                 ),
+                cel(
+                    "!has(self.dpo) || self.method == 'dpo'",
+                    "training.dpo applies only with training.method dpo",
+                    field_path=".dpo",
+                ),
             ]
         }
     )
+
+    def dpo_settings(self) -> DpoSpec:
+        """The DPO settings in force: the block, or its defaults when it is absent."""
+        return self.dpo or DpoSpec()
 
 
 class EvalDataset(Model):
@@ -1300,8 +1385,22 @@ class IterationRecord(Model):
     training_loss: float | None = Field(
         default=None,
         description=(
-            "Training loss the train stage reported (mean cross-entropy per judgment token)."
+            "Training loss the train stage reported (SFT: mean cross-entropy per judgment "
+            "token; DPO: TRL's preference loss)."
         ),
+    )
+    method: Literal["sft", "dpo"] | None = Field(
+        default=None, description="How this iteration's judge was trained: sft or dpo."
+    )
+    reward_margin: float | None = Field(
+        default=None,
+        description="DPO only: mean reward margin (chosen minus rejected, in beta-scaled log "
+        "ratios to the reference) on the last training step, as TRL logs it.",
+    )
+    reward_accuracy: float | None = Field(
+        default=None,
+        description="DPO only: share of the last training step's pairs whose chosen judgment "
+        "has the higher reward, as TRL logs it.",
     )
     scores: dict[str, SetScores] = Field(
         default_factory=dict, description="Evaluation scores by set ('heldout' and datasets)."

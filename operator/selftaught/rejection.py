@@ -15,6 +15,16 @@ kept judgment is taken from.
   judgment is kept so that the kept A-better and B-better counts are equal (they differ by at
   most one when the total is odd), dropping the surplus of the favoured position only when no
   choice can even them out.
+* **DPO preferences** (``training.method: dpo``, :func:`preference`): from one judging prompt's
+  samples, a kept judgment is *chosen* and an incorrect one *rejected*. Only a "kept" judgment
+  is ever chosen. The rejected one is preferably a clean wrong verdict (the signal Meta's
+  release trains on: reasoning that reached the loser); when a prompt has none, a two-marker,
+  tie or unparsable judgment serves instead (in that order). They may, because the official
+  scorer never credits them as a win (tie and unparsable score 0.5, two markers are read as
+  whichever comes first), so "prefer the correct verdict over this" is a true preference; and
+  pushing them down teaches the verdict format a weak seed lacks. A prompt with no kept or no
+  incorrect judgment yields no preference (:func:`has_preference`, also the stopping rule for
+  adaptive sampling rounds under DPO: one of each).
 """
 
 from __future__ import annotations
@@ -101,3 +111,44 @@ def balance_positions(
     for pair in dropped:
         del chosen[pair]
     return Balance(chosen=chosen, dropped=len(dropped))
+
+
+#: Which incorrect judgments may be a DPO pair's rejected side, most preferred first.
+REJECTED_ORDER: tuple[Reason, ...] = ("wrong", "both", "tie", "unparsable")
+
+
+def has_preference(reasons: Sequence[Reason]) -> bool:
+    """Whether samples classified as ``reasons`` hold a DPO preference: a kept one and an
+    incorrect one. Under DPO an adaptive sampler can stop a prompt as soon as this holds."""
+    return "kept" in reasons and any(r != "kept" for r in reasons)
+
+
+@dataclass(frozen=True)
+class Preference:
+    """One DPO example's two judgments for the same judging prompt."""
+
+    chosen: str
+    rejected: str
+    #: Why the rejected judgment is incorrect: "wrong", "both", "tie" or "unparsable".
+    rejected_reason: Reason
+
+
+def preference(
+    judgments: Sequence[str], reasons: Sequence[Reason], *, rng: random.Random
+) -> Preference | None:
+    """A (chosen, rejected) choice from one prompt's samples, or None without both kinds.
+
+    ``reasons`` are :func:`classify`'s verdicts for ``judgments``, position by position. The
+    chosen side is a random kept judgment; the rejected side a random one of the most
+    preferred incorrect kind present (:data:`REJECTED_ORDER`).
+    """
+    if len(judgments) != len(reasons):
+        raise ValueError(f"{len(judgments)} judgments but {len(reasons)} reasons")
+    if not has_preference(reasons):
+        return None
+    chosen = [j for j, r in zip(judgments, reasons, strict=True) if r == "kept"]
+    for reason in REJECTED_ORDER:
+        rejected = [j for j, r in zip(judgments, reasons, strict=True) if r == reason]
+        if rejected:
+            return Preference(rng.choice(chosen), rng.choice(rejected), reason)
+    return None  # unreachable: has_preference found a non-kept reason

@@ -177,6 +177,10 @@ class JudgeSummary(Summary):
     dropped_for_balance: int = 0
     #: Pairs whose prompt + judging.maxNewTokens exceed the model's context: skipped, counted.
     skipped_too_long: int = 0
+    #: DPO: pairs with a correct judgment but no incorrect one for the same prompt (dropped).
+    dropped_without_rejected: int = 0
+    #: DPO: kept rows whose rejected side is a two-marker, tie or unparsable judgment.
+    rejected_not_wrong: int = 0
 
 
 class TrainSummary(Summary):
@@ -197,6 +201,11 @@ class TrainSummary(Summary):
     rank_optimizer_bytes: int = 0
     #: URI of the trained judge.
     model: str | None = None
+    #: sft or dpo (training.method).
+    method: Literal["sft", "dpo"] = "sft"
+    #: DPO: TRL's logged rewards/margins and rewards/accuracies at the last training step.
+    reward_margin: float | None = None
+    reward_accuracy: float | None = None
 
 
 class EvaluateSummary(Summary):

@@ -370,3 +370,73 @@ def test_heldout_rows_with_a_reference_are_evaluated_reference_guided(
     guided = [text for text in engine.seen if "[Reference answer]" in text]
     assert len(guided) == 2  # pair 1, in both orders
     assert all("ref-1" in text and "question 1" in text for text in guided)
+
+
+def dpo_spec(**judging: Any) -> RunSpec:
+    spec = run_spec(judging=judging or None)
+    training = spec.training.model_copy(update={"method": "dpo"})
+    return spec.model_copy(update={"training": training})
+
+
+def dpo_habits(pair: int, winner: str, k: int) -> str:
+    """Per pair, what each of the 3 samples says: 0 always right (no rejected side), 1 always
+    wrong (no chosen side), 2 right then a tie then a two-marker text, 3 right, unparsable,
+    wrong (the wrong one is preferred as rejected), every other pair right, right, wrong."""
+    other = "B" if winner == "A" else "A"
+    right, wrong = f"Right. [[{winner}]]", f"Wrong. [[{other}]]"
+    script = {
+        0: [right, right, right],
+        1: [wrong, wrong, wrong],
+        2: [right, "Same. [[C]]", f"[[A]] or [[B]]? [[{winner}]]"],
+        3: [right, "no verdict", wrong],
+    }
+    return script.get(pair, [right, right, wrong])[k]
+
+
+def test_dpo_keeps_a_correct_and_an_incorrect_judgment_of_the_same_prompt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    summary, rows, _ = judge_with(dpo_habits, dpo_spec(), stored_pairs(8), monkeypatch)
+    assert sorted(row["pairId"] for row in rows) == [2, 3, 4, 5, 6, 7]
+    assert summary["kept"] == 6
+    assert summary["droppedWithoutRejected"] == 1  # pair 0: right every time
+    assert summary["rejectedNotWrong"] == 1  # pair 2: only a tie or two markers to reject
+    by_pair = {row["pairId"]: row for row in rows}
+    for row in rows:
+        assert set(row) == {"prompt", "chosen", "rejected", "rejectedReason", "pairId", "winner"}
+        assert row["prompt"][-1]["role"] == "user"
+        assert [m["role"] for m in row["chosen"] + row["rejected"]] == ["assistant"] * 2
+        chosen = row["chosen"][0]["content"]
+        assert chosen == f"Right. [[{row['winner']}]]"  # only a clean correct verdict is chosen
+    assert by_pair[2]["rejectedReason"] in ("tie", "both")
+    assert by_pair[3]["rejectedReason"] == "wrong"  # a wrong verdict beats an unparsable one
+    assert by_pair[3]["rejected"][0]["content"].startswith("Wrong.")
+
+
+def test_dpo_with_both_orders_pairs_within_one_prompt_and_balances(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each pair is right and wrong in both orders: every pair is usable, the kept rows balance
+    A and B, and chosen and rejected always come from the same rendered prompt."""
+    summary, rows, _ = judge_with(
+        lambda pair, winner, k: (
+            f"[[{winner}]]" if k == 0 else f"[[{'B' if winner == 'A' else 'A'}]]"
+        ),
+        dpo_spec(bothOrders=True),
+        stored_pairs(10),
+        monkeypatch,
+    )
+    assert summary["keptWinnerA"] == summary["keptWinnerB"] == 5
+    for row in rows:
+        shown_a = re.search(r"\[Answer A\]\n(\w+)-", row["prompt"][-1]["content"])
+        assert shown_a
+        assert (shown_a.group(1) == "good") == (row["winner"] == "A")
+        assert row["chosen"][0]["content"] == f"[[{row['winner']}]]"
+        assert row["rejected"][0]["content"] != row["chosen"][0]["content"]
+
+
+def test_sft_rows_are_unchanged_by_the_dpo_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    summary, rows, _ = judge_with(dpo_habits, run_spec(), stored_pairs(8), monkeypatch)
+    assert sorted(row["pairId"] for row in rows) == [0, 2, 3, 4, 5, 6, 7]
+    assert all(set(row) == {"prompt", "completion", "pairId", "winner"} for row in rows)
+    assert summary["droppedWithoutRejected"] == summary["rejectedNotWrong"] == 0

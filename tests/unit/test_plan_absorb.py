@@ -70,7 +70,18 @@ ABSORB: list[Any] = [
         id="train-rank-zero-loss-nodes-count",
     ),
     pytest.param(
-        Stage.TRAIN, {0: {}}, {}, ({"training_loss": None}, 10.0), id="train-without-loss"
+        Stage.TRAIN,
+        {0: {}},
+        {},
+        ({"training_loss": None, "method": "sft"}, 10.0),
+        id="train-without-loss",
+    ),
+    pytest.param(
+        Stage.TRAIN,
+        {0: {"loss": 0.6, "method": "dpo", "rewardMargin": 1.5, "rewardAccuracy": 0.875}},
+        {},
+        ({"method": "dpo", "reward_margin": 1.5, "reward_accuracy": 0.875}, 10.0),
+        id="train-dpo-method-and-rewards",
     ),
     pytest.param(
         Stage.EVALUATE,

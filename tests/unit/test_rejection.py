@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from selftaught.rejection import Position, Reason, balance_positions, classify
+from selftaught.rejection import (
+    Position,
+    Reason,
+    balance_positions,
+    classify,
+    has_preference,
+    preference,
+)
 
 CLASSIFY = [
     ("correct-a", "A is right. [[A]]", "A", "kept"),
@@ -58,3 +65,41 @@ def test_balance_after_rejection(
     for pair, side in balance.chosen.items():
         assert side in options[pair]  # a pair is only kept in an order it was correct in
     assert balance == balance_positions(options, rng=random.Random(3))  # type: ignore[arg-type]
+
+
+PREFERENCE: list[tuple[str, list[Reason], Reason | None]] = [
+    # (id, sample reasons, the rejected side's reason; None: no preference)
+    ("right-and-wrong", ["kept", "wrong"], "wrong"),
+    ("wrong-preferred-over-unparsable", ["unparsable", "kept", "wrong"], "wrong"),
+    ("two-markers-may-be-rejected", ["both", "kept"], "both"),
+    ("tie-before-unparsable", ["unparsable", "tie", "kept"], "tie"),
+    ("unparsable-as-last-resort", ["kept", "unparsable"], "unparsable"),
+    ("only-correct", ["kept", "kept"], None),
+    ("no-correct", ["wrong", "both", "tie", "unparsable"], None),
+    ("nothing", [], None),
+]
+
+
+@pytest.mark.parametrize(
+    ("reasons", "rejected_reason"),
+    [pytest.param(*p[1:], id=p[0]) for p in PREFERENCE],
+)
+def test_dpo_preference_chooses_kept_and_rejects_the_best_incorrect(
+    reasons: list[Reason], rejected_reason: Reason | None
+) -> None:
+    texts = [f"{reason}-{i}" for i, reason in enumerate(reasons)]
+    choice = preference(texts, reasons, rng=random.Random(0))
+    assert has_preference(reasons) == (rejected_reason is not None)
+    if rejected_reason is None:
+        assert choice is None
+        return
+    assert choice is not None
+    assert choice.chosen.startswith("kept-")  # never a two-marker, tie or unparsable text
+    assert choice.rejected.startswith(f"{rejected_reason}-")
+    assert choice.rejected_reason == rejected_reason
+    assert choice == preference(texts, reasons, rng=random.Random(0))
+
+
+def test_dpo_preference_refuses_misaligned_inputs() -> None:
+    with pytest.raises(ValueError, match="2 judgments but 1 reasons"):
+        preference(["a", "b"], ["kept"], rng=random.Random(0))

@@ -296,3 +296,37 @@ def test_lora_training_saves_a_merged_plain_model(tmp_path: Path, run_spec: Any)
         if not torch.equal(weight, seed.state_dict()[name])
     ]
     assert changed, "training with LoRA changed no weight"
+
+
+def test_dpo_with_lora_trains_on_preferences_and_saves_a_merged_plain_model(
+    tmp_path: Path, run_spec: Any
+) -> None:
+    """DPO takes the same LoRA path as SFT (the reference is the base with adapters off) and
+    reports TRL's reward logs; the saved judge is plain."""
+    training = run_spec.training.model_copy(
+        update={
+            "method": "dpo",
+            "lora": run_spec.training.lora.model_copy(update={"enabled": True, "rank": 4}),
+        }
+    )
+    dpo_spec = run_spec.model_copy(update={"training": training})
+    store = FileStorage(tmp_path.as_uri())
+    example = {
+        "prompt": [{"role": "user", "content": "judge: add 1 2 | A: 9 | B: 3"}],
+        "chosen": [{"role": "assistant", "content": "1 2 = 3 B . [[B]]"}],
+        "rejected": [{"role": "assistant", "content": "1 2 = 9 A . [[A]]"}],
+    }
+    for shard in range(JUDGE_SHARDS):
+        with store.output(shard_prefix("ns", "r", 1, Stage.JUDGE, shard)) as out:
+            out.write_jsonl("judgments.jsonl", [example] * 8)
+    trained = train.run(
+        task(Stage.TRAIN, dpo_spec, iteration=1, init_model=dpo_spec.seed_model), store, 0
+    )
+    assert trained.method == "dpo"
+    assert trained.examples == 16
+    assert trained.reward_accuracy is not None
+    assert 0.0 <= trained.reward_accuracy <= 1.0
+    assert trained.reward_margin is not None
+    saved = tmp_path / model_prefix("ns", "r", 1)
+    assert (saved / "config.json").is_file()
+    assert not (saved / "adapter_config.json").exists()

@@ -42,13 +42,20 @@ FILLED: list[tuple[str, Summary, dict[str, Any]]] = [
         {"pairs": 4, "sampled": 16, "generatedTokens": 640, "rounds": 3, "kept": 3,
          "invalid": 2, "bothMarkers": 1, "ties": 0,
          "wrong": 0, "keptWinnerA": 2, "keptWinnerB": 1, "droppedForBalance": 0,
-         "skippedTooLong": 0},
+         "skippedTooLong": 0, "droppedWithoutRejected": 0, "rejectedNotWrong": 0},
     ),
     (
         "train",
         TrainSummary(loss=0.25, examples=3, steps=1, ranks=2, model="s3://b/m"),
         {"loss": 0.25, "examples": 3, "steps": 1, "ranks": 2, "model": "s3://b/m",
-         "sharded": False, "rankParameterBytes": 0, "rankOptimizerBytes": 0},
+         "sharded": False, "rankParameterBytes": 0, "rankOptimizerBytes": 0, "method": "sft"},
+    ),
+    (
+        "train-dpo",
+        TrainSummary(loss=0.5, method="dpo", reward_margin=1.25, reward_accuracy=0.75),
+        {"loss": 0.5, "examples": 0, "steps": 0, "ranks": 1, "sharded": False,
+         "rankParameterBytes": 0, "rankOptimizerBytes": 0, "method": "dpo",
+         "rewardMargin": 1.25, "rewardAccuracy": 0.75},
     ),
     (
         "evaluate",

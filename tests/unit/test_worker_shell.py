@@ -127,6 +127,8 @@ def test_success_reports_summary_and_passes_task_storage_shard(
         "keptWinnerB": 0,
         "droppedForBalance": 0,
         "skippedTooLong": 0,
+        "droppedWithoutRejected": 0,
+        "rejectedNotWrong": 0,
     }
     assert harness.threads == [3]  # 2500m rounds half-up to 3 threads
 

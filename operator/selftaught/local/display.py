@@ -24,7 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from selftaught.api import RunStatus
+from selftaught.api import IterationRecord, RunStatus
 from selftaught.plan import CreateJob, Event
 from selftaught.summaries import SetScores
 
@@ -135,9 +135,19 @@ def _gpu_cell(by_stage: dict[str, float]) -> str:
     return ", ".join(used) or "-"
 
 
+def _method_cell(record: IterationRecord) -> str:
+    if record.method is None:  # iteration 0 (the seed) or not trained yet
+        return "-"
+    if record.reward_accuracy is None:
+        return record.method
+    return f"{record.method} acc {record.reward_accuracy:.2f}"
+
+
 def iterations_table(status: RunStatus) -> Table:
-    """One row per iteration: kept/sampled, judging cost, loss, every evaluation set's scores,
-    and GPU cost (GPU-seconds by stage, GPU-hours per held-out point gained so far).
+    """One row per iteration: training method, kept/sampled, judging cost, loss, every
+    evaluation set's scores, and GPU cost (GPU-seconds by stage, GPU-hours per held-out point
+    gained so far). DPO iterations add TRL's reward accuracy at the last step to the method
+    cell (``dpo acc 0.81``), the quick check that the judge learned to prefer the correct one.
 
     A set scored the official way is headed ``name (official)``; its cells are RewardBench's
     overall only when the set is complete, else they read ``0.712 partial`` and the caption says
@@ -158,6 +168,7 @@ def iterations_table(status: RunStatus) -> Table:
         caption="\n".join(notes.values()) or None,
     )
     table.add_column("iter", justify="right")
+    table.add_column("method")
     table.add_column("kept/sampled", justify="right")
     table.add_column("tokens", justify="right")
     table.add_column("tok/kept", justify="right")
@@ -180,6 +191,7 @@ def iterations_table(status: RunStatus) -> Table:
         )
         cells = [
             f"{record.iteration}{' *' if record.iteration == status.best_iteration else ''}",
+            _method_cell(record),
             kept,
             "-" if record.judging_tokens is None else f"{record.judging_tokens:,}",
             _fmt(record.tokens_per_kept, 1),

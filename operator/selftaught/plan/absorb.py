@@ -65,8 +65,13 @@ def _record_results(
         record.judging_rounds = max((s.rounds for s in judge), default=0)
         record.tokens_per_kept = cost.tokens_per_kept(record.judging_tokens, record.judgments_kept)
     elif stage is Stage.TRAIN:
-        losses = [s.loss for s in of_type(summaries, TrainSummary) if s.loss is not None]
+        train = of_type(summaries, TrainSummary)
+        losses = [s.loss for s in train if s.loss is not None]
         record.training_loss = losses[0] if losses else None
+        if train:  # rank 0's report (one summary: training is not an indexed Job)
+            record.method = train[0].method
+            record.reward_margin = train[0].reward_margin
+            record.reward_accuracy = train[0].reward_accuracy
         if record.model is None:
             record.model = state.model_of(record.iteration)
     elif stage is Stage.EVALUATE:

@@ -15,12 +15,21 @@ without any are dropped.
 
 Output (committed at the shard's prefix): ``judgments.jsonl`` in TRL's conversational
 prompt/completion form, ``{"prompt": [user msg], "completion": [assistant msg], "pairId",
-"winner"}``. Summary (:class:`~selftaught.summaries.JudgeSummary`): ``pairs``, ``sampled``,
+"winner"}``. With ``training.method: dpo`` a judging prompt is usable only when it got both a
+kept and an incorrect judgment (:func:`selftaught.rejection.preference`: which incorrect ones
+may be rejected), and each row is in TRL's conversational preference form instead,
+``{"prompt", "chosen": [assistant msg], "rejected": [assistant msg], "rejectedReason",
+"pairId", "winner"}``; balancing by position works the same over the usable prompts.
+
+Summary (:class:`~selftaught.summaries.JudgeSummary`): ``pairs``, ``sampled``,
 ``generatedTokens``, ``rounds``,
 ``kept``, ``invalid`` (unparsable samples), ``bothMarkers``, ``ties``, ``wrong`` (samples
 rejected for each reason), ``keptWinnerA`` / ``keptWinnerB`` (kept judgments by the winner's
 position), ``droppedForBalance`` and ``skippedTooLong`` (pairs whose prompt cannot fit the
-model's context with ``judging.maxNewTokens``: skipped by the engine, never a failed shard).
+model's context with ``judging.maxNewTokens``: skipped by the engine, never a failed shard);
+DPO adds ``droppedWithoutRejected`` (pairs with a correct judgment but no incorrect one beside
+it) and ``rejectedNotWrong`` (rows whose rejected side is a two-marker, tie or unparsable
+judgment rather than a wrong verdict).
 """
 
 from __future__ import annotations
@@ -36,6 +45,9 @@ from selftaught.stages.judging_prompts import JudgePrompts, judge_prompts, read_
 from selftaught.storage import Storage
 from selftaught.summaries import JudgeSummary
 from selftaught.task import StageTask
+
+#: One judging prompt's conversation, its sampled judgments and their classifications.
+Judged = tuple[list[prompts.Message], list[str], list[rejection.Reason]]
 
 
 def winner_positions(task: StageTask, count: int) -> list[str]:
@@ -95,38 +107,47 @@ def run(task: StageTask, storage: Storage, shard: int) -> JudgeSummary:
         )
         return out, engine.last_generated_tokens
 
-    def has_keepable(job: int, judgments: list[str]) -> bool:
-        return any(rejection.classify(j, jobs[job][1]) == "kept" for j in judgments)
+    dpo = task.spec.training.method == "dpo"
+
+    def usable_now(job: int, judgments: list[str]) -> bool:
+        """Adaptive rounds stop a prompt once it is usable: SFT needs a kept judgment, DPO a
+        kept and an incorrect one (of this same prompt: chosen and rejected share it)."""
+        verdicts = [rejection.classify(j, jobs[job][1]) for j in judgments]
+        return rejection.has_preference(verdicts) if dpo else "kept" in verdicts
 
     drawn = rounds.sample_in_rounds(
         list(range(len(jobs))),
         generate=generate,
-        done=has_keepable,
+        done=usable_now,
         budget=spec.samples_per_pair,
         round_size=spec.round_size if spec.sampling == "adaptive" else spec.samples_per_pair,
         seed=generation_seed(task, shard),
     )
     samples = drawn.samples
     reasons: Counter[str] = Counter()
-    keepable: dict[int, dict[rejection.Position, tuple[list[prompts.Message], list[str]]]] = {}
+    usable: dict[int, dict[rejection.Position, Judged]] = {}
     too_long: set[int] = set()
+    with_correct: set[int] = set()
     for (pair, winner), conversation, judgments in zip(jobs, conversations, samples, strict=True):
         if not judgments:  # the engine's verdict: prompt + maxNewTokens exceed the context
             too_long.add(int(pair["id"]))
             continue
         verdicts = [rejection.classify(j, winner) for j in judgments]
         reasons.update(verdicts)
-        correct = [j for j, v in zip(judgments, verdicts, strict=True) if v == "kept"]
-        if correct:
-            keepable.setdefault(int(pair["id"]), {})[winner] = (conversation, correct)
+        if "kept" in verdicts:
+            with_correct.add(int(pair["id"]))
+        if rejection.has_preference(verdicts) if dpo else "kept" in verdicts:
+            usable.setdefault(int(pair["id"]), {})[winner] = (conversation, judgments, verdicts)
+    # DPO: pairs with a correct judgment in some order but no incorrect one beside it.
+    unpaired = len(with_correct - set(usable))
     if spec.both_orders:
         balance = rejection.balance_positions(
-            {pid: list(found) for pid, found in keepable.items()},
+            {pid: list(found) for pid, found in usable.items()},
             rng=rng_for(task, "balance", task.iteration, shard),
         )
         chosen, dropped = balance.chosen, balance.dropped
     else:
-        chosen = {pid: next(iter(found)) for pid, found in keepable.items()}
+        chosen = {pid: next(iter(found)) for pid, found in usable.items()}
         dropped = 0
     pick = rng_for(task, "pick", task.iteration, shard)
     kept = []
@@ -134,15 +155,18 @@ def run(task: StageTask, storage: Storage, shard: int) -> JudgeSummary:
         position = chosen.get(int(pair["id"]))
         if position is None:
             continue
-        conversation, correct = keepable[int(pair["id"])][position]
-        kept.append(
-            {
-                "prompt": conversation,
-                "completion": [{"role": "assistant", "content": pick.choice(correct)}],
-                "pairId": pair["id"],
-                "winner": position,
-            }
-        )
+        conversation, judgments, verdicts = usable[int(pair["id"])][position]
+        row: dict[str, Any] = {"prompt": conversation}
+        if dpo:
+            choice = rejection.preference(judgments, verdicts, rng=pick)
+            assert choice is not None  # usable only holds prompts with a preference
+            row["chosen"] = [{"role": "assistant", "content": choice.chosen}]
+            row["rejected"] = [{"role": "assistant", "content": choice.rejected}]
+            row["rejectedReason"] = choice.rejected_reason
+        else:
+            correct = [j for j, v in zip(judgments, verdicts, strict=True) if v == "kept"]
+            row["completion"] = [{"role": "assistant", "content": pick.choice(correct)}]
+        kept.append({**row, "pairId": pair["id"], "winner": position})
     prefix = shard_prefix(task.namespace, task.run, task.iteration, Stage.JUDGE, shard)
     with storage.output(prefix) as out:
         out.write_jsonl("judgments.jsonl", kept)
@@ -160,4 +184,6 @@ def run(task: StageTask, storage: Storage, shard: int) -> JudgeSummary:
         kept_winner_b=sum(1 for row in kept if row["winner"] == "B"),
         dropped_for_balance=dropped,
         skipped_too_long=len(too_long),
+        dropped_without_rejected=unpaired,
+        rejected_not_wrong=sum(1 for row in kept if row.get("rejectedReason", "wrong") != "wrong"),
     )

@@ -95,22 +95,24 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def config_class(sharded: bool) -> Any:
-    """TRL's ``SFTConfig``, or for a sharded run a subclass that tells the Trainer not to move
-    the model to the device itself: FSDP places it (accelerate says so on GPUs; on a CPU the
+def config_class(sharded: bool, *, method: str = "sft") -> Any:
+    """TRL's ``SFTConfig`` (``DPOConfig`` for method dpo), or for a sharded run a subclass that
+    tells the Trainer not to move the model to the device itself: FSDP places it (accelerate
+    says so on GPUs; on a CPU the
     Trainer would ``.to()`` the empty model of a rank other than 0). ``place_model_on_device``
     is the property transformers documents for integrations to override."""
-    from trl import SFTConfig  # type: ignore[attr-defined]
+    from trl import DPOConfig, SFTConfig  # type: ignore[attr-defined]
 
+    base = DPOConfig if method == "dpo" else SFTConfig
     if not sharded:
-        return SFTConfig
+        return base
 
-    class ShardedSFTConfig(SFTConfig):  # type: ignore[misc]
+    class ShardedConfig(base):  # type: ignore[misc,valid-type]
         @property
         def place_model_on_device(self) -> bool:
             return False
 
-    return ShardedSFTConfig
+    return ShardedConfig
 
 
 def reads_checkpoint(sharded: bool) -> bool:
