@@ -326,20 +326,6 @@ class Kubelet:
         workdir.mkdir(parents=True, exist_ok=True)
         self._logs[name] = workdir / "container.log"
         lookup = await self._references(namespace, container)
-        try:
-            env = build_env(container, pod=pod, lookup=lookup, extra=self.extra_env)
-            argv = resolve_command(
-                [*(container.get("command") or []), *(container.get("args") or [])]
-            )
-        except (KeyError, ValueError) as exc:
-            return job_status.terminated(
-                pod, 1, "CreateContainerConfigError", str(exc), started, now()
-            )
-        index = (pod["metadata"].get("annotations") or {}).get(
-            "batch.kubernetes.io/job-completion-index"
-        )
-        if index is not None:
-            env["JOB_COMPLETION_INDEX"] = index
         mounts = pod_paths.mount_dirs(
             container,
             workdir,
@@ -347,11 +333,28 @@ class Kubelet:
             volumes=pod["spec"].get("volumes"),
             node_root=self.workdir,
         )
-        env, argv = pod_paths.rewrite_env(env, mounts), pod_paths.rewrite_args(argv, mounts)
+        declared = {str(var["name"]) for var in container.get("env") or []}
+        try:
+            env = build_env(container, pod=pod, lookup=lookup, extra=self.extra_env)
+            written = [*(container.get("command") or []), *(container.get("args") or [])]
+            argv = resolve_command(pod_paths.rewrite_args(written, mounts))
+        except (KeyError, ValueError) as exc:
+            return job_status.terminated(
+                pod, 1, "CreateContainerConfigError", str(exc), started, now()
+            )
+        env = pod_paths.rewrite_env(env, mounts, declared=declared)
+        index = (pod["metadata"].get("annotations") or {}).get(
+            "batch.kubernetes.io/job-completion-index"
+        )
+        if index is not None:
+            env["JOB_COMPLETION_INDEX"] = index
         env["SELFTAUGHT_TERMINATION_LOG"] = str(workdir / "termination-log")
         env.setdefault("HOME", str(workdir))
         env.setdefault("PYTHONUNBUFFERED", "1")  # `kubectl logs -f` shows output as it is written
-        result = await run_process(argv, env=env, workdir=workdir)
+        try:
+            result = await run_process(argv, env=env, workdir=workdir)
+        except OSError as exc:  # as a real kubelet: the container could not start
+            return job_status.terminated(pod, 128, "StartError", str(exc), started, now())
         reason = "Completed" if result.exit_code == 0 else "Error"
         message = result.message
         if (

@@ -59,12 +59,19 @@ def rewrite(value: str, mounts: dict[str, Path]) -> str:
     return value
 
 
-def rewrite_env(env: dict[str, str], mounts: dict[str, Path]) -> dict[str, str]:
-    return {key: rewrite(value, mounts) for key, value in env.items()}
+def rewrite_env(
+    env: dict[str, str], mounts: dict[str, Path], *, declared: set[str]
+) -> dict[str, str]:
+    """The container's own variables (``declared``, from its spec) rewritten; what the host
+    passes through (PATH, the venv, the model cache of the test session) names host paths and
+    stays as it is, even when it lies under a mount path such as ``/tmp``."""
+    return {key: rewrite(value, mounts) if key in declared else value for key, value in env.items()}
 
 
 def rewrite_args(argv: list[str], mounts: dict[str, Path]) -> list[str]:
-    """Arguments too: ``--cache=/cache`` and ``/cache`` both map."""
+    """Arguments too: ``--cache=/cache`` and ``/cache`` both map. Rewrite the container's
+    command as written, before it is resolved to a host executable: a repository (and its venv)
+    checked out under ``/tmp`` must not be mistaken for the pod's ``/tmp``."""
     out = []
     for arg in argv:
         flag, eq, value = arg.partition("=")

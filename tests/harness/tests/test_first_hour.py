@@ -5,6 +5,7 @@ orphaned children, and pods that keep their files under the emulator's directory
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import yaml
 
 from tests.harness import apply, pod_paths, protobuf
 from tests.harness.cluster import Cluster
+from tests.harness.pod_process import resolve_command
 from tests.harness.tests.conftest import Http
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -205,3 +207,16 @@ def test_mounts_map_under_the_emulators_directory(
     assert pod_paths.rewrite("/data/x", mounts) == str(tmp_path / expected / "x")
     assert pod_paths.rewrite("/database", mounts) == "/database"  # a prefix, not a mount
     assert pod_paths.rewrite_args(["--out=/data/y"], mounts) == [f"--out={tmp_path / expected}/y"]
+
+
+def test_host_paths_under_a_mount_path_are_not_rewritten(tmp_path: Path) -> None:
+    """A checkout (and its venv) under /tmp: the host's PATH and the resolved interpreter are
+    host paths; only what the container spec itself writes maps into the pod's /tmp."""
+    mounts = {"/tmp": tmp_path / "pod-tmp"}
+    env = {"PATH": "/tmp/ci/.venv/bin:/usr/bin", "SCRATCH": "/tmp/work"}
+    assert pod_paths.rewrite_env(env, mounts, declared={"SCRATCH"}) == {
+        "PATH": "/tmp/ci/.venv/bin:/usr/bin",
+        "SCRATCH": f"{tmp_path / 'pod-tmp'}/work",
+    }
+    command = resolve_command(pod_paths.rewrite_args(["selftaught", "worker", "select"], mounts))
+    assert command[0] == str(Path(sys.executable).parent / "selftaught")  # never under pod-tmp
