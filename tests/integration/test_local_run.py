@@ -203,7 +203,7 @@ def test_the_finished_runs_best_judge_is_served_and_answers_with_a_verdict(
         status, models = call("GET", f"{url}/v1/models")
         assert status == 200
         assert [(m["id"], m["root"]) for m in models["data"]] == [("steady", best)]
-        question = {"role": "user", "content": "judge: sub 9 5 | A: 4 | B: 7"}
+        question = {"role": "user", "content": "judge: max 3 9 1 4 | A: 9 | B: 4"}
         body = {"model": "steady", "messages": [question], "temperature": 0, "max_tokens": 48}
         status, answer = call("POST", f"{url}/v1/chat/completions", body)
     assert status == 200, answer

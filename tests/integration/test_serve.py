@@ -25,9 +25,10 @@ def judge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def ask(url: str, **extra: object) -> tuple[int, dict[str, object]]:
+    """A question of the seen kind (max): the seed judge answers those with a verdict."""
     body = {
         "model": "demo",
-        "messages": [{"role": "user", "content": "judge: sub 9 5 | A: 4 | B: 7"}],
+        "messages": [{"role": "user", "content": "judge: max 3 9 1 4 | A: 9 | B: 4"}],
         "max_tokens": 48,
         **extra,
     }
