@@ -68,3 +68,5 @@ def test_cost_columns_show_tokens_gpu_seconds_by_stage_and_hours_per_point() -> 
     assert "judge 64, train 4" in text
     assert "evaluate 0" not in text  # a stage without GPUs is left out
     assert "0.0125" in text
+    cpu = RunStatus(history=[IterationRecord(iteration=0, stage_gpu_seconds={"select": 0.0})])
+    assert "GPU-s by stage" not in rendered(cpu)  # a CPU run has no GPU columns

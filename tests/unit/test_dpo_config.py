@@ -169,6 +169,14 @@ def test_the_iterations_table_shows_each_iterations_method() -> None:
         if line.startswith("│")
     ]
     assert [row[:2] for row in cells] == [["0", "-"], ["1", "sft"], ["2", "dpo acc 0.81"]]
+    sft_only = RunStatus(history=status.history[:2])
+    assert "method" not in rendered_text(sft_only)  # shown only when a run trained with DPO
+
+
+def rendered_text(status: RunStatus) -> str:
+    console = Console(record=True, width=200, color_system=None)
+    console.print(iterations_table(status))
+    return console.export_text()
 
 
 def judged(storage: MemoryStorage, rows: list[dict[str, Any]]) -> None:

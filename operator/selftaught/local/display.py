@@ -116,8 +116,9 @@ def _score_cell(scores: SetScores) -> str:
 
 
 def _details(scores: SetScores) -> bool:
-    """Whether a set's sections are worth their own cell: several, or official scoring."""
-    return len(scores.sections) > 1 or scores.scoring == "official"
+    """Whether a set's sections are worth their own cell: RewardBench's, scored officially (a
+    lenient set's categories are the synthetic pool's, and its overall says enough)."""
+    return scores.scoring == "official"
 
 
 def _partial_note(name: str, scores: SetScores) -> str:
@@ -167,49 +168,55 @@ def iterations_table(status: RunStatus) -> Table:
         title=f"{status.phase.value}: iterations{best}",
         caption="\n".join(notes.values()) or None,
     )
+    history = status.history
+    # Columns that would be empty on every row are left out, so a CPU run's table stays narrow.
+    show_method = any(r.method == "dpo" for r in history)
+    show_tokens = any(r.judging_tokens is not None for r in history)
+    show_gpu = any(v > 0 for r in history for v in r.stage_gpu_seconds.values())
+    show_sections = any(_details(scores) for r in history for scores in r.scores.values())
     table.add_column("iter", justify="right")
-    table.add_column("method")
+    if show_method:
+        table.add_column("method")
     table.add_column("kept/sampled", justify="right")
-    table.add_column("tokens", justify="right")
-    table.add_column("tok/kept", justify="right")
+    if show_tokens:
+        table.add_column("tokens", justify="right")
+        table.add_column("tok/kept", justify="right")
     table.add_column("train loss", justify="right")
     for header in sets.values():
         table.add_column(header, justify="right")
-    show_sections = any(
-        _details(scores) for record in status.history for scores in record.scores.values()
-    )
     if show_sections:
         table.add_column("sections")
     table.add_column("seconds", justify="right")
-    table.add_column("GPU-s by stage")
-    table.add_column("GPU-h/point", justify="right")
-    for record in status.history:
+    if show_gpu:
+        table.add_column("GPU-s by stage")
+        table.add_column("GPU-h/point", justify="right")
+    for record in history:
         kept = (
             f"{record.judgments_kept}/{record.judgments_sampled}"
             if record.judgments_sampled is not None
             else "-"
         )
-        cells = [
-            f"{record.iteration}{' *' if record.iteration == status.best_iteration else ''}",
-            _method_cell(record),
-            kept,
-            "-" if record.judging_tokens is None else f"{record.judging_tokens:,}",
-            _fmt(record.tokens_per_kept, 1),
-            _fmt(record.training_loss),
-        ]
+        cells = [f"{record.iteration}{' *' if record.iteration == status.best_iteration else ''}"]
+        if show_method:
+            cells.append(_method_cell(record))
+        cells.append(kept)
+        if show_tokens:
+            tokens = "-" if record.judging_tokens is None else f"{record.judging_tokens:,}"
+            cells += [tokens, _fmt(record.tokens_per_kept, 1)]
+        cells.append(_fmt(record.training_loss))
         cells += [
             _score_cell(record.scores[name]) if name in record.scores else "-" for name in sets
         ]
-        sections = "; ".join(
-            f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.sections.items())
-            for name, scores in record.scores.items()
-            if _details(scores)  # one lenient section: its overall says it all
-        )
         if show_sections:
+            sections = "; ".join(
+                f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.sections.items())
+                for name, scores in record.scores.items()
+                if _details(scores)
+            )
             cells.append(sections or "-")
         cells.append(f"{sum(record.stage_seconds.values()):.0f}")
-        cells.append(_gpu_cell(record.stage_gpu_seconds))
-        cells.append(_fmt(record.gpu_hours_per_point, 4))
+        if show_gpu:
+            cells += [_gpu_cell(record.stage_gpu_seconds), _fmt(record.gpu_hours_per_point, 4)]
         table.add_row(*cells)
     return table
 
