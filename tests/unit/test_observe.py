@@ -144,6 +144,10 @@ CASES = [
         job(("Failed", "BackoffLimitExceeded")), [],
         JobState.FAILED, FailureClass.PROGRAM_ERROR, "BackoffLimitExceeded msg", id="pods-gone",
     ),
+    pytest.param(  # the Job's watch event came first: wait for the pod to say how it ended
+        job(("Failed", "PodFailurePolicy")), [pod("Running")],
+        JobState.RUNNING, None, None, id="failed-job-whose-pod-lags",
+    ),
 ]  # fmt: skip
 
 

@@ -186,12 +186,28 @@ def job_state(job: Object, pods: list[Object], conditions: dict[str, Object]) ->
     if _true(conditions.get("Complete")):
         return JobState.SUCCEEDED
     if _true(conditions.get("Failed")):
-        return JobState.FAILED
+        # The Job's Failed condition and its pods' final states arrive on two watch streams in
+        # no fixed order. Until a pod shows how it ended, the failure cannot be classified (exit
+        # 2 is bad input, not a crash to retry): the Job counts as running, and the pod's own
+        # event plans again. A Job whose pods are gone (deleted at failure) is classified as is,
+        # and so is a deadline: the Job's own reason says it all, its pods are being killed.
+        deadline = conditions["Failed"].get("reason") == "DeadlineExceeded"
+        return JobState.RUNNING if not deadline and _pods_lag(pods) else JobState.FAILED
     if (job.get("spec") or {}).get("suspend"):
         return JobState.PENDING
     if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
         return JobState.RUNNING
     return JobState.PENDING
+
+
+def _pods_lag(pods: list[Object]) -> bool:
+    """Every pod still shown running or pending, none terminated, none being deleted."""
+    return bool(pods) and all(
+        (p.get("status") or {}).get("phase") in ("Running", "Pending")
+        and _terminated(p) is None
+        and not (p.get("metadata") or {}).get("deletionTimestamp")
+        for p in pods
+    )
 
 
 def summaries(stage: Stage, pods: list[Object]) -> dict[int, StageSummary]:
