@@ -66,6 +66,11 @@ def test_bad_pools_and_a_missing_seed_model(
             name,
             seedModel=model,
             instructions={"source": pool.as_uri(), "categories": ["math", "list", "other"]},
+            # token limits that fit the small model's 128 positions: select drops instructions
+            # whose judging prompt (two answers of pairs.maxNewTokens) cannot fit its context
+            pairs={"maxNewTokens": 8},
+            judging={"maxNewTokens": 16, "samplesPerPair": 2},
+            evaluation={"maxNewTokens": 16},
         )
 
     cluster.apply(pool_run("ragged", ragged))
