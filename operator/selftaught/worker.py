@@ -283,8 +283,11 @@ def command(stage: str, *, distributed: bool = False) -> int:
 
     Here, not in the CLI, so the local fork server's children enter the worker directly (a
     child going back through ``selftaught.cli`` closed an import loop cli -> local -> cli).
-    ``distributed`` (train only) starts one process per GPU under torch elastic.
+    ``distributed`` (train only) starts one process per GPU under torch elastic; the ranks
+    inherit this process's environment, so the OpenMP wait policy is set here, before either
+    path imports torch (:mod:`selftaught.cpu`).
     """
+    os.environ.update(cpu.omp_env(os.environ))
     if distributed:
         if stage != "train":
             print("selftaught worker: --distributed is for the train stage only", file=sys.stderr)

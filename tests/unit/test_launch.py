@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,23 @@ def test_each_rank_writes_its_own_summary_file(tmp_path: Path) -> None:
     environ = {RANK_SUMMARIES_ENV: str(tmp_path), "LOCAL_RANK": "3"}
     assert termination_log_path(environ) == str(tmp_path / "rank-3.json")
     assert termination_log_path({"SELFTAUGHT_TERMINATION_LOG": "/x"}) == "/x"
+
+
+def test_distributed_worker_sets_the_passive_wait_policy_its_ranks_inherit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ranks are children of this process: the OpenMP policy must be in os.environ first."""
+    import selftaught.launch
+    from selftaught import cpu, worker
+
+    for key in cpu.OMP_DEFAULTS:
+        monkeypatch.delenv(key, raising=False)
+    seen: dict[str, str | None] = {}
+
+    def fake_launch() -> int:
+        seen.update({key: os.environ.get(key) for key in cpu.OMP_DEFAULTS})
+        return EXIT_OK
+
+    monkeypatch.setattr(selftaught.launch, "launch", fake_launch)
+    assert worker.command("train", distributed=True) == EXIT_OK
+    assert seen == cpu.OMP_DEFAULTS
