@@ -3,10 +3,14 @@
 The metric names are a contract with the Helm chart's dashboards and alerts; do not rename.
 
 Cardinality is bounded on purpose: labels are namespaces, run names, stages, phases, failure
-reasons and evaluation-set names (at most 32 per run, from the spec). Iteration numbers, Job and
-pod names never become labels; the iteration is a gauge's *value*. A run's series are removed
-when the run is deleted (:meth:`Metrics.forget_run`), so a cluster that creates many runs does
-not leak series.
+reasons and evaluation-set names (at most 32 per run, from the spec). Job and pod names never
+become labels. Iteration numbers are a label of the two ``selftaught_iteration_*`` families only
+(accuracy and GPU-seconds by iteration, for the dashboard's per-iteration panels): one value per
+record of the run's history, so at most ``spec.iterations + 1`` values per run (0..iterations;
+the CRD caps ``iterations`` at 100), times eval sets or stages. Everywhere else the iteration is a
+gauge's *value*. A run's series are removed when the run is deleted
+(:meth:`Metrics.forget_run`), and an iteration's when ``resumeFrom`` rewinds past it, so a
+cluster that creates many runs does not leak series.
 
 Everything per run is derived from the run's *status* (:meth:`Metrics.observe_run`), which is
 the operator's memory, so a restarted operator shows the same values as the one before it.
@@ -54,6 +58,10 @@ class _RunSeries:
     eval_sets: set[str] = field(default_factory=set)
     gpu_stages: set[str] = field(default_factory=set)
     phase: str | None = None
+    #: (iteration, eval set) of ``selftaught_iteration_accuracy``.
+    iteration_scores: set[tuple[str, str]] = field(default_factory=set)
+    #: (iteration, stage) of ``selftaught_iteration_gpu_seconds``.
+    iteration_gpu: set[tuple[str, str]] = field(default_factory=set)
 
 
 class Metrics:
@@ -123,6 +131,20 @@ class Metrics:
             "(latest evaluated iteration with a gain; the status has it in hours).", run,
             registry=reg,
         )  # fmt: skip
+        # The only families with an ``iteration`` label: bounded by the run's history (at most
+        # spec.iterations + 1 values), so a run of the paper's 5 iterations adds 6 per eval set.
+        self.iteration_accuracy = Gauge(
+            "selftaught_iteration_accuracy",
+            "Pairwise accuracy (0-1) of each iteration's judge on each eval set; iteration 0 is "
+            "the seed's baseline. At most spec.iterations + 1 iteration values per run.",
+            [*run, "iteration", "eval_set"], registry=reg,
+        )  # fmt: skip
+        self.iteration_gpu_seconds = Gauge(
+            "selftaught_iteration_gpu_seconds",
+            "GPU-seconds each finished stage of each iteration spent (stages that used GPUs). "
+            "At most spec.iterations + 1 iteration values per run.",
+            [*run, "iteration", "stage"], registry=reg,
+        )  # fmt: skip
         self.stage_duration = Histogram(
             "selftaught_stage_duration_seconds", "Wall-clock seconds of finished stages.",
             ["stage"], buckets=STAGE_BUCKETS, registry=reg,
@@ -184,6 +206,7 @@ class Metrics:
         self.stage_started.labels(*key).set(_timestamp(status.stage_started_at))
         self.last_progress.labels(*key).set(last_progress(status))
         self._observe_scores(key, status, series)
+        self._observe_iterations(key, status, series)
 
     def _observe_scores(self, key: RunKey, status: RunStatus, series: _RunSeries) -> None:
         latest: dict[str, float] = {}
@@ -218,6 +241,20 @@ class Metrics:
         gains = [r for r in status.history if r.gpu_hours_per_point is not None]
         if gains:
             self.gpu_seconds_per_point.labels(*key).set(3600 * (gains[-1].gpu_hours_per_point or 0))
+
+    def _observe_iterations(self, key: RunKey, status: RunStatus, series: _RunSeries) -> None:
+        """Accuracy and GPU-seconds per iteration; series of rewound iterations are removed."""
+        scores, gpu = iteration_values(status)
+        for gone in series.iteration_scores - set(scores):
+            _remove(self.iteration_accuracy, *key, *gone)
+        for gone in series.iteration_gpu - set(gpu):
+            _remove(self.iteration_gpu_seconds, *key, *gone)
+        series.iteration_scores = set(scores)
+        series.iteration_gpu = set(gpu)
+        for labels, accuracy in scores.items():
+            self.iteration_accuracy.labels(*key, *labels).set(accuracy)
+        for labels, seconds in gpu.items():
+            self.iteration_gpu_seconds.labels(*key, *labels).set(seconds)
 
     def observe_transition(self, run: SelfTaughtRun, new: RunStatus) -> None:
         """Count the stages that finished between ``run.status`` and ``new``."""
@@ -261,6 +298,10 @@ class Metrics:
             _remove(self.judge_best_accuracy, *key, eval_set)
         for stage_name in series.gpu_stages:
             _remove(self.gpu_seconds, *key, stage_name)
+        for labels in series.iteration_scores:
+            _remove(self.iteration_accuracy, *key, *labels)
+        for labels in series.iteration_gpu:
+            _remove(self.iteration_gpu_seconds, *key, *labels)
 
     def _count_phases(self) -> None:
         counts = dict.fromkeys((p.value for p in Phase), 0)
@@ -309,6 +350,24 @@ def finished_stages(old: RunStatus, new: RunStatus) -> list[tuple[Stage, float]]
             if stage not in previous:
                 done.append((Stage(stage), float(seconds)))
     return done
+
+
+def iteration_values(
+    status: RunStatus,
+) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+    """``{(iteration, eval set): accuracy}`` and ``{(iteration, stage): GPU-seconds}`` of the
+    history. Stages without GPU-seconds are left out (a CPU stage adds nothing to a cost
+    panel but series), as ``selftaught_gpu_seconds_total`` leaves them out."""
+    scores: dict[tuple[str, str], float] = {}
+    gpu: dict[tuple[str, str], float] = {}
+    for record in status.history:
+        iteration = str(record.iteration)
+        for name, set_scores in record.scores.items():
+            scores[iteration, name] = set_scores.accuracy
+        for stage, seconds in record.stage_gpu_seconds.items():
+            if seconds > 0:
+                gpu[iteration, stage] = seconds
+    return scores, gpu
 
 
 def gpu_seconds(spec: RunSpec, stage: Stage, seconds: float) -> float:

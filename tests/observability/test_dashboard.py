@@ -91,6 +91,54 @@ def test_the_requested_panels_exist(board: dict[str, Any]) -> None:
         "GPU-hours per accuracy point",
     ):
         assert title in types
+    assert types["Accuracy by iteration"] == "barchart"
+    assert types["GPU-hours by iteration"] == "barchart"
+
+
+def _output_labels(expr: str) -> set[str]:
+    """Labels an aggregation keeps (``by (...)``) plus the one a ``label_join`` adds."""
+    kept = set(re.findall(r"\w+", re.findall(r"by \(([^)]*)\)", expr)[0]))
+    joined = re.match(r'label_join\(.*?\), "(\w+)"', expr, flags=re.DOTALL)
+    return kept | ({joined[1]} if joined else set())
+
+
+@pytest.mark.parametrize(
+    ("title", "metric", "column", "stacking"),
+    [
+        pytest.param("Accuracy by iteration", "selftaught_iteration_accuracy", "series", "none",
+                     id="accuracy-a-bar-per-run-and-eval-set"),
+        pytest.param("GPU-hours by iteration", "selftaught_iteration_gpu_seconds", "stage",
+                     "normal", id="gpu-hours-stacked-by-stage"),
+    ],
+)  # fmt: skip
+def test_by_iteration_panels_put_the_iteration_on_the_x_axis(
+    board: dict[str, Any], title: str, metric: str, column: str, stacking: str
+) -> None:
+    """The query's table has one row per iteration and ``column``; the transformations pivot
+    it into a row per iteration (sorted as numbers) and a column per ``column`` value, and the
+    bar chart's x axis is the iteration field they leave behind."""
+    panel = next(p for p in board["panels"] if p["title"] == title)
+    (target,) = panel["targets"]
+    assert (target["instant"], target["format"]) == (True, "table")
+    assert metric in re.findall(METRIC_NAME, target["expr"])
+    assert "iteration" in next(m.labels for m in METRICS if m.name == metric)
+    assert {"iteration", column} <= _output_labels(target["expr"])
+    steps = {step["id"]: step["options"] for step in panel["transformations"]}
+    assert list(steps) == ["convertFieldType", "sortBy", "groupingToMatrix", "organize"]
+    assert steps["convertFieldType"]["conversions"] == [
+        {"targetField": "iteration", "destinationType": "number"}
+    ]
+    assert steps["sortBy"]["sort"] == [{"field": "iteration"}]
+    matrix = steps["groupingToMatrix"]
+    assert (matrix["rowField"], matrix["columnField"], matrix["valueField"]) == (
+        "iteration",
+        column,
+        "Value",
+    )
+    # Grafana names the pivoted row field "<row>\\<column>".
+    assert steps["organize"]["renameByName"] == {f"iteration\\{column}": "iteration"}
+    assert panel["options"]["xField"] == "iteration"
+    assert panel["options"]["stacking"] == stacking
 
 
 def test_grid_positions_do_not_overlap(board: dict[str, Any]) -> None:

@@ -10,7 +10,8 @@ mode with realistic summaries:
   operator handed on) pushes progress for two shards;
 - ``broken``: its select worker exits 2 (bad input), so the run fails and failure counters move;
 - ``stuck-<stage>``: one run held in each stage (its pod unschedulable), Running;
-- ``gone``: succeeds, then is deleted, and its series must leave Prometheus.
+- ``gone``: succeeds, then is deleted, and its series (per-iteration ones included) must leave
+  Prometheus.
 
 Then every dashboard query (variables set to demo's namespace and run, and to "All") and every
 alert expression must parse (promtool) and return data from ``/api/v1/query``. Alerts that are
@@ -282,6 +283,23 @@ def test_dashboard_panels_show_what_happened(live: Live) -> None:
     gpu_hours = {s["metric"]["stage"]: float(s["value"][1]) for s in query("GPU-hours", "A")}
     assert set(gpu_hours) == {"judge", "train"}, gpu_hours  # the stages that asked for a GPU
     assert all(hours > 0 for hours in gpu_hours.values()), gpu_hours
+    # Per-iteration panels: the evaluate summaries the kubelet returned (iteration 0 the
+    # default 0.75, then the injected gain), and GPU-hours that add up to the panel above.
+    accuracy = {
+        (s["metric"]["iteration"], s["metric"]["series"]): float(s["value"][1])
+        for s in query("Accuracy by iteration", "A")
+    }
+    heldout = f"{NS}/demo/heldout"
+    assert accuracy == {("0", heldout): 0.75, ("1", heldout): 0.85, ("2", heldout): 0.9}
+    by_iteration = {
+        (s["metric"]["iteration"], s["metric"]["stage"]): float(s["value"][1])
+        for s in query("GPU-hours by iteration", "A")
+    }
+    assert set(by_iteration) == {(i, st) for i in ("1", "2") for st in ("judge", "train")}
+    assert all(hours > 0 for hours in by_iteration.values()), by_iteration
+    for stage, hours in gpu_hours.items():
+        spent = sum(h for (_, st), h in by_iteration.items() if st == stage)
+        assert spent == pytest.approx(hours, rel=1e-3), stage
 
 
 def test_dashboard_variables_list_the_run(live: Live) -> None:
@@ -338,6 +356,8 @@ def test_a_deleted_runs_series_leave_prometheus(live: Live) -> None:
     series = f'{{job="{OPERATOR_JOB}", namespace="{NS}", run="gone"}}'
     before = prom.wait_for(f"count by (__name__) ({series})")
     assert len(before) >= 8, before  # info, phase, stage, iteration, ..., accuracy
+    names = {sample["metric"]["__name__"] for sample in before}
+    assert "selftaught_iteration_accuracy" in names, names  # the per-iteration series go too
     live.e2e.ns("delete", "selftaughtrun", "gone", "--timeout=30s")
     wait_until(
         lambda: live.operator.sample("selftaught_run_info", run="gone") is None,

@@ -12,7 +12,14 @@ import pytest
 from prometheus_client import generate_latest
 
 from selftaught.api import IterationRecord, RunStatus, SelfTaughtRun
-from selftaught.metrics import Metrics, finished_stages, gpu_seconds, last_progress
+from selftaught.metrics import (
+    Metrics,
+    finished_stages,
+    gpu_seconds,
+    iteration_values,
+    last_progress,
+)
+from selftaught.observability.catalog import METRICS
 from selftaught.phases import Phase, Stage
 from selftaught.summaries import SetScores
 from tests.unit.planning import T0, drive, make_run
@@ -36,6 +43,8 @@ CONTRACT = {
     "selftaught_reconcile_duration_seconds_bucket",
     "selftaught_reconcile_errors_total",
     "selftaught_runs",
+    "selftaught_iteration_accuracy",
+    "selftaught_iteration_gpu_seconds",
 }
 
 
@@ -159,15 +168,139 @@ def test_forget_run_removes_every_series() -> None:
 
 
 def test_no_unbounded_labels() -> None:
-    """Iteration numbers, Job and pod names never become label values."""
+    """Job and pod names never become label values; iteration numbers only on the two
+    ``selftaught_iteration_*`` families, and only 0..spec.iterations (bounded per run)."""
     metrics = Metrics()
-    run = finished_run()
+    run = finished_run(stages={"train": {"gpus": 1}})
     metrics.observe_run(run)
     metrics.observe_transition(run.model_copy(update={"status": RunStatus()}), run.status)
     text = exposed(metrics)
-    assert "iteration=" not in text
+    with_iteration = {line.split("{")[0] for line in text.splitlines() if "iteration=" in line}
+    assert with_iteration == {"selftaught_iteration_accuracy", "selftaught_iteration_gpu_seconds"}
+    iterations = {
+        sample.labels["iteration"]
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if "iteration" in sample.labels
+    }
+    assert iterations == {str(i) for i in range(run.spec.iterations + 1)}
     assert "demo-i" not in text  # a Job name
     assert "pod=" not in text
+
+
+def _history(*gpu_by_iteration: dict[str, float]) -> RunStatus:
+    """A status whose iteration i scores 0.6 + 0.1 i on heldout and 0.5 + 0.1 i on rewardbench
+    (iteration 0 has only heldout) and spent ``gpu_by_iteration[i]`` GPU-seconds by stage."""
+    records = []
+    for iteration, gpu in enumerate(gpu_by_iteration):
+        scores = {"heldout": SetScores(accuracy=round(0.6 + 0.1 * iteration, 3))}
+        if iteration:
+            scores["rewardbench"] = SetScores(accuracy=round(0.5 + 0.1 * iteration, 3))
+        records.append(IterationRecord(iteration=iteration, scores=scores, stage_gpu_seconds=gpu))
+    return RunStatus(history=records)
+
+
+THREE_ITERATIONS = _history(
+    {"select": 0.0, "pairs": 0.0, "evaluate": 30.0},
+    {"judge": 7200.0, "train": 3600.0, "evaluate": 30.0},
+    {"judge": 5400.0, "train": 3600.0},  # evaluate still running: no score, no cost yet
+)
+
+
+def _iteration_series(metrics: Metrics, name: str, label: str) -> dict[tuple[str, str], float]:
+    return {
+        (sample.labels["iteration"], sample.labels[label]): sample.value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def test_accuracy_by_iteration_follows_the_history() -> None:
+    metrics = Metrics()
+    status = THREE_ITERATIONS.model_copy(deep=True)
+    status.history[2].scores = {}
+    metrics.observe_run(make_run().model_copy(update={"status": status}))
+    assert _iteration_series(metrics, "selftaught_iteration_accuracy", "eval_set") == {
+        ("0", "heldout"): 0.6,
+        ("1", "heldout"): 0.7,
+        ("1", "rewardbench"): 0.6,
+    }
+    key = {"namespace": "ns", "run": "demo"}
+    assert value(metrics, "selftaught_iteration_accuracy", **key, iteration="1",
+                 eval_set="heldout") == 0.7  # fmt: skip
+
+
+def test_gpu_seconds_by_iteration_leave_cpu_stages_out() -> None:
+    metrics = Metrics()
+    metrics.observe_run(make_run().model_copy(update={"status": THREE_ITERATIONS}))
+    assert _iteration_series(metrics, "selftaught_iteration_gpu_seconds", "stage") == {
+        ("0", "evaluate"): 30.0,
+        ("1", "judge"): 7200.0,
+        ("1", "train"): 3600.0,
+        ("1", "evaluate"): 30.0,
+        ("2", "judge"): 5400.0,
+        ("2", "train"): 3600.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("kept", "remaining"),
+    [
+        pytest.param(3, {"0", "1", "2"}, id="unchanged-history-keeps-all"),
+        pytest.param(2, {"0", "1"}, id="resume-from-iteration-1-drops-2"),
+        pytest.param(1, {"0"}, id="resume-from-iteration-0-drops-1-and-2"),
+    ],
+)
+def test_a_rewound_iteration_loses_its_series(kept: int, remaining: set[str]) -> None:
+    """``resumeFrom`` deletes later records from the history: their series must go too."""
+    metrics = Metrics()
+    run = make_run().model_copy(update={"status": THREE_ITERATIONS})
+    metrics.observe_run(run)
+    rewound = RunStatus(history=THREE_ITERATIONS.history[:kept])
+    metrics.observe_run(run.model_copy(update={"status": rewound}))
+    for name, label in (
+        ("selftaught_iteration_accuracy", "eval_set"),
+        ("selftaught_iteration_gpu_seconds", "stage"),
+    ):
+        assert {i for i, _ in _iteration_series(metrics, name, label)} == remaining, name
+
+
+def test_forget_run_removes_the_per_iteration_series() -> None:
+    metrics = Metrics()
+    metrics.observe_run(make_run().model_copy(update={"status": THREE_ITERATIONS}))
+    other = make_run().model_copy(update={"status": THREE_ITERATIONS})
+    other.metadata["name"] = "other"
+    metrics.observe_run(other)
+    metrics.forget_run("ns", "demo")
+    text = exposed(metrics)
+    assert "iteration=" in text  # the other run keeps its series
+    assert not [line for line in text.splitlines() if 'run="demo"' in line]
+
+
+def test_iteration_values_are_pure() -> None:
+    scores, gpu = iteration_values(RunStatus())
+    assert (scores, gpu) == ({}, {})
+    scores, gpu = iteration_values(THREE_ITERATIONS)
+    assert scores["2", "rewardbench"] == 0.7
+    assert ("0", "select") not in gpu
+
+
+def test_the_catalog_lists_every_exported_family_with_its_labels() -> None:
+    """The dashboard and alerts are checked against the catalog; the catalog against this."""
+    metrics = Metrics()
+    run = finished_run(stages={"train": {"gpus": 1}})
+    metrics.observe_run(run)
+    metrics.observe_transition(run.model_copy(update={"status": RunStatus()}), run.status)
+    metrics.job_failed(Stage.TRAIN, "OOMKilled")
+    with metrics.reconcile():
+        pass
+    catalog = {m.name: set(m.labels) for m in METRICS}
+    for family in metrics.registry.collect():
+        name = f"{family.name}_total" if family.type == "counter" else family.name
+        assert name in catalog, name
+        labels = {label for s in family.samples for label in s.labels if label != "le"}
+        assert labels == catalog[name], name
 
 
 def test_reconcile_errors_counted() -> None:

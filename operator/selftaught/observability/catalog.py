@@ -52,6 +52,19 @@ METRICS: tuple[Metric, ...] = (
         _RUN,
         "GPU-seconds per accuracy point.",
     ),
+    # The only ``iteration`` labels: at most spec.iterations + 1 values per run.
+    Metric(
+        "selftaught_iteration_accuracy",
+        "gauge",
+        (*_RUN, "iteration", "eval_set"),
+        "Accuracy of each iteration's judge.",
+    ),
+    Metric(
+        "selftaught_iteration_gpu_seconds",
+        "gauge",
+        (*_RUN, "iteration", "stage"),
+        "GPU-seconds per iteration and stage.",
+    ),
     Metric("selftaught_stage_duration_seconds", "histogram", ("stage",), "Finished stages."),
     Metric("selftaught_jobs_created_total", "counter", ("stage",), "Jobs created."),
     Metric("selftaught_jobs_failed_total", "counter", ("stage", "reason"), "Failed attempts."),

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 
 from grafana_foundation_sdk.builders import (
+    barchart,
     bargauge,
     dashboard,
     prometheus,
@@ -463,6 +464,96 @@ def _gpu_hours_per_point() -> timeseries.Panel:
     )
 
 
+def _by_iteration(column: str) -> list[DataTransformerConfig]:
+    """Grafana transformations that turn an instant table (one row per iteration and
+    ``column``) into one row per iteration with a column per ``column`` value, iterations in
+    numeric order: the shape a bar chart with the iteration on its x axis needs.
+
+    Label values are strings ("10" sorts before "2"), hence the conversion to a number before
+    sorting; grouping-to-matrix keeps the rows in the order it meets them and names its first
+    field ``iteration\\<column>``, which the last step renames back to ``iteration``.
+    """
+    return [
+        DataTransformerConfig(
+            id_val="convertFieldType",
+            options={
+                "conversions": [{"targetField": "iteration", "destinationType": "number"}],
+                "fields": {},
+            },
+        ),
+        DataTransformerConfig(
+            id_val="sortBy", options={"fields": {}, "sort": [{"field": "iteration"}]}
+        ),
+        DataTransformerConfig(
+            id_val="groupingToMatrix",
+            options={
+                "rowField": "iteration",
+                "columnField": column,
+                "valueField": "Value",
+                "emptyValue": "null",
+            },
+        ),
+        DataTransformerConfig(
+            id_val="organize",
+            options={"renameByName": {f"iteration\\{column}": "iteration"}},
+        ),
+    ]
+
+
+def _accuracy_by_iteration() -> barchart.Panel:
+    """One group of bars per iteration, a bar per run and eval set (``series`` joins them, so
+    runs of the same name in two namespaces stay apart)."""
+    expr = (
+        "label_join(max by (namespace, run, iteration, eval_set) "
+        f'(selftaught_iteration_accuracy{{{RUN_FILTER}}}), "series", "/", '
+        '"namespace", "run", "eval_set")'
+    )
+    return (
+        barchart.Panel()
+        .id(14)
+        .title("Accuracy by iteration")
+        .description(
+            "Pairwise accuracy of each iteration's judge, per run and eval set; iteration 0 is "
+            "the seed's baseline. Pick one run to read its whole story at a glance."
+        )
+        .datasource(DATASOURCE)
+        .targets(_targets([Query(expr, instant=True, table=True)]))
+        .transformations(_by_iteration("series"))
+        .x_field("iteration")
+        .unit("percentunit")
+        .min(0)
+        .max(1)
+        .stacking(common.StackingMode.NONE)
+        .show_value(common.VisibilityMode.AUTO)
+        .legend(_legend())
+        .grid_pos(_grid(0, 48, 12, 8))
+    )
+
+
+def _gpu_hours_by_iteration() -> barchart.Panel:
+    """GPU-hours of each iteration, stacked by stage (summed over the selected runs)."""
+    expr = f"sum by (iteration, stage) (selftaught_iteration_gpu_seconds{{{RUN_FILTER}}}) / 3600"
+    return (
+        barchart.Panel()
+        .id(15)
+        .title("GPU-hours by iteration")
+        .description(
+            "GPU-hours each iteration spent, stacked by stage (stages without GPUs are left "
+            "out). With several runs selected the bars add them up: pick one run."
+        )
+        .datasource(DATASOURCE)
+        .targets(_targets([Query(expr, instant=True, table=True)]))
+        .transformations(_by_iteration("stage"))
+        .x_field("iteration")
+        .unit("h")
+        .min(0)
+        .stacking(common.StackingMode.NORMAL)
+        .show_value(common.VisibilityMode.AUTO)
+        .legend(_legend())
+        .grid_pos(_grid(12, 48, 12, 8))
+    )
+
+
 def build() -> dashboard.Dashboard:
     """The dashboard builder; ``build().build()`` is the SDK model."""
     board = (
@@ -492,6 +583,8 @@ def build() -> dashboard.Dashboard:
         _worker_throughput(),
         _judging_cost(),
         _gpu_hours_per_point(),
+        _accuracy_by_iteration(),
+        _gpu_hours_by_iteration(),
     ):
         board = board.with_panel(panel)
     return board
