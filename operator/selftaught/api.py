@@ -1168,6 +1168,13 @@ class ResumeFrom(Model):
 
     iteration: int = Field(ge=0, le=1000, description="Iteration to resume at.")
     stage: Stage = Field(description="Stage to resume at.")
+    request: str | None = Field(
+        default=None,
+        max_length=63,
+        description="Any text that makes this request new: each distinct iteration/stage/request "
+        "is applied once, so change it (a timestamp, as `kubectl selftaught retry` writes) to "
+        "re-run a position that was already resumed from.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={

@@ -130,8 +130,13 @@ def test_retry_sets_resume_from_and_suspend_resume_toggle_the_spec(
     place_run(cluster, "demo", iteration=2, best=0.9)
     done = plugin(cluster, plugin_path, "retry", "demo", "--from", "judge", "--iteration", "2")
     assert done.returncode == 0, done.stderr
-    spec = cluster.get("selftaughtrun", "demo")["spec"]
-    assert spec["resumeFrom"] == {"iteration": 2, "stage": "judge"}
+    first = cluster.get("selftaughtrun", "demo")["spec"]["resumeFrom"]
+    assert (first["iteration"], first["stage"]) == (2, "judge")
+    again = plugin(cluster, plugin_path, "retry", "demo", "--from", "judge", "--iteration", "2")
+    assert again.returncode == 0, again.stderr  # the same position twice: a new request
+    second = cluster.get("selftaughtrun", "demo")["spec"]["resumeFrom"]
+    assert (second["iteration"], second["stage"]) == (2, "judge")
+    assert second["request"] != first["request"]
     assert plugin(cluster, plugin_path, "suspend", "demo").returncode == 0
     assert cluster.get("selftaughtrun", "demo")["spec"]["suspend"] is True
     assert plugin(cluster, plugin_path, "resume", "demo").returncode == 0

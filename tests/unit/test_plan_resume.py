@@ -96,6 +96,22 @@ def test_resume_from_is_a_no_op_when_applied_or_not_started(case: str) -> None:
     )
 
 
+def test_the_same_position_resumes_again_under_a_new_request_text() -> None:
+    """``request`` tells a repeat from the request already applied (kubectl selftaught retry)."""
+    run, jobs = finished()
+    run.status.applied_resume_from = "1/train@first"
+    run.spec.resume_from = ResumeFrom(iteration=1, stage=Stage.TRAIN, request="first")
+    state = state_of(run, jobs)
+    apply_resume_from(state)
+    assert state.out.events == []  # the same request: applied already
+    run.spec.resume_from = ResumeFrom(iteration=1, stage=Stage.TRAIN, request="second")
+    state = state_of(run, jobs)
+    apply_resume_from(state)
+    assert state.position() == (1, Stage.TRAIN, 1)  # a fresh attempt fences the old Job off
+    assert state.status.applied_resume_from == "1/train@second"
+    assert [e.reason for e in state.out.events] == ["ResumedFrom"]
+
+
 # (phase, spec.iterations, earlyStop patience reached) -> extended to (iteration, stage)
 EXTEND: list[Any] = [
     pytest.param(Phase.SUCCEEDED, 3, False, (3, Stage.JUDGE), id="raised-after-success"),

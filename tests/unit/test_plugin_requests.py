@@ -67,20 +67,23 @@ def test_retry_refuses_what_the_run_cannot_resume_from(
     stage: Stage, iteration: int, message: str
 ) -> None:
     with pytest.raises(PluginError, match=message):
-        retry_patch(run_at(2), stage=stage, iteration=iteration)
+        retry_patch(run_at(2), stage=stage, iteration=iteration, request="t")
 
 
-def test_retry_refuses_a_position_already_applied_which_the_planner_would_ignore() -> None:
+def test_retry_of_the_same_position_twice_is_two_distinct_requests() -> None:
+    """The planner applies each distinct resumeFrom once; the request text makes a repeat new."""
     run = run_at(2)
-    run.status.applied_resume_from = "1/train"
-    with pytest.raises(PluginError, match="already resumed from iteration 1, train"):
-        retry_patch(run, stage=Stage.TRAIN, iteration=1)
-    assert retry_patch(run, stage=Stage.JUDGE, iteration=1)  # another position is fine
+    first = retry_patch(run, stage=Stage.TRAIN, iteration=1, request="t1")
+    run.status.applied_resume_from = "1/train@t1"
+    second = retry_patch(run, stage=Stage.TRAIN, iteration=1, request="t2")
+    assert first != second
+    assert second["spec"]["resumeFrom"]["request"] == "t2"
 
 
 def test_retry_patches_resume_from() -> None:
-    patch = retry_patch(run_at(2), stage=Stage.EVALUATE, iteration=0)
-    assert patch == {"spec": {"resumeFrom": {"iteration": 0, "stage": "evaluate"}}}
+    patch = retry_patch(run_at(2), stage=Stage.EVALUATE, iteration=0, request="t")
+    resume = {"iteration": 0, "stage": "evaluate", "request": "t"}
+    assert patch == {"spec": {"resumeFrom": resume}}
 
 
 def pod(name: str, attempt: int, index: int) -> dict[str, Any]:

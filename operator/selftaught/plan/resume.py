@@ -1,6 +1,7 @@
 """Resume and extend policies: the two ways a user moves a run's position. Pure.
 
-* ``spec.resumeFrom`` rewinds to an iteration and stage, once per distinct request: later
+* ``spec.resumeFrom`` rewinds to an iteration and stage, once per distinct request (its
+  ``request`` text tells a repeat of the same position from the request already applied): later
   history is dropped, Jobs of later positions are deleted, and the stage restarts on a fresh
   attempt number (older Jobs of that stage may still exist; a new name fences them off).
 * Raising ``spec.iterations`` on a run that finished all of its iterations (not one that stopped
@@ -16,12 +17,18 @@ from selftaught.plan.best import early_stopped, update_best
 from selftaught.plan.state import PassState
 
 
+def resume_key(iteration: int, stage: Stage, request: str | None = None) -> str:
+    """``status.appliedResumeFrom`` of a request: ``1/train``, or ``1/train@<request>``."""
+    key = f"{iteration}/{stage.value}"
+    return f"{key}@{request}" if request else key
+
+
 def apply_resume_from(state: PassState) -> None:
     """Apply a new ``resumeFrom`` request; a request already applied is a no-op."""
     request = state.spec.resume_from
     if request is None:
         return
-    key = f"{request.iteration}/{Stage(request.stage).value}"
+    key = resume_key(request.iteration, Stage(request.stage), request.request)
     if key == state.status.applied_resume_from or state.status.stage is None:
         # Not started yet: a resumeFrom on a new run means nothing; remember it as applied.
         state.status.applied_resume_from = key

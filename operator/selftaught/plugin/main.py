@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.table import Table
@@ -66,7 +67,9 @@ def logs(cluster: Cluster, args: argparse.Namespace, console: Console) -> int:
 def retry(cluster: Cluster, args: argparse.Namespace, console: Console) -> int:
     run = cluster.run(args.run)
     stage = stage_of(args.stage)
-    cluster.patch_run(args.run, retry_patch(run, stage=stage, iteration=args.iteration))
+    request = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    patch = retry_patch(run, stage=stage, iteration=args.iteration, request=request)
+    cluster.patch_run(args.run, patch)
     print(f"selftaughtrun/{args.run} resumes from iteration {args.iteration}, {stage.value}")
     return 0
 

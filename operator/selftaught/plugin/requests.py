@@ -57,19 +57,19 @@ def check_stage(iteration: int, stage: Stage) -> None:
         raise PluginError(f"iteration {iteration} has no {stage.value} stage (it has: {allowed})")
 
 
-def retry_patch(run: SelfTaughtRun, *, stage: Stage, iteration: int) -> dict[str, Any]:
-    """The merge patch that makes the operator re-run from ``iteration``/``stage`` once."""
+def retry_patch(
+    run: SelfTaughtRun, *, stage: Stage, iteration: int, request: str
+) -> dict[str, Any]:
+    """The merge patch that makes the operator re-run from ``iteration``/``stage``.
+
+    ``request`` (the caller's clock) makes every retry a distinct request: the planner applies
+    each distinct ``resumeFrom`` once, so without it a second retry of the same position would be
+    accepted by the API server and then ignored.
+    """
     check_iteration(run, iteration, reached=True)
     check_stage(iteration, stage)
-    key = f"{iteration}/{stage.value}"
-    if run.status.applied_resume_from == key:
-        # The planner applies each distinct request once: writing the same one again would be
-        # accepted by the API server and then silently ignored.
-        raise PluginError(
-            f"run {run.name} already resumed from iteration {iteration}, {stage.value} "
-            "(spec.resumeFrom applies each position once); retry from another stage or iteration"
-        )
-    return {"spec": {"resumeFrom": {"iteration": iteration, "stage": stage.value}}}
+    resume = {"iteration": iteration, "stage": stage.value, "request": request}
+    return {"spec": {"resumeFrom": resume}}
 
 
 def suspend_patch(*, suspend: bool) -> dict[str, Any]:
