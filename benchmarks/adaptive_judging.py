@@ -93,13 +93,46 @@ def judge_once(
     )
     seconds = time.perf_counter() - started
     kept = [i for i, texts in enumerate(drawn.samples) if keepable(i, texts)]
+    counts = [
+        sum(rejection.classify(t, "A" if winners[i] == "A" else "B") == "kept" for t in texts)
+        for i, texts in enumerate(drawn.samples)
+    ]
     return {
+        "keepable_counts": counts,
         "drawn": drawn.drawn,
         "tokens": drawn.tokens,
         "rounds": drawn.rounds,
         "seconds": round(seconds, 2),
         "kept": kept,
     }
+
+
+def cap_tradeoff(counts: list[int], n: int) -> list[dict[str, float]]:
+    """What giving up on a pair after ``cap`` draws would save and lose (expected values).
+
+    ``counts`` is each pair's number of keepable judgments among ``n`` fixed draws, so
+    ``counts[i] / n`` is a plug-in estimate of pair i's chance per draw. Adaptive sampling with a
+    cap keeps pair i with probability ``1 - (1-p)^cap`` at ``sum_{j<cap} (1-p)^j`` expected
+    draws; fixed sampling keeps it with ``1 - (1-p)^n`` at n draws. The pairs a cap loses are
+    all lost the same way (kept by fixed, not by the capped run), so McNemar's exact p for
+    ``lost`` discordant pairs is ``2 * 0.5^lost``: how detectable the change of kept set is.
+    """
+    fixed_kept = sum(1 - (1 - c / n) ** n for c in counts)
+    rows = []
+    for cap in range(1, n + 1):
+        draws = sum(sum((1 - c / n) ** j for j in range(cap)) for c in counts)
+        kept = sum(1 - (1 - c / n) ** cap for c in counts)
+        lost = fixed_kept - kept
+        rows.append(
+            {
+                "cap": cap,
+                "saving": round((len(counts) * n / fixed_kept) / (draws / kept), 2),
+                "expected_kept": round(kept, 1),
+                "expected_lost": round(lost, 1),
+                "mcnemar_p_if_lost": round(min(1.0, 2 * 0.5 ** round(lost)), 6),
+            }
+        )
+    return rows
 
 
 def compare(name: str, args: argparse.Namespace, cache: Path) -> list[dict[str, Any]]:
@@ -118,6 +151,12 @@ def compare(name: str, args: argparse.Namespace, cache: Path) -> list[dict[str, 
             engine, conversations, winners, n=args.samples, k=k, tokens=args.max_new_tokens
         )
         kept = set(result.pop("kept"))
+        counts = result.pop("keepable_counts")
+        if mode == "fixed" and args.cap_curve:
+            hist = {c: counts.count(c) for c in sorted(set(counts))}
+            print(json.dumps({"model": name, "keepable_per_pair": hist}), flush=True)
+            for cap_row in cap_tradeoff(counts, args.samples):
+                print(json.dumps({"model": name, **cap_row}), flush=True)
         kept_a = sum(1 for i in kept if winners[i] == "A")
         row: dict[str, Any] = {"model": name, "mode": mode, "pairs": len(conversations)}
         row.update(result)
@@ -154,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--quick", action="store_true", help="tiny model, 16 prompts, N=4")
+    parser.add_argument(
+        "--cap-curve",
+        action="store_true",
+        help="also print what giving up on a pair after c draws would save and lose",
+    )
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)

@@ -51,6 +51,20 @@ def test_adaptive_judging_quick(tmp_path: Path) -> None:
     assert 0 <= adaptive["mcnemar_p"] <= 1  # type: ignore[operator]
 
 
+def test_cap_tradeoff_prices_giving_up_on_hard_pairs() -> None:
+    """A judge always right loses nothing to any cap; one right 1 draw in 15 loses most."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from adaptive_judging import cap_tradeoff
+
+    sure = cap_tradeoff([15] * 10, 15)
+    assert sure[0] == {"cap": 1, "saving": 15.0, "expected_kept": 10.0, "expected_lost": 0.0,
+                       "mcnemar_p_if_lost": 1.0}  # fmt: skip
+    hard = cap_tradeoff([1] * 100, 15)
+    assert hard[-1]["expected_lost"] == 0.0  # the cap at N is fixed sampling
+    assert hard[2]["expected_lost"] > 40  # 3 draws: ~19 kept of ~64
+    assert hard[2]["mcnemar_p_if_lost"] < 1e-6
+
+
 def test_pipeline_overhead_quick(tmp_path: Path) -> None:
     (report,) = run("pipeline_overhead", tmp_path, "--workdir", str(tmp_path / "work"))
     stages = {row["stage"] for row in report["stages"]}  # type: ignore[union-attr, index]
