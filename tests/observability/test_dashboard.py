@@ -79,7 +79,7 @@ def test_the_requested_panels_exist(board: dict[str, Any]) -> None:
     types = {panel["title"]: panel["type"] for panel in board["panels"]}
     assert types["Runs"] == "table"
     assert types["Stage timeline"] == "state-timeline"
-    assert types["Judge accuracy per iteration"] == "timeseries"
+    assert types["Judge accuracy over time"] == "timeseries"
     for title in (
         "Kept judgments",
         "GPU-hours",

@@ -217,7 +217,7 @@ def _accuracy() -> timeseries.Panel:
     return (
         timeseries.Panel()
         .id(4)
-        .title("Judge accuracy per iteration")
+        .title("Judge accuracy over time")
         .description(
             "Pairwise accuracy of the latest judge (solid) and the best so far (dashed), per "
             "eval set. Iteration 0 is the seed's baseline; each step is one iteration."
