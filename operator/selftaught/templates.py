@@ -2,7 +2,7 @@
 
 Pure: text in, a validated template out; rendering fills named placeholders. A template has an
 optional system part and a user part. Each :class:`Kind` of template has its own placeholders
-(:data:`KINDS`):
+(:data:`JUDGING`, :data:`PAIRS`, :data:`LABELLING`):
 
 * judging (``judging.template``): ``{question}``, ``{answer_a}``, ``{answer_b}`` (all three
   required, in either part) and ``{reference}`` (optional: a template that uses it is
@@ -43,7 +43,6 @@ import yaml
 Message = dict[str, str]
 
 
-
 @dataclass(frozen=True)
 class Kind:
     """What one kind of template may say: the placeholders it may use and those it must."""
@@ -59,11 +58,7 @@ JUDGING = Kind(
     required=("question", "answer_a", "answer_b"),
 )
 PAIRS = Kind("pairs", placeholders=("instruction",), required=("instruction",))
-LABELLING = Kind(
-    "labelling", placeholders=("instruction", "categories"), required=("instruction",)
-)
-#: Every kind by name.
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (JUDGING, PAIRS, LABELLING)}
+LABELLING = Kind("labelling", placeholders=("instruction", "categories"), required=("instruction",))
 #: Placeholders a judging template may use; the first three must all appear.
 PLACEHOLDERS: tuple[str, ...] = JUDGING.placeholders
 REQUIRED: tuple[str, ...] = JUDGING.required
@@ -137,9 +132,7 @@ def _fill(text: str, values: dict[str, str]) -> str:
     return text.format_map(values)
 
 
-def check(
-    system: str | None, user: str, *, where: str, kind: Kind = JUDGING
-) -> PromptTemplate:
+def check(system: str | None, user: str, *, where: str, kind: Kind = JUDGING) -> PromptTemplate:
     """Validate placeholders: none unknown, none malformed, all of ``kind``'s required ones
     present."""
     system, user = (_canonical(system) if system else None), _canonical(user)
@@ -180,9 +173,7 @@ def parse_template(data: bytes, *, where: str, name: str | None = None) -> Judge
     return JudgeTemplate(user=found.user, system=found.system)
 
 
-def parse_prompt(
-    data: bytes, *, where: str, kind: Kind, name: str | None = None
-) -> PromptTemplate:
+def parse_prompt(data: bytes, *, where: str, kind: Kind, name: str | None = None) -> PromptTemplate:
     """Read a template file's bytes: the mapping form, or the MT-Bench JSONL line ``name``,
     checked against ``kind``'s placeholders.
 

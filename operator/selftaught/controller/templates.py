@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def unstarted(run: SelfTaughtRun) -> bool:
     """Whether ``run`` has not created its first Job yet (the only time this check runs)."""
-    return run.status.stage is None and run.status.phase in ("", Phase.PENDING, Phase.FAILED)
+    return run.status.stage is None and run.status.phase in (Phase.PENDING, Phase.FAILED)
 
 
 def template_problem(api: KubeApi, run: SelfTaughtRun) -> str | None:
