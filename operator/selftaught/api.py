@@ -72,8 +72,21 @@ def cel_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-#: A template file: s3://bucket/key or file:///path, with an optional #name (MT-Bench's JSONL).
-TEMPLATE_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/[^#]+|file:///[^#]+)(#[^#]+)?$"
+#: A template file: s3://bucket/key, file:///path or configmap://<ConfigMap name>/<key> (a key
+#: of a ConfigMap in the run's namespace, mounted into the stage's pods), with an optional
+#: #name (MT-Bench's JSONL).
+TEMPLATE_URI_PATTERN = (
+    r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/[^#]+|file:///[^#]+"
+    r"|configmap://[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+    r"/[-._a-zA-Z0-9]+)(#[^#]+)?$"
+)
+#: How every template field's description names its sources.
+TEMPLATE_SOURCES = (
+    "s3:// or file:// URI, or configmap://<name>/<key> (a key of a ConfigMap in the run's "
+    "namespace: the operator checks it before the run starts and mounts it into the pods), of "
+    "a YAML/JSON file with 'user' and optional 'system' parts, or of MT-Bench's "
+    "judge_prompts.jsonl with '#<name>'"
+)
 
 
 def cel(rule: str, message: str, *, field_path: str | None = None) -> dict[str, JsonValue]:
@@ -316,6 +329,16 @@ class InstructionsSpec(Model):
         "reference_answer/gpt-4.jsonl), joined to the questions by 'question_id'; the first "
         "turn of its first choice is the reference.",
     )
+    label_template: str | None = Field(
+        default=None,
+        pattern=TEMPLATE_URI_PATTERN,
+        max_length=2048,
+        description="A labelling prompt of your own instead of the built-in one (select, when "
+        f"the model labels the categories): {TEMPLATE_SOURCES}. Placeholders: {{instruction}} "
+        "(required) and {categories} (the names the reply is matched against, comma "
+        "separated). Checked before any stage runs where it is readable (file:// by selftaught "
+        "plan/run, configmap:// by the operator), else when select starts.",
+    )
     label_model: str | None = Field(
         default=None,
         min_length=1,
@@ -384,6 +407,16 @@ class PairsSpec(Model):
             "probability adds up to this fraction (0-1]; 1 disables it."
         ),
     )
+    template: str | None = Field(
+        default=None,
+        pattern=TEMPLATE_URI_PATTERN,
+        max_length=2048,
+        description="A prompt of your own for writing the similar-but-different instruction "
+        "(whose answer becomes the losing response), instead of the built-in one: "
+        f"{TEMPLATE_SOURCES}. Placeholder: {{instruction}} (required). Checked before any "
+        "stage runs where it is readable (file:// by selftaught plan/run, configmap:// by the "
+        "operator), else when pairs starts.",
+    )
 
 
 class JudgingSpec(Model):
@@ -416,11 +449,11 @@ class JudgingSpec(Model):
         pattern=TEMPLATE_URI_PATTERN,
         max_length=2048,
         description="A judging prompt of your own instead of the built-in one, used by judge "
-        "and evaluate: s3:// or file:// URI of a YAML/JSON file with 'user' and optional "
-        "'system' parts using the placeholders {question}, {answer_a}, {answer_b} (all "
-        "required) and {reference}; or MT-Bench's judge_prompts.jsonl with '#<name>' "
-        "(e.g. '#pair-v2', the prompt Meta's release used). Checked when the stage starts: an "
-        "unknown or missing placeholder fails the run naming this field.",
+        f"and evaluate (and select's context-fit check): {TEMPLATE_SOURCES} (e.g. '#pair-v2', "
+        "the prompt Meta's release used). Placeholders: {question}, {answer_a}, {answer_b} "
+        "(all required) and {reference}. An unknown or missing placeholder fails the run "
+        "naming this field: before any stage runs where the file is readable (file:// by "
+        "selftaught plan/run, configmap:// by the operator), else when the stage starts.",
     )
     reference_template: str | None = Field(
         default=None,

@@ -59,8 +59,12 @@ def _run(args: argparse.Namespace) -> int:
     except (ManifestError, OutsideWorkdir) as error:
         console.print(f"[red]{escape(str(error))}[/red]", highlight=False)
         return 2
-    from selftaught.plan_command import preflight
+    from selftaught.plan_command import preflight, template_problems
 
+    if bad := template_problems(manifest.spec, local_run=True):  # before any stage process
+        for problem in bad:
+            console.print(f"[red]{escape(problem)}[/red]", highlight=False)
+        return 2
     if refused := preflight(args.manifest):  # the capacity check, before any process starts
         print(f"selftaught run: {refused}", file=sys.stderr)
         return 1

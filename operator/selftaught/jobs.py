@@ -34,6 +34,7 @@ from selftaught.phases import EXIT_BAD_INPUT, Stage
 from selftaught.plan import CreateJob
 from selftaught.pod import CACHE_ENV, PUSHGATEWAY_ENV, TASK_ENV
 from selftaught.task import StageTask
+from selftaught.template_sources import MOUNT_ROOT, configmaps
 
 #: Kueue's label that names the LocalQueue a Job is submitted to.
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -399,6 +400,10 @@ def _volumes(run: SelfTaughtRun, settings: JobSettings) -> list[dict[str, Any]]:
         volumes.append(
             {"name": "artifacts", "persistentVolumeClaim": {"claimName": claim.claim_name}}
         )
+    volumes.extend(
+        {"name": f"templates-{i}", "configMap": {"name": name}}
+        for i, name in enumerate(configmaps(run.spec))
+    )
     return volumes
 
 
@@ -412,4 +417,9 @@ def _mounts(run: SelfTaughtRun) -> list[dict[str, Any]]:
     claim = run.spec.storage.volume_claim if run.spec.storage else None
     if claim is not None:
         mounts.append({"name": "artifacts", "mountPath": claim.mount_path})
+    # Each ConfigMap a template names, read-only where the stage reads its keys as files.
+    mounts.extend(
+        {"name": f"templates-{i}", "mountPath": f"{MOUNT_ROOT}/{name}", "readOnly": True}
+        for i, name in enumerate(configmaps(run.spec))
+    )
     return mounts

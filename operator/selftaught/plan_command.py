@@ -1,9 +1,13 @@
 """``selftaught plan MANIFEST``: does each stage of a run fit its GPUs, asked before any is held.
 
+It first checks the run's prompt templates that are readable from here (:func:`template_problems`:
+``file://`` ones; ``selftaught run`` uses the same check), so a bad placeholder is reported
+before anything runs, naming the spec field.
+
 Finds the seed model's config.json (``--model-config``, a local or file:// model directory, the
 Hugging Face cache, or the built-in tiny judge's known shape), runs :mod:`selftaught.sizing` and
 prints one row per stage. Exit codes: 0 every stage fits (or runs on CPU / on an unknown card),
-1 a stage does not fit, 2 the manifest or the model config cannot be read.
+1 a stage does not fit, 2 the manifest, a template or the model config cannot be read.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from urllib.parse import urlparse
 
 if TYPE_CHECKING:  # the CLI registers this command without importing pydantic or the estimator
     from selftaught import sizing
+    from selftaught.api import RunSpec
     from selftaught.capacity import Architecture
+    from selftaught.template_sources import Source
 
 TINY_PREFIX = "builtin://tiny-judge"
 
@@ -75,6 +81,39 @@ def find_config(seed_model: str, model_config: Path | None) -> tuple[dict[str, A
         f"cannot read config.json of seedModel {seed_model!r} from here (not a local directory, "
         "not in the Hugging Face cache); pass it with --model-config FILE"
     )
+
+
+def template_problems(spec: RunSpec, *, local_run: bool) -> list[str]:
+    """What is wrong with the run's ``file://`` templates, read from here (s3:// ones are
+    checked when their stage starts, configmap:// ones by the operator).
+
+    ``local_run`` (``selftaught run``): the stages will read these very files, so an absent one
+    is an error, and a configmap:// template cannot work (no cluster). For ``selftaught plan``
+    a manifest may name files that exist only in the cluster's pods: absent ones are skipped.
+    """
+    from urllib.request import url2pathname
+
+    from selftaught.template_sources import Unreadable, problems
+
+    def read(source: Source) -> bytes | None:
+        if source.configmap is not None:
+            if local_run:
+                raise Unreadable("a ConfigMap key needs a cluster; use a file:// template")
+            return None
+        parsed = urlparse(source.location)
+        if parsed.scheme != "file":
+            return None
+        path = Path(url2pathname(parsed.path))
+        if not path.is_file():
+            if local_run:
+                raise Unreadable(f"cannot be read: no such file {path}")
+            return None
+        try:
+            return path.read_bytes()
+        except OSError as error:
+            raise Unreadable(f"cannot be read: {error}") from error
+
+    return problems(spec, read)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -142,6 +181,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 
     try:
         spec = load_run(args.manifest).spec
+        if bad := template_problems(spec, local_run=False):
+            for problem in bad:
+                print(f"selftaught plan: {problem}", file=err)
+            return 2
         config, source = find_config(spec.seed_model, args.model_config)
         arch = Architecture.from_config(config, source=source)
     except (ManifestError, ConfigNotFound, ValueError) as error:

@@ -98,7 +98,7 @@ def test_worker_pins_vllm_torch_and_transformers_together() -> None:
     assert pins["torch"] == "2.14.0"
     major, minor, patch = (int(part) for part in pins["transformers"].split("."))
     assert (5, 16, 1) <= (major, minor, patch) < (5, 21, 0)
-    assert {"trl", "peft", "accelerate"} <= set(pins)
+    assert {"trl", "peft", "accelerate", "gguf"} <= set(pins)
     text = DOCKERFILES["worker"].read_text()
     assert "--constraint /tmp/constraints.txt" in text
     assert '"selftaught[worker,vllm]==${SELFTAUGHT_VERSION}"' in text

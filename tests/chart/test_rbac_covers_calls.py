@@ -2,7 +2,8 @@
 
 The real operator (real kopf, real kubernetes client) runs a short story against the emulator
 as its own user (a bearer token only it holds): a run that succeeds after one retried Job and a
-multi-node training stage (headless Service), a run created suspended and resumed, a
+multi-node training stage (headless Service), a run created suspended and resumed whose judging
+template is a ConfigMap key (the operator reads the ConfigMap before its first Job), a
 ``resumeFrom`` that replaces an old Job, and the deletion of both runs. Every request that user
 made is mapped to what the Kubernetes authorizer checks -- (verb, API group, resource
 [/subresource], namespace) -- and must be allowed by the rules the chart binds to the operator's
@@ -18,6 +19,7 @@ Conversely the chart may grant nothing the operator never did, except :data:`UNU
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,7 +188,17 @@ def run_story(e2e: E2E, log: Path, *, cluster_wide: bool) -> list[RequestRecord]
         story = run_manifest("story")
         story["spec"]["stages"]["train"].update(gpus=1, nodes=2, maxRetries=2)
         e2e.apply(story)
-        e2e.apply(run_manifest("paused", suspend=True))
+        # A judging template from a ConfigMap key: the operator reads it before the first Job.
+        e2e.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "story-prompts"},
+                "data": {"judge.yaml": json.dumps({"user": "{question} {answer_a} {answer_b}"})},
+            }
+        )
+        template = {"template": "configmap://story-prompts/judge.yaml"}
+        e2e.apply(run_manifest("paused", suspend=True, judging=template))
         e2e.wait_phase("paused", "Suspended")
         e2e.ns(
             "patch", "selftaughtrun", "paused", "--type=merge", "-p", '{"spec":{"suspend":false}}'
@@ -267,6 +279,7 @@ def test_chart_rbac_allows_every_real_call_and_grants_nothing_unused(
         ("delete", "batch", "jobs"),
         ("create", "", "services"),
         ("create", "", "events"),
+        ("get", "", "configmaps"),
         *([("watch", "", "namespaces")] if watched else []),
     ):
         assert needed in used, f"the story never made {needed}: {sorted(used)}"

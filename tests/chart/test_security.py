@@ -22,6 +22,7 @@ CONTROLLER_NEEDS: dict[tuple[str, str], set[str]] = {
     ("", "pods"): {"list", "watch"},
     ("", "services"): {"create"},
     ("", "events"): {"create"},
+    ("", "configmaps"): {"get"},  # a run's configmap:// templates, checked before its first Job
 }
 #: kopf's cluster-wide observers (kopf/_core/reactor/observation.py): discovery only. Namespaces
 #: are observed only when the operator watches a list of them, not the whole cluster.

@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+import yaml
 
 from tests.e2e.conftest import E2E, SUMMARIES, Operator, run_manifest
 
@@ -201,6 +202,47 @@ def test_a_run_without_storage_is_repaired_by_adding_it(cluster: E2E, operator: 
     assert conditions["SpecAccepted"]["status"] == "True"
     # Fenced from the first Job on, field by field (the CRD keeps the map: not pruned).
     assert set(run["status"]["specFingerprints"]) >= {"storage", "evaluation.heldOutFraction"}
+
+
+def configmap(name: str, **data: str) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def test_configmap_templates_are_checked_before_the_first_job(
+    cluster: E2E, operator: Operator
+) -> None:
+    """A malformed configmap:// URI is refused by the API server (the CRD's pattern); a missing
+    ConfigMap or a bad placeholder fails the run at start naming the field, with no Job; once
+    the ConfigMap exists (a resync later) the run starts and its Jobs mount it."""
+    cluster.require_emulator()
+    cluster.instant()
+    malformed = run_manifest("tplbad", pairs={"template": "configmap://Bad_Name/k.yaml"})
+    refused = cluster.ns("apply", "-f", "-", input=yaml.safe_dump(malformed), check=False)
+    assert refused.returncode != 0
+    assert "spec.pairs.template" in refused.stderr
+    uri = "configmap://e2e-prompts/similar.yaml"
+    cluster.apply(run_manifest("tplmiss", pairs={"template": uri}))
+    run = cluster.wait_phase("tplmiss", "Failed", timeout=30)
+    failed = {c["type"]: c for c in run["status"]["conditions"]}["Failed"]
+    assert failed["reason"] == "BadInput"
+    assert failed["message"] == (
+        f"spec.pairs.template ({uri}): ConfigMap e2e-prompts not found in namespace "
+        f"{cluster.namespace}"
+    )
+    cluster.apply(configmap("wrong-prompts", **{"judge.yaml": '{"user": "{question} {foo}"}'}))
+    wrong = "configmap://wrong-prompts/judge.yaml"
+    cluster.apply(run_manifest("tplwrong", judging={"template": wrong}))
+    run = cluster.wait_phase("tplwrong", "Failed", timeout=30)
+    assert (
+        f"spec.judging.template ({wrong}): user part: unknown placeholder {{foo}}"
+        in (run["status"]["message"])
+    )
+    assert jobs_of(cluster, "tplmiss") == jobs_of(cluster, "tplwrong") == []
+    cluster.apply(configmap("e2e-prompts", **{"similar.yaml": '{"user": "Vary: {instruction}"}'}))
+    cluster.wait_phase("tplmiss", "Succeeded", timeout=60)
+    job = cluster.get("job", "tplmiss-i0-pair-a0")
+    volumes = job["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "templates-0", "configMap": {"name": "e2e-prompts"}} in volumes
 
 
 def test_operator_restart_converges_without_duplicates(cluster: E2E, tmp_path: object) -> None:

@@ -129,7 +129,7 @@ def check_restricted(job: Manifest, service: Manifest | None) -> None:
     assert volumes["dshm"]["emptyDir"]["medium"] == "Memory"
     assert mounts(job) == {"/dev/shm": "dshm", "/tmp": "tmp", "/cache": "cache"}
     for volume in spec["volumes"]:  # restricted PSS: only these volume types
-        assert set(volume) - {"name"} <= {"emptyDir", "persistentVolumeClaim"}
+        assert set(volume) - {"name"} <= {"emptyDir", "persistentVolumeClaim", "configMap"}
 
 
 def check_owner_and_labels(job: Manifest, service: Manifest | None) -> None:
@@ -179,6 +179,32 @@ def check_pvc(job: Manifest, service: Manifest | None) -> None:
     volumes = {v["name"]: v for v in pod(job)["volumes"]}
     assert volumes["artifacts"]["persistentVolumeClaim"] == {"claimName": "runs"}
     assert mounts(job)["/data"] == "artifacts"
+
+
+def check_template_configmaps(job: Manifest, service: Manifest | None) -> None:
+    """Each ConfigMap a template names is one read-only volume, whatever the keys or fields."""
+    volumes = [v for v in pod(job)["volumes"] if "configMap" in v]
+    assert volumes == [
+        {"name": "templates-0", "configMap": {"name": "math-prompts"}},
+        {"name": "templates-1", "configMap": {"name": "prompts"}},
+    ]
+    found = {m["mountPath"]: m for m in container(job)["volumeMounts"] if "templates" in m["name"]}
+    assert found == {
+        "/etc/selftaught/configmaps/math-prompts": {
+            "name": "templates-0",
+            "mountPath": "/etc/selftaught/configmaps/math-prompts",
+            "readOnly": True,
+        },
+        "/etc/selftaught/configmaps/prompts": {
+            "name": "templates-1",
+            "mountPath": "/etc/selftaught/configmaps/prompts",
+            "readOnly": True,
+        },
+    }
+
+
+def check_no_configmaps(job: Manifest, service: Manifest | None) -> None:
+    assert not [v for v in pod(job)["volumes"] if "configMap" in v]
 
 
 def check_placement(job: Manifest, service: Manifest | None) -> None:
@@ -297,8 +323,25 @@ CASES: list[Any] = [
                 "volumeClaim": {"claimName": "runs", "mountPath": "/data"},
             }
         },
-        [check_pvc],
+        [check_pvc, check_no_configmaps],
         id="pvc",
+    ),
+    pytest.param(
+        Stage.PAIRS,
+        0,
+        {
+            "pairs": {"template": "configmap://prompts/similar.yaml"},
+            "judging": {
+                "template": "configmap://prompts/judge.jsonl#pair-v2",
+                "referenceTemplate": "configmap://math-prompts/judge.jsonl#pair-math-v1",
+            },
+            "instructions": {
+                "source": "s3://bucket/x.jsonl",
+                "labelTemplate": "s3://bucket/label.yaml",
+            },
+        },
+        [check_template_configmaps],
+        id="configmap-templates",
     ),
     pytest.param(
         Stage.SELECT, 0, {"stages": PLACED, "worker": WORKER}, [check_placement], id="placement"

@@ -6,7 +6,16 @@ import json
 
 import pytest
 
-from selftaught.templates import JudgeTemplate, TemplateError, parse_template
+from selftaught.templates import (
+    JUDGING,
+    LABELLING,
+    PAIRS,
+    JudgeTemplate,
+    Kind,
+    TemplateError,
+    parse_prompt,
+    parse_template,
+)
 
 WHERE = "spec.judging.template (file:///t.yaml)"
 GOOD_USER = "Q: {question}\nA: {answer_a}\nB: {answer_b}"
@@ -114,3 +123,28 @@ def test_template_type_is_plain_data() -> None:
     assert JudgeTemplate(user=GOOD_USER).render(question="1", answer_a="2", answer_b="3") == [
         {"role": "user", "content": "Q: 1\nA: 2\nB: 3"}
     ]
+
+
+KIND_CASES: list[tuple[str, Kind, str, str | None]] = [
+    ("pairs-instruction", PAIRS, "Rewrite: {instruction}", None),
+    ("pairs-judging-placeholder", PAIRS, "{instruction} {question}", "unknown placeholder"),
+    ("pairs-missing-instruction", PAIRS, "Write a task.", r"missing placeholder\(s\)"),
+    ("labelling-both", LABELLING, "{categories}: {instruction}", None),
+    ("labelling-instruction-only", LABELLING, "Label: {instruction}", None),
+    ("labelling-missing-instruction", LABELLING, "{categories}", r"\{instruction\}"),
+    ("judging-instruction-placeholder", JUDGING, "{instruction}", "unknown placeholder"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "user", "error"), [pytest.param(*c[1:], id=c[0]) for c in KIND_CASES]
+)
+def test_each_kind_has_its_own_placeholders(kind: Kind, user: str, error: str | None) -> None:
+    data = json.dumps({"user": user}).encode()
+    if error is None:
+        assert parse_prompt(data, where=WHERE, kind=kind).user == user
+        return
+    with pytest.raises(TemplateError, match=error) as caught:
+        parse_prompt(data, where=WHERE, kind=kind)
+    allowed = ", ".join("{" + p + "}" for p in kind.placeholders)
+    assert "unknown" not in str(caught.value) or str(caught.value).endswith(f"allowed: {allowed}")

@@ -89,6 +89,8 @@ operator by tests/chart/test_rbac_covers_calls.py (which fails on a missing or a
     watched by kopf.
   - services: a headless Service per multi-node training stage (owner GC removes it).
   - events: the run's story, and kopf's own warnings; both POST core/v1 Events.
+  - configmaps (get): a run's configmap://name/key prompt templates, read and checked before
+    its first Job (selftaught.controller.templates); never listed, watched or written.
   - kopfpeerings (watched namespaces) or clusterkopfpeerings (whole cluster), only with
     operator.peering.name: kopf watches the peering object and patches its own entry in it
     (tests/reliability/test_peering.py records the calls).
@@ -115,6 +117,9 @@ whole cluster, namespaces (kopf follows them even when they are exact names).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
 {{- if .Values.operator.peering.name }}
 - apiGroups: ["kopf.dev"]
   resources: [{{ ternary "kopfpeerings" "clusterkopfpeerings" (include "selftaught.watchedNamespaces" . | trim | ne "") | quote }}]

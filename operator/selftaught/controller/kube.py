@@ -140,6 +140,17 @@ class KubeApi:
                 return None
             raise
 
+    def get_configmap(self, namespace: str, name: str) -> Object | None:
+        """A ConfigMap (a run's prompt templates), or None when it does not exist."""
+        try:
+            return self.request(
+                "GET", f"/api/v1/namespaces/{quote(namespace)}/configmaps/{quote(name)}"
+            )
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
     def patch_run_status(self, namespace: str, name: str, patch: Object) -> Object:
         """JSON merge patch on the status subresource (a resourceVersion in it guards it)."""
         return self.request(

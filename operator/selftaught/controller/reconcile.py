@@ -3,7 +3,8 @@
 This is the thin imperative shell around the pure core (:func:`selftaught.plan.plan`,
 :func:`selftaught.jobs.build_job`, :mod:`.observe`). Its Jobs and pods come from the watch
 caches when the caller has them (:mod:`.cache`), else from list calls by the run-uid label. It
-never reads storage or Secrets.
+never reads storage or Secrets; before a run's first Job it reads the ConfigMaps its templates
+name (:mod:`.templates`).
 
 The run itself is the operator's memory (its status), so a plan must not rest on an older copy
 of it. The watch's copy is used only when it is *provably current*: its resourceVersion is the
@@ -28,6 +29,7 @@ from selftaught.controller.apply import Applied, apply_plan
 from selftaught.controller.cache import Children
 from selftaught.controller.kube import ApiError, Conflict, KubeApi
 from selftaught.controller.observe import observe_jobs, summaries_missing
+from selftaught.controller.templates import template_problem
 from selftaught.jobs import JobSettings
 from selftaught.metrics import Metrics
 from selftaught.phases import JobState, Phase, Stage
@@ -85,10 +87,11 @@ class Reconciler:
                 return None
             run = SelfTaughtRun.model_validate(body)
             now = self.clock()
+            templates = template_problem(self.api, run)  # only before the first Job
             observed = None
             if cached is not None and cached.run_uid == run.uid:
                 observed = observe_jobs(run.name, cached.jobs, cached.pods)
-                result = plan(run, observed, now, policy=self.policy)
+                result = plan(run, observed, now, policy=self.policy, template_problem=templates)
                 # Two things must never rest on a copy that may be behind: absorbing a finished
                 # Job whose pods' summaries have not arrived, and deleting a Job (an old copy
                 # shows a finished Job as still active, and active non-current Jobs go).
@@ -97,9 +100,9 @@ class Reconciler:
             listed = observed is None
             if observed is None:
                 observed = self.list_children(run)
-                result = plan(run, observed, now, policy=self.policy)
+                result = plan(run, observed, now, policy=self.policy, template_problem=templates)
             try:
-                applied, result = self.apply(run, body, result, observed, now)
+                applied, result = self.apply(run, body, result, observed, now, templates)
             except Conflict:
                 log.info("run %s/%s changed while planning; planning again", namespace, name)
                 self._confirmed.pop(run.uid, None)  # read it again
@@ -127,6 +130,8 @@ class Reconciler:
             self.metrics.observe_transition(run, result.status)
             self.metrics.observe_run(run.model_copy(update={"status": result.status}))
         after = self.requeue_after(result.status, result.requeue_after)
+        if templates is not None and after is None:  # a fixed ConfigMap triggers no event
+            after = self.resync_seconds
         log.debug(
             "reconciled %s/%s (%s): %s %s, created %s, deleted %s, next look in %s s",
             namespace, name, "listed" if listed else "cached",
@@ -142,6 +147,7 @@ class Reconciler:
         result: Plan,
         observed: list[ObservedJob],
         now: datetime,
+        templates: str | None = None,
     ) -> tuple[Applied, Plan]:
         """Apply ``result``; a create the API server refuses is planned again as an observation
         (:class:`selftaught.plan.CreateRejected`), so the run's status and Events tell it."""
@@ -153,7 +159,14 @@ class Reconciler:
                 run.namespace, run.name, rejected.name, rejected.code, rejected.reason,
                 rejected.message,
             )  # fmt: skip
-            result = plan(run, observed, now, rejected=rejected, policy=self.policy)
+            result = plan(
+                run,
+                observed,
+                now,
+                rejected=rejected,
+                policy=self.policy,
+                template_problem=templates,
+            )
             applied = self._apply(run, body, result, now)
         return applied, result
 

@@ -49,13 +49,18 @@ def plan(
     *,
     rejected: CreateRejected | None = None,
     policy: WorkloadPolicy | None = None,
+    template_problem: str | None = None,
 ) -> Plan:
     """Decide the next actions and the new status of ``run``; pure and deterministic.
 
     ``rejected``: the create this pass would make was just refused by the API server.
     ``policy``: the operator's workload policy (images, ServiceAccounts); None allows all.
+    ``template_problem``: what the operator found wrong with the run's templates before the
+    start (:mod:`selftaught.controller.templates`); the run is refused with it.
     """
-    state = PassState.begin(run, list(jobs), now, rejected=rejected, policy=policy)
+    state = PassState.begin(
+        run, list(jobs), now, rejected=rejected, policy=policy, template_problem=template_problem
+    )
     state.status.iterations = state.spec.iterations
     if check_immutable(state):
         apply_resume_from(state)
@@ -68,10 +73,14 @@ def plan(
     return finish(state)
 
 
-def start_refusal(spec: RunSpec, policy: WorkloadPolicy) -> tuple[Reason, str] | None:
+def start_refusal(
+    spec: RunSpec, policy: WorkloadPolicy, template_problem: str | None = None
+) -> tuple[Reason, str] | None:
     """Why a run must not start at all (checked before its first Job), or None."""
     if spec.storage is None:
         return Reason.BAD_INPUT, NO_STORAGE
+    if template_problem:
+        return Reason.BAD_INPUT, template_problem
     denied = refusal(spec, policy)  # before "accepted": a refused run never starts
     if denied:
         return Reason.POLICY_DENIED, denied
@@ -88,7 +97,7 @@ def repair_refused_start(state: PassState) -> None:
     if (
         state.phase is Phase.FAILED
         and state.status.stage is None
-        and start_refusal(state.spec, state.policy) is None
+        and start_refusal(state.spec, state.policy, state.template_problem) is None
     ):
         state.status.phase = Phase.PENDING
         state.status.completed_at = None
@@ -97,7 +106,7 @@ def repair_refused_start(state: PassState) -> None:
 
 def start(state: PassState) -> None:
     """Pending -> Running at iteration 0's first stage, or Failed when the run must not start."""
-    refused = start_refusal(state.spec, state.policy)
+    refused = start_refusal(state.spec, state.policy, state.template_problem)
     if refused is not None:
         state.fail(*refused)
         return

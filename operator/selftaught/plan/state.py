@@ -37,6 +37,9 @@ class PassState:
     rejected: CreateRejected | None = None
     #: The operator's workload policy (images, ServiceAccounts); the default allows all.
     policy: WorkloadPolicy = field(default_factory=WorkloadPolicy)
+    #: What is wrong with the run's templates, as the operator read them before the start
+    #: (a configmap:// key missing or with a bad placeholder), or None.
+    template_problem: str | None = None
     out: Plan = field(init=False)
 
     def __post_init__(self) -> None:
@@ -51,11 +54,14 @@ class PassState:
         *,
         rejected: CreateRejected | None = None,
         policy: WorkloadPolicy | None = None,
+        template_problem: str | None = None,
     ) -> PassState:
         """A pass over a deep copy of the run's status: the caller's objects stay untouched."""
         status = run.status.model_copy(deep=True)
         jobs_by_name = {j.name: j for j in jobs}
-        return cls(run, jobs_by_name, now, status, rejected, policy or WorkloadPolicy())
+        return cls(
+            run, jobs_by_name, now, status, rejected, policy or WorkloadPolicy(), template_problem
+        )
 
     @property
     def spec(self) -> RunSpec:

@@ -1,8 +1,9 @@
 """The judging prompt the judge and evaluate stages render: the built-in one or the user's.
 
 ``judging.template`` and ``judging.referenceTemplate`` name template files
-(:mod:`selftaught.templates`); they are read and checked once when the stage starts, so a bad
-placeholder fails the stage before anything is judged, with a BadInput naming the spec field.
+(:mod:`selftaught.templates`); they are read and checked once when the stage starts
+(:mod:`.prompt_files`), so a bad placeholder fails the stage before anything is judged, with a
+BadInput naming the spec field.
 Rows that carry a reference answer are judged reference-guided: with ``referenceTemplate``,
 else with the user's ``template`` if it uses ``{reference}``, else with the built-in
 reference-guided prompt.
@@ -11,13 +12,12 @@ reference-guided prompt.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urldefrag
 
 from selftaught import prompts
 from selftaught.pod import BadInput
-from selftaught.storage import StorageNotFound, open_object
+from selftaught.stages.prompt_files import read_field
 from selftaught.task import StageTask
-from selftaught.templates import JudgeTemplate, TemplateError, parse_template
+from selftaught.templates import JudgeTemplate, PromptTemplate
 
 
 @dataclass(frozen=True)
@@ -53,36 +53,16 @@ class JudgePrompts:
         )
 
 
-def read_template(task: StageTask, uri: str, field: str) -> JudgeTemplate:
-    """Fetch and check one template file; every problem is a BadInput naming ``field``."""
-    where = f"{field} ({uri})"
-    location, name = urldefrag(uri)
-    try:
-        store, key = open_object(location, storage_spec=task.spec.storage)
-        data = store.read_bytes(key)
-        return parse_template(data, where=where, name=name or None)
-    except TemplateError as error:
-        raise BadInput(str(error)) from error
-    except (ValueError, StorageNotFound, OSError) as error:
-        raise BadInput(f"{where}: cannot be read: {error}") from error
-
-
 def read_templates(task: StageTask) -> tuple[JudgeTemplate | None, JudgeTemplate | None]:
     """``spec.judging``'s (template, referenceTemplate), read and checked: call it before the
     model is loaded, so a bad template fails in seconds, not after loading a 70B model."""
-    spec = task.spec.judging
-    template = (
-        read_template(task, spec.template, "spec.judging.template") if spec.template else None
-    )
-    reference = None
-    if spec.reference_template:
-        field = "spec.judging.referenceTemplate"
-        reference = read_template(task, spec.reference_template, field)
-        if not reference.uses_reference:
-            raise BadInput(
-                f"{field} ({spec.reference_template}): missing placeholder {{reference}}"
-            )
-    return template, reference
+    template = read_field(task, "spec.judging.template")
+    reference = read_field(task, "spec.judging.referenceTemplate")
+    return _judging(template), _judging(reference)
+
+
+def _judging(template: PromptTemplate | None) -> JudgeTemplate | None:
+    return None if template is None else JudgeTemplate(user=template.user, system=template.system)
 
 
 def judge_prompts(

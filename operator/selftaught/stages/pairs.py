@@ -2,8 +2,9 @@
 
 For instruction x the model writes y_w (an answer to x). It then writes x', a similar but
 different instruction, and answers it: that answer, y_l, is good for the wrong question, so y_w
-beats y_l for x. Pairs are validated (non-empty texts, x' != x, y_l != y_w) and failures
-counted, not fatal: a generator that fails on some instructions is normal.
+beats y_l for x. The request for x' is ``pairs.template`` when set (placeholder
+``{instruction}``), else the built-in prompt. Pairs are validated (non-empty texts, x' != x,
+y_l != y_w) and failures counted, not fatal: a generator that fails on some instructions is normal.
 
 Shard k takes the selected instructions with ``id % shards == k``. Output (committed at the
 shard's prefix): ``pairs.jsonl`` with rows ``{"id", "instruction", "chosen", "rejected",
@@ -21,6 +22,7 @@ from selftaught import prompts
 from selftaught.artifacts import shard_prefix
 from selftaught.phases import Stage
 from selftaught.stages.common import generation_seed, mine, open_engine, read_stage
+from selftaught.stages.prompt_files import read_field, similar_prompt
 from selftaught.storage import Storage
 from selftaught.summaries import PairsSummary
 from selftaught.task import StageTask
@@ -41,6 +43,7 @@ def run(task: StageTask, storage: Storage, shard: int) -> PairsSummary:
     selected = read_stage(storage, task, iteration=0, stage=Stage.SELECT, name="instructions.jsonl")
     rows = [r for r in selected if mine(int(r["id"]), shard, task.shards)]
     spec = task.spec.pairs
+    template = read_field(task, "spec.pairs.template")  # checked before the model loads
     model = open_engine(task)
     seed = generation_seed(task, shard)
 
@@ -58,7 +61,7 @@ def run(task: StageTask, storage: Storage, shard: int) -> PairsSummary:
 
     xs = [r["instruction"] for r in rows]
     winners = generate([prompts.answer_prompt(model.style, x) for x in xs], 0)
-    others = generate([prompts.similar_prompt(model.style, x) for x in xs], 1)
+    others = generate([similar_prompt(model.style, template, x) for x in xs], 1)
     losers = generate([prompts.answer_prompt(model.style, x2) for x2 in others], 2)
 
     pairs: list[dict[str, Any]] = []

@@ -1,7 +1,8 @@
 """Step 1: select instructions from an unlabeled pool.
 
 Each instruction's category comes from the pool when it carries one (``categoryField``,
-MT-Bench's ``category``), else from a model's label (``labelModel``, default the seed model);
+MT-Bench's ``category``), else from a model's label (``labelModel``, default the seed model,
+asked with ``labelTemplate`` when set);
 the stage keeps the requested categories, drops repeats of the same normalised text, caps the
 count and sets a seeded held-out share aside. Bad pool lines are counted with their line
 numbers (a pool of millions of scraped lines always has some); only a pool with no usable line
@@ -11,8 +12,11 @@ Instructions that could not go through the rest of the loop are dropped here, be
 time is spent on them, and counted with their line numbers: those whose labelling prompt, or
 whose judging prompt with two answers of ``pairs.maxNewTokens`` each, cannot fit the model's
 context with the tokens to generate (``judging.maxNewTokens`` or ``evaluation.maxNewTokens``,
-whichever is larger). One long scraped instruction would otherwise cost a judging shard its
-samples later (the engines skip it there too, but by then it has taken a pair's place).
+whichever is larger). The prompts measured are those the later stages send: the user's
+``instructions.labelTemplate``, ``pairs.template`` and judging templates where set (a row with
+a reference answer is measured with its reference-guided prompt). One long scraped
+instruction would otherwise cost a judging shard its samples later (the engines skip it there
+too, but by then it has taken a pair's place).
 
 Output (committed at ``stage_prefix(ns, run, 0, select)``): ``instructions.jsonl`` with rows
 ``{"id", "instruction", "category", "split": "train" | "heldout"}``, plus ``reference`` when
@@ -25,6 +29,7 @@ Summary (:class:`~selftaught.summaries.SelectSummary`): ``instructions`` (kept, 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from selftaught import builtin, prompts
@@ -34,9 +39,12 @@ from selftaught.phases import Stage
 from selftaught.pod import BadInput
 from selftaught.stages import pool
 from selftaught.stages.common import LoadedModel, open_engine, rng_for
+from selftaught.stages.judging_prompts import judge_prompts, read_templates
+from selftaught.stages.prompt_files import label_prompt, read_field, similar_prompt
 from selftaught.storage import Storage, StorageNotFound
 from selftaught.summaries import SelectSummary
 from selftaught.task import StageTask
+from selftaught.templates import JudgeTemplate, PromptTemplate
 
 #: Bad line numbers reported in the summary (the count is always complete).
 MAX_REPORTED_LINES = pool.MAX_REPORTED_LINES
@@ -49,34 +57,71 @@ def read_pool(task: StageTask, storage: Storage) -> pool.Pool:
     return pool.read(task.spec.instructions, seed=task.spec.worker.seed, storage=task.spec.storage)
 
 
-def fit_the_context(task: StageTask, model: LoadedModel, texts: list[str]) -> list[bool]:
+@dataclass(frozen=True)
+class SelectPrompts:
+    """The user's templates select renders (None: the built-in prompt), read when it starts."""
+
+    label: PromptTemplate | None = None
+    similar: PromptTemplate | None = None
+    judging: tuple[JudgeTemplate | None, JudgeTemplate | None] = (None, None)
+
+    @classmethod
+    def read(cls, task: StageTask) -> SelectPrompts:
+        """Every template the fit check and the labelling use, checked before a model loads."""
+        return cls(
+            label=read_field(task, "spec.instructions.labelTemplate"),
+            similar=read_field(task, "spec.pairs.template"),
+            judging=read_templates(task),
+        )
+
+
+def fit_the_context(
+    task: StageTask,
+    model: LoadedModel,
+    rows: list[pool.PoolRow],
+    templates: SelectPrompts | None = None,
+) -> list[bool]:
     """For each instruction, whether every prompt the loop builds from it fits the model's
-    context with its tokens to generate (see the module doc)."""
+    context with its tokens to generate (see the module doc). The prompts measured are those
+    the later stages really send: the user's templates where the spec sets them."""
     engine, style = model.engine, model.style
     context = engine.context_length
     if context is None:
-        return [True] * len(texts)
+        return [True] * len(rows)
+    templates = templates or SelectPrompts()
+    known = _known_categories(style, task.spec.instructions.categories)
+    judging = judge_prompts(style, templates.judging)
     answers = 2 * task.spec.pairs.max_new_tokens
     verdict = max(task.spec.judging.max_new_tokens, task.spec.evaluation.max_new_tokens)
-    labels = engine.prompt_lengths([prompts.category_prompt(style, t) for t in texts])
-    similar = engine.prompt_lengths([prompts.similar_prompt(style, t) for t in texts])
-    judging = engine.prompt_lengths([prompts.judge_prompt(style, t, "", "") for t in texts])
+    labels = engine.prompt_lengths(
+        [label_prompt(style, templates.label, r.text, known) for r in rows]
+    )
+    similar = engine.prompt_lengths(
+        [similar_prompt(style, templates.similar, r.text) for r in rows]
+    )
+    judged = engine.prompt_lengths([judging.render(r.text, "", "", r.reference) for r in rows])
     pairs_budget = task.spec.pairs.max_new_tokens
     return [
         fits(a, LABEL_TOKENS, context)
         and fits(b, pairs_budget, context)
         and fits(c + answers, verdict, context)
-        for a, b, c in zip(labels, similar, judging, strict=True)
+        for a, b, c in zip(labels, similar, judged, strict=True)
     ]
 
 
-def label(task: StageTask, model: LoadedModel, texts: list[str]) -> list[str]:
-    """The model's category for each instruction (greedy: labelling is not sampled)."""
+def label(
+    task: StageTask,
+    model: LoadedModel,
+    texts: list[str],
+    template: PromptTemplate | None = None,
+) -> list[str]:
+    """The model's category for each instruction (greedy: labelling is not sampled), asked
+    with ``instructions.labelTemplate`` when set."""
     if not texts:
         return []
     known = _known_categories(model.style, task.spec.instructions.categories)
     replies = model.engine.generate(
-        [prompts.category_prompt(model.style, t) for t in texts],
+        [label_prompt(model.style, template, t, known) for t in texts],
         n=1,
         temperature=0.0,
         top_p=1.0,
@@ -86,14 +131,20 @@ def label(task: StageTask, model: LoadedModel, texts: list[str]) -> list[str]:
     return [prompts.parse_category(r[0], known) for r in replies]
 
 
-def categories_of(task: StageTask, model: LoadedModel, rows: list[pool.PoolRow]) -> list[str]:
+def categories_of(
+    task: StageTask,
+    model: LoadedModel,
+    rows: list[pool.PoolRow],
+    template: PromptTemplate | None = None,
+) -> list[str]:
     """Each row's category: the pool's own where it has one, else a model's label
     (``instructions.labelModel`` when set, else the seed model already open)."""
     unlabelled = [r.text for r in rows if r.category is None]
     labels: list[str] = []
     if unlabelled:
         labeller = task.spec.instructions.label_model
-        labels = label(task, _open_labeller(task, labeller) if labeller else model, unlabelled)
+        labeller_model = _open_labeller(task, labeller) if labeller else model
+        labels = label(task, labeller_model, unlabelled, template)
     found = iter(labels)
     return [r.category if r.category is not None else next(found) for r in rows]
 
@@ -154,8 +205,9 @@ def choose(
 
 def run(task: StageTask, storage: Storage, shard: int) -> SelectSummary:
     found = read_pool(task, storage)
+    templates = SelectPrompts.read(task)  # a bad template fails before any model loads
     model = open_engine(task)
-    fitting = fit_the_context(task, model, [r.text for r in found.rows])
+    fitting = fit_the_context(task, model, found.rows, templates)
     too_long = [r.line for r, ok in zip(found.rows, fitting, strict=True) if not ok]
     rows = [r for r, ok in zip(found.rows, fitting, strict=True) if ok]
     if not rows:
@@ -164,7 +216,7 @@ def run(task: StageTask, storage: Storage, shard: int) -> SelectSummary:
             f"model's context of {model.engine.context_length} tokens with pairs.maxNewTokens "
             f"and judging.maxNewTokens ({len(too_long)} too long; lower maxNewTokens)"
         )
-    categories = categories_of(task, model, rows)
+    categories = categories_of(task, model, rows, templates.label)
     texts, references = [r.text for r in rows], [r.reference for r in rows]
     rows_out = choose(task, texts, categories, references)
     if not rows_out:
