@@ -61,12 +61,22 @@ def _default_workload(obj: dict[str, Any], *, deployment: bool) -> None:
             rolling.setdefault("maxUnavailable", "25%")
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
+    default_pod_template(template)
+
+
+def default_pod_template(template: dict[str, Any]) -> dict[str, Any]:
+    """A workload's pod template with the pod defaults this emulator fills in (in place).
+
+    Also what the Deployment controller hashes, so a template written again without the
+    defaults (a PUT, an apply) is the same template, as on a real API server that defaults
+    every write."""
     pod_spec = template.setdefault("spec", {})
     pod_spec.setdefault("restartPolicy", "Always")
     for container in pod_spec.get("containers") or []:
         container.setdefault("terminationMessagePath", "/dev/termination-log")
         container.setdefault("terminationMessagePolicy", "File")
         container.setdefault("imagePullPolicy", "IfNotPresent")
+    return template
 
 
 def _default_job(job: dict[str, Any]) -> None:

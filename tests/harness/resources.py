@@ -81,6 +81,12 @@ _JOB_COLUMNS = (
 )
 _POD_COLUMNS = (
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
+    {
+        "name": "Restarts",
+        "type": "integer",
+        "jsonPath": ".status.containerStatuses[0].restartCount",
+        "default": 0,
+    },
     {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
 )
 _WIDE_TEMPLATE = (
@@ -96,7 +102,13 @@ _WIDE_TEMPLATE = (
         "jsonPath": ".spec.template.spec.containers[*].image",
         "priority": 1,
     },
-    {"name": "Selector", "type": "string", "jsonPath": ".spec.selector", "priority": 1},
+    {
+        "name": "Selector",
+        "type": "string",
+        "jsonPath": ".spec.selector.matchLabels",
+        "priority": 1,
+        "labels": True,
+    },
 )
 #: kubectl's READY is "ready/desired": ``over`` is a harness-only key (``tables._cell``).
 _DEPLOYMENT_COLUMNS = (

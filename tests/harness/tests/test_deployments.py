@@ -210,7 +210,7 @@ def test_service_proxy_with_the_kubernetes_client(
     apply(kube, deployment(server, VERSION="v7"), SERVICE)
     rollout_status(kube)
     core = kubernetes.client.CoreV1Api(kube_client)
-    answer = core.connect_get_namespaced_service_proxy_with_path(
+    answer: Any = core.connect_get_namespaced_service_proxy_with_path(
         "web:http", "default", "some/path", _preload_content=False
     )
     assert json.loads(answer.data)["version"] == "v7"
