@@ -338,3 +338,21 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_deployment_without_a_matching_selector_is_refused(kube: Cluster, server: Path) -> None:
+    bad = deployment(server)
+    bad["spec"]["selector"] = {"matchLabels": {"app": "api"}}
+    done = kube.kubectl("apply", "-f", "-", input=json.dumps(bad))
+    assert done.returncode == 1
+    assert 'The Deployment "web" is invalid: spec.template.metadata.labels' in done.stderr
+    assert "`selector` does not match template `labels`" in done.stderr
+
+
+def test_kubectl_get_all_lists_deployments_and_replica_sets(kube: Cluster, server: Path) -> None:
+    apply(kube, deployment(server))
+    rollout_status(kube)
+    listed = kube.kubectl("get", "all", "-o", "name").stdout.split()
+    assert "deployment.apps/web" in listed
+    assert sum(name.startswith("replicaset.apps/web-") for name in listed) == 1
+    assert sum(name.startswith("pod/web-") for name in listed) == 1

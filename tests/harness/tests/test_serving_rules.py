@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.harness import ports, proxy, rollout, tables
+from tests.harness.builtin_defaults import workload_errors
 from tests.harness.probes import Probe, Threshold
 from tests.harness.resources import Registry
 from tests.harness.store import ApiError
@@ -230,3 +231,60 @@ def test_deployment_table_row_reads_like_kubectl() -> None:
     ]
     cells = table["rows"][0]["cells"]
     assert cells[:7] == ["web", "1/2", 2, 0, "a,b", "i:1,j:2", "app=web,tier=x"]
+
+
+def _workload(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "replicas": 1,
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+        },
+    }
+    return {"metadata": {"name": "web"}, "spec": {**base, **spec}}
+
+
+@pytest.mark.parametrize(
+    ("obj", "old", "expected"),
+    [
+        (_workload(), None, []),
+        (_workload(selector=None), None, ["spec.selector: Required value"]),
+        (
+            _workload(selector={"matchLabels": {"app": "api"}}),
+            None,
+            [
+                'spec.template.metadata.labels: Invalid value: map[string]string{"app":"web"}: '
+                "`selector` does not match template `labels`"
+            ],
+        ),
+        (
+            _workload(
+                selector={"matchLabels": {"app": "web", "v": "2"}},
+                template={
+                    "metadata": {"labels": {"app": "web", "v": "2"}},
+                    "spec": {"containers": [{"name": "c"}]},
+                },
+            ),
+            _workload(),
+            ["spec.selector: Invalid value: field is immutable"],
+        ),
+        (
+            _workload(replicas=-1),
+            None,
+            ["spec.replicas: Invalid value: -1: must be greater than or equal to 0"],
+        ),
+        (
+            _workload(template={"metadata": {"labels": {"app": "web"}}, "spec": {}}),
+            None,
+            ["spec.template.spec.containers: Required value"],
+        ),
+    ],
+    ids=["valid", "no-selector", "selector-mismatch", "selector-immutable", "negative", "empty"],
+)
+def test_workload_validation(
+    obj: dict[str, Any], old: dict[str, Any] | None, expected: list[str]
+) -> None:
+    rt = Registry().get("apps", "v1", "deployments")
+    assert rt is not None
+    assert [str(e) for e in workload_errors(rt, obj, old)] == expected
