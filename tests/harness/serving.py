@@ -90,27 +90,31 @@ class ServingPod:
         readiness = Probe.from_spec(container.get("readinessProbe"), pod=self.pod, ports=self.ports)
         liveness = Probe.from_spec(container.get("livenessProbe"), pod=self.pod, ports=self.ports)
         process = asyncio.create_task(run_process(argv, env=env, workdir=workdir))
-        running = {"running": {"startedAt": started}}
-        await self._set_ready(readiness is None, running, force=True)
         dead = asyncio.Event()
-        probes = []
-        if readiness is not None:
-            probes.append(
-                asyncio.create_task(
-                    run_probe(
-                        readiness, initial=False, on_change=lambda ok: self._set_ready(ok, running)
+        killed = asyncio.create_task(dead.wait())
+        probes: list[asyncio.Task[None]] = []
+        try:  # from here on, leaving by any way (cancelled included) kills the process
+            running = {"running": {"startedAt": started}}
+            await self._set_ready(readiness is None, running, force=True)
+            if readiness is not None:
+                probes.append(
+                    asyncio.create_task(
+                        run_probe(
+                            readiness,
+                            initial=False,
+                            on_change=lambda ok: self._set_ready(ok, running),
+                        )
                     )
                 )
-            )
-        if liveness is not None:
+            if liveness is not None:
 
-            async def died(ok: bool) -> None:
-                if not ok:
-                    dead.set()
+                async def died(ok: bool) -> None:
+                    if not ok:
+                        dead.set()
 
-            probes.append(asyncio.create_task(run_probe(liveness, initial=True, on_change=died)))
-        killed = asyncio.create_task(dead.wait())
-        try:
+                probes.append(
+                    asyncio.create_task(run_probe(liveness, initial=True, on_change=died))
+                )
             await asyncio.wait({process, killed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in (*probes, killed):

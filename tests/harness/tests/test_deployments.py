@@ -4,7 +4,6 @@ new template without downtime, follow their probes, restart and go away with the
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import urllib.error
@@ -200,6 +199,9 @@ def test_service_proxy_post_passes_body_and_status(kube: Cluster, server: Path) 
     rollout_status(kube)
     assert call(kube, f"{PROXY}/v1/echo", b'{"a": 1}') == (201, {"echo": '{"a": 1}'})
     assert call(kube, f"{PROXY}/v1/echo", b"no", **{"X-Status": "418"}) == (418, {"echo": "no"})
+    posted = kube.kubectl("create", "--raw", f"{PROXY}/v1/echo", "-f", "-", input='{"b": 2}')
+    assert posted.returncode == 0, posted.stderr
+    assert json.loads(posted.stdout) == {"echo": '{"b": 2}'}
 
 
 def test_service_proxy_with_the_kubernetes_client(
@@ -306,14 +308,13 @@ def test_deleting_the_deployment_deletes_its_pods_and_processes(
 ) -> None:
     apply(kube, deployment(server, replicas=2), SERVICE)
     rollout_status(kube)
-    pids = {call(kube, f"{PROXY}/")[1]["pid"] for _ in range(20)}
+    assert len(processes_of(server)) == 2
     assert kube.kubectl("delete", "deployment", "web").returncode == 0
     wait_for(lambda: not get(kube, "pods")["items"] and not get(kube, "rs")["items"], what="gone")
-
-    def dead() -> bool:
-        return not any(_alive(pid) for pid in pids)
-
-    wait_for(dead, timeout=10, what="processes killed")
+    wait_for(lambda: not processes_of(server), timeout=10, what="processes killed")
+    time.sleep(1)
+    assert not processes_of(server)  # and none started for the pods the cascade deleted
+    assert kube.requests.count(verb="create", resource="pods") == 2
     code, _ = call(kube, f"{PROXY}/")
     assert code == 503
 
@@ -332,12 +333,19 @@ def test_a_deleted_pod_is_replaced(kube: Cluster, server: Path) -> None:
     assert "successfully rolled out" in rollout_status(kube)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def processes_of(script: Path) -> list[int]:
+    """Live processes running ``script`` (this test's own: its path is unique)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(script).encode() in cmdline:
+            found.append(int(entry.name))
+    return found
 
 
 def test_a_deployment_without_a_matching_selector_is_refused(kube: Cluster, server: Path) -> None:
