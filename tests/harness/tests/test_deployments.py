@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 port = int(sys.argv[sys.argv.index("--port") + 1])
 started = time.time()
 time.sleep(float(os.environ.get("SLOW_START", "0")))
+print(f"listening on {port} as {os.environ.get('POD')}", flush=True)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -364,3 +365,19 @@ def test_kubectl_get_all_lists_deployments_and_replica_sets(kube: Cluster, serve
     assert "deployment.apps/web" in listed
     assert sum(name.startswith("replicaset.apps/web-") for name in listed) == 1
     assert sum(name.startswith("pod/web-") for name in listed) == 1
+
+
+def test_kubectl_logs_and_rollout_restart_of_a_deployment(kube: Cluster, server: Path) -> None:
+    apply(kube, deployment(server))
+    rollout_status(kube)
+    (pod,) = get(kube, "pods")["items"]
+    mapped = json.loads(pod["metadata"]["annotations"]["harness.selftaught.dev/host-ports"])
+    logs = kube.kubectl("logs", "deployment/web")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout == f"listening on {mapped['8080']} as {pod['metadata']['name']}\n"
+    restarted = kube.kubectl("rollout", "restart", "deployment/web")
+    assert restarted.returncode == 0, restarted.stderr
+    assert "successfully rolled out" in rollout_status(kube)
+    (new,) = get(kube, "pods")["items"]
+    assert new["metadata"]["name"] != pod["metadata"]["name"]
+    assert len(get(kube, "rs")["items"]) == 2
