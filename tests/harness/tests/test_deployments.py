@@ -381,3 +381,19 @@ def test_kubectl_logs_and_rollout_restart_of_a_deployment(kube: Cluster, server:
     (new,) = get(kube, "pods")["items"]
     assert new["metadata"]["name"] != pod["metadata"]["name"]
     assert len(get(kube, "rs")["items"]) == 2
+
+
+def test_deleting_the_deployments_owner_stops_its_pods(kube: Cluster, server: Path) -> None:
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"}}
+    apply(kube, owner)
+    uid = get(kube, "configmap", "owner")["metadata"]["uid"]
+    owned = deployment(server)
+    owned["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid, "controller": True}
+    ]
+    apply(kube, owned)
+    rollout_status(kube)
+    assert len(processes_of(server)) == 1
+    assert kube.kubectl("delete", "configmap", "owner").returncode == 0
+    wait_for(lambda: not get(kube, "deploy")["items"] and not get(kube, "pods")["items"])
+    wait_for(lambda: not processes_of(server), timeout=10, what="processes killed")
