@@ -397,3 +397,28 @@ def test_deleting_the_deployments_owner_stops_its_pods(kube: Cluster, server: Pa
     assert kube.kubectl("delete", "configmap", "owner").returncode == 0
     wait_for(lambda: not get(kube, "deploy")["items"] and not get(kube, "pods")["items"])
     wait_for(lambda: not processes_of(server), timeout=10, what="processes killed")
+
+
+def test_kubectl_scale_changes_the_running_replicas(kube: Cluster, server: Path) -> None:
+    apply(kube, deployment(server))
+    rollout_status(kube)
+    scaled = kube.kubectl("scale", "deployment/web", "--replicas=2")
+    assert scaled.returncode == 0, scaled.stderr
+    rollout_status(kube)
+    assert len(get(kube, "pods")["items"]) == 2
+    assert len(processes_of(server)) == 2
+    assert get(kube, "deploy", "web")["metadata"]["generation"] == 2
+    assert len(get(kube, "rs")["items"]) == 1  # scaling is no new template
+    refused = kube.kubectl("scale", "deployment/web", "--replicas=-1")
+    assert refused.returncode != 0
+    status, scale = _raw_get(kube, "/apis/apps/v1/namespaces/default/deployments/web/scale")
+    assert (status, scale["spec"], scale["status"]) == (
+        200,
+        {"replicas": 2},
+        {"replicas": 2, "selector": "app=web"},
+    )
+
+
+def _raw_get(kube: Cluster, path: str) -> tuple[int, Any]:
+    done = kube.kubectl("get", "--raw", path)
+    return (200 if done.returncode == 0 else 1), json.loads(done.stdout or "{}")
