@@ -69,7 +69,12 @@ def server(tmp_path: Path) -> Path:
 
 
 def deployment(
-    script: Path, *, replicas: int = 1, liveness: bool = False, **env: str
+    script: Path,
+    *,
+    replicas: int = 1,
+    liveness: bool = False,
+    startup: dict[str, Any] | None = None,
+    **env: str,
 ) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "web",
@@ -86,6 +91,8 @@ def deployment(
             "periodSeconds": 1,
             "failureThreshold": 2,
         }
+    if startup is not None:
+        container["startupProbe"] = startup
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -422,3 +429,29 @@ def test_kubectl_scale_changes_the_running_replicas(kube: Cluster, server: Path)
 def _raw_get(kube: Cluster, path: str) -> tuple[int, Any]:
     done = kube.kubectl("get", "--raw", path)
     return (200 if done.returncode == 0 else 1), json.loads(done.stdout or "{}")
+
+
+def test_a_failing_startup_probe_restarts_before_readiness_is_asked(
+    kube: Cluster, server: Path
+) -> None:
+    startup = {"httpGet": {"path": "/live", "port": "http"}, "periodSeconds": 1}
+    apply(kube, deployment(server, startup={**startup, "failureThreshold": 2}, DIE_AFTER="0"))
+
+    def restarted() -> dict[str, Any] | None:
+        pods = get(kube, "pods")["items"]
+        statuses = pods[0]["status"].get("containerStatuses") if pods else None
+        return statuses[0] if statuses and statuses[0]["restartCount"] >= 1 else None
+
+    status = wait_for(restarted, what="a startup-probe restart")
+    assert status["lastState"]["terminated"]["message"] == "Startup probe failed"
+    assert status["started"] is False
+    assert status["ready"] is False
+
+
+def test_a_passing_startup_probe_hands_over_to_readiness(kube: Cluster, server: Path) -> None:
+    startup = {"httpGet": {"path": "/live", "port": "http"}, "periodSeconds": 1}
+    apply(kube, deployment(server, startup=startup), SERVICE)
+    rollout_status(kube)
+    (pod,) = get(kube, "pods")["items"]
+    status = pod["status"]["containerStatuses"][0]
+    assert (status["started"], status["ready"], status["restartCount"]) == (True, True, 0)
