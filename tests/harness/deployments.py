@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from tests.harness.kubelet import Kubelet
 
 _APPS = "/apis/apps/v1"
+_log = logging.getLogger(__name__)
 _MERGE = "application/merge-patch+json"
 
 
@@ -150,8 +152,12 @@ class DeploymentController:
         try:
             while True:
                 managed.wake.clear()
-                with contextlib.suppress(LookupError, aiohttp.ClientError):
+                try:
                     await self._reconcile(managed)
+                except (LookupError, aiohttp.ClientError):
+                    pass  # a conflict, a deleted object, a fault: the next round retries
+                except Exception:  # a bug here must show, and not stop the Deployment for good
+                    _log.exception("reconciling %s", managed.deployment["metadata"]["name"])
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(managed.wake.wait(), 1.0)
         finally:
