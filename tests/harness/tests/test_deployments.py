@@ -262,6 +262,7 @@ def test_rollout_keeps_a_ready_pod_at_every_moment(kube: Cluster, server: Path) 
     assert versions[-1] == "v2"
     assert kube.requests.count(verb="create", resource="replicasets") == 2
     assert kube.requests.count(verb="create", resource="pods") == 2  # one new pod, once
+    wait_for(lambda: len(processes_of(server)) == 1, timeout=10, what="the old pod killed")
     deploy = get(kube, "deploy", "web")
     assert deploy["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
     assert deploy["status"]["updatedReplicas"] == 1
