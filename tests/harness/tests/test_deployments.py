@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -479,3 +480,21 @@ def test_the_proxy_streams_an_answer_as_it_is_written(kube: Cluster, server: Pat
     assert first == b"data: 0\n"
     assert rest == b"\ndata: 1\n\ndata: 2\n\n"
     assert first_at < 0.8  # the server paused 1 s after it: not buffered until the end
+
+
+def test_a_deletion_missed_by_the_kubelets_watches_is_found_on_relist(
+    kube: Cluster, server: Path
+) -> None:
+    apply(kube, deployment(server))
+    rollout_status(kube)
+    kube.faults.silence_watches(r"^/api/v1/pods$|^/apis/apps/v1/deployments$")
+    assert kube.kubectl("delete", "deployment", "web").returncode == 0
+    time.sleep(1)
+    assert len(processes_of(server)) == 1  # the kubelet heard nothing
+
+    def compact(store: Any) -> None:  # as after an etcd compaction: resuming gets 410
+        store.history = deque(list(store.history)[-2:], maxlen=2)
+
+    kube.api.call(compact)
+    kube.faults.close_watches()
+    wait_for(lambda: not processes_of(server), timeout=10, what="processes killed on relist")
