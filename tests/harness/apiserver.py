@@ -31,6 +31,7 @@ import yaml
 
 from tests.harness import apply, discovery, gc, logs, openapi, patches, protobuf, tables
 from tests.harness.faults import FaultInjector, RequestLog, RequestRecord
+from tests.harness.proxy import Proxy
 from tests.harness.resources import ResourceType
 from tests.harness.selection import SelectorError, parse_field_selector, parse_label_selector
 from tests.harness.store import ApiError, Event, Store
@@ -79,6 +80,7 @@ class ApiServer:
         self._stopping: asyncio.Event | None = None
         #: The kubelet's pod directory, for ``pods/log`` (``Cluster`` sets it; None: no logs).
         self.log_root: Path | None = None
+        self._proxy = Proxy()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -129,6 +131,7 @@ class ApiServer:
         assert self._runner is not None
         self._stopping.set()
         await asyncio.sleep(0.05)
+        await self._proxy.close()
         await self._runner.cleanup()
 
     def stop(self) -> None:
@@ -307,6 +310,10 @@ class ApiServer:
         if route.subresource == "log" and rt.group_plural == ("", "pods") and verb == "get":
             return await logs.serve_log(
                 request, store=store, rt=rt, namespace=ns, name=route.name, log_root=self.log_root
+            )
+        if route.subresource == "proxy" and rt.group_plural in (("", "services"), ("", "pods")):
+            return await self._proxy.serve(
+                request, store=store, rt=rt, namespace=ns, raw_name=route.name
             )
         if route.subresource and (route.subresource != "status" or not rt.status_subresource):
             raise ApiError(

@@ -39,7 +39,34 @@ def on_create(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         obj.setdefault("type", "Opaque")
     elif kind == ("batch", "jobs"):
         _default_job(obj)
+    elif kind in (("apps", "deployments"), ("apps", "replicasets")):
+        _default_workload(obj, deployment=kind[1] == "deployments")
     return obj
+
+
+def _default_workload(obj: dict[str, Any], *, deployment: bool) -> None:
+    """apps/v1 defaults: 1 replica, RollingUpdate 25%/25%, restartPolicy Always; a missing
+    selector (which a real API server refuses) is taken from the template's labels."""
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    template = spec.setdefault("template", {})
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    spec.setdefault("selector", {"matchLabels": dict(labels)})
+    if deployment:
+        spec.setdefault("strategy", {})
+        spec["strategy"].setdefault("type", "RollingUpdate")
+        if spec["strategy"]["type"] == "RollingUpdate":
+            rolling = spec["strategy"].setdefault("rollingUpdate", {})
+            rolling.setdefault("maxSurge", "25%")
+            rolling.setdefault("maxUnavailable", "25%")
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+    pod_spec = template.setdefault("spec", {})
+    pod_spec.setdefault("restartPolicy", "Always")
+    for container in pod_spec.get("containers") or []:
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        container.setdefault("imagePullPolicy", "IfNotPresent")
 
 
 def _default_job(job: dict[str, Any]) -> None:

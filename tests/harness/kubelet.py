@@ -29,6 +29,8 @@ from typing import Any
 import aiohttp
 
 from tests.harness import job_status, pod_paths
+from tests.harness import ports as host_ports
+from tests.harness.deployments import DeploymentController
 from tests.harness.pod_faults import PodFault, PodFaultRule, PodFaults
 from tests.harness.pod_process import build_env, resolve_command, run_process
 from tests.harness.store import now
@@ -47,6 +49,7 @@ class Kubelet:
         workdir: str | Path | None = None,
         env: dict[str, str] | None = None,
         shared_volumes: dict[str, Path] | None = None,
+        restart_backoff: tuple[float, float] = (1.0, 20.0),
     ) -> None:
         self.api_url = api_url.rstrip("/")
         #: volume name -> one host directory for all pods (see ``pod_paths.mount_dirs``)
@@ -63,6 +66,9 @@ class Kubelet:
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._started: set[str] = set()  # uids of Jobs whose pods this kubelet ran
         self._logs: dict[str, Path] = {}
+        #: Deployments -> ReplicaSets -> long-running pods (``deployments``), in this loop.
+        self.deployments = DeploymentController(self, backoff=restart_backoff)
+        self._controller: asyncio.Task[None] | None = None
 
     def inject(
         self,
@@ -107,10 +113,13 @@ class Kubelet:
                 loop.run_forever()
             finally:
                 watcher.cancel()
-                for task in list(self._runs.values()):
+                controller = [self._controller] if self._controller is not None else []
+                for task in [*self._runs.values(), *controller]:
                     task.cancel()
                 loop.run_until_complete(
-                    asyncio.gather(watcher, *self._runs.values(), return_exceptions=True)
+                    asyncio.gather(
+                        watcher, *self._runs.values(), *controller, return_exceptions=True
+                    )
                 )
                 if self._session is not None:
                     loop.run_until_complete(self._session.close())
@@ -157,6 +166,21 @@ class Kubelet:
             await asyncio.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None
+        return self._session
+
+    async def request(
+        self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
+    ) -> dict[str, Any]:
+        """One API call from the kubelet's loop (5xx retried); LookupError for a 4xx."""
+        return await self._request(method, path, body, content_type=content_type)
+
+    async def patch_status(self, path: str, status: dict[str, Any]) -> None:
+        """Merge ``status`` into the object's status subresource (gone objects: ignored)."""
+        await self._patch_status(path, status)
+
     async def _patch_status(self, path: str, status: dict[str, Any]) -> None:
         with contextlib.suppress(LookupError):  # deleted meanwhile
             await self._request(
@@ -173,6 +197,7 @@ class Kubelet:
             timeout=aiohttp.ClientTimeout(total=None, sock_read=None)
         )
         self._slots = asyncio.Semaphore(self.max_pods)
+        self._controller = asyncio.get_running_loop().create_task(self.deployments.run())
         rv = ""
         while True:
             try:
@@ -319,7 +344,13 @@ class Kubelet:
         async with self._slots:
             return await self._execute(pod, started)
 
-    async def _execute(self, pod: dict[str, Any], started: str) -> dict[str, Any]:
+    async def prepare(
+        self, pod: dict[str, Any], *, ports: dict[int, int] | None = None
+    ) -> tuple[list[str], dict[str, str], Path]:
+        """argv, environment and work dir of the pod's (first) container, as the runtime would
+        start it: volumes mapped (``pod_paths``), container ports mapped to ``ports``
+        (``tests.harness.ports``). Raises KeyError/ValueError for a CreateContainerConfigError.
+        """
         name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
         container = pod["spec"]["containers"][0]
         workdir = self.workdir / f"{namespace}.{name}"
@@ -334,15 +365,12 @@ class Kubelet:
             node_root=self.workdir,
         )
         declared = {str(var["name"]) for var in container.get("env") or []}
-        try:
-            env = build_env(container, pod=pod, lookup=lookup, extra=self.extra_env)
-            written = [*(container.get("command") or []), *(container.get("args") or [])]
-            argv = resolve_command(pod_paths.rewrite_args(written, mounts))
-        except (KeyError, ValueError) as exc:
-            return job_status.terminated(
-                pod, 1, "CreateContainerConfigError", str(exc), started, now()
-            )
+        env = build_env(container, pod=pod, lookup=lookup, extra=self.extra_env)
+        written = [*(container.get("command") or []), *(container.get("args") or [])]
+        written = host_ports.rewrite_args(written, ports or {})
+        argv = resolve_command(pod_paths.rewrite_args(written, mounts))
         env = pod_paths.rewrite_env(env, mounts, declared=declared)
+        env = host_ports.rewrite_env(env, ports or {}, declared=declared)
         index = (pod["metadata"].get("annotations") or {}).get(
             "batch.kubernetes.io/job-completion-index"
         )
@@ -351,6 +379,16 @@ class Kubelet:
         env["SELFTAUGHT_TERMINATION_LOG"] = str(workdir / "termination-log")
         env.setdefault("HOME", str(workdir))
         env.setdefault("PYTHONUNBUFFERED", "1")  # `kubectl logs -f` shows output as it is written
+        return argv, env, workdir
+
+    async def _execute(self, pod: dict[str, Any], started: str) -> dict[str, Any]:
+        container = pod["spec"]["containers"][0]
+        try:
+            argv, env, workdir = await self.prepare(pod)
+        except (KeyError, ValueError) as exc:
+            return job_status.terminated(
+                pod, 1, "CreateContainerConfigError", str(exc), started, now()
+            )
         try:
             result = await run_process(argv, env=env, workdir=workdir)
         except OSError as exc:  # as a real kubelet: the container could not start
@@ -362,7 +400,7 @@ class Kubelet:
             and result.exit_code
             and container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
         ):
-            message = self._logs[name].read_bytes()[-2048:].decode(errors="replace")
+            message = (workdir / "container.log").read_bytes()[-2048:].decode(errors="replace")
         return job_status.terminated(pod, result.exit_code, reason, message, started, now())
 
     async def _references(

@@ -83,6 +83,39 @@ _POD_COLUMNS = (
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
 )
+_WIDE_TEMPLATE = (
+    {
+        "name": "Containers",
+        "type": "string",
+        "jsonPath": ".spec.template.spec.containers[*].name",
+        "priority": 1,
+    },
+    {
+        "name": "Images",
+        "type": "string",
+        "jsonPath": ".spec.template.spec.containers[*].image",
+        "priority": 1,
+    },
+    {"name": "Selector", "type": "string", "jsonPath": ".spec.selector", "priority": 1},
+)
+#: kubectl's READY is "ready/desired": ``over`` is a harness-only key (``tables._cell``).
+_DEPLOYMENT_COLUMNS = (
+    {
+        "name": "Ready",
+        "type": "string",
+        "jsonPath": ".status.readyReplicas",
+        "over": ".spec.replicas",
+    },
+    {"name": "Up-to-date", "type": "integer", "jsonPath": ".status.updatedReplicas", "default": 0},
+    {"name": "Available", "type": "integer", "jsonPath": ".status.availableReplicas", "default": 0},
+    *_WIDE_TEMPLATE,
+)
+_REPLICA_SET_COLUMNS = (
+    {"name": "Desired", "type": "integer", "jsonPath": ".spec.replicas", "default": 0},
+    {"name": "Current", "type": "integer", "jsonPath": ".status.replicas", "default": 0},
+    {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas", "default": 0},
+    *_WIDE_TEMPLATE,
+)
 
 #: What a kube-apiserver serves that the operator, kopf, kubectl and the kubelet touch.
 BUILTINS: tuple[ResourceType, ...] = (
@@ -123,6 +156,24 @@ BUILTINS: tuple[ResourceType, ...] = (
         categories=("all",),
         status_subresource=True,
         printer_columns=_JOB_COLUMNS,
+    ),
+    _rt(
+        "apps/v1",
+        "deployments",
+        "Deployment",
+        short_names=("deploy",),
+        categories=("all",),
+        status_subresource=True,
+        printer_columns=_DEPLOYMENT_COLUMNS,
+    ),
+    _rt(
+        "apps/v1",
+        "replicasets",
+        "ReplicaSet",
+        short_names=("rs",),
+        categories=("all",),
+        status_subresource=True,
+        printer_columns=_REPLICA_SET_COLUMNS,
     ),
     _rt("events.k8s.io/v1", "events", "Event", short_names=("ev",)),
     _rt("coordination.k8s.io/v1", "leases", "Lease"),

@@ -88,8 +88,13 @@ def human_age(stamp: str | None, *, now: datetime.datetime | None = None) -> str
 
 def _cell(column: dict[str, Any], obj: dict[str, Any]) -> Any:
     found = jsonpath(obj, column.get("jsonPath", ""))
+    if "over" in column:  # built-in "ready/desired" columns, e.g. a Deployment's READY
+        whole = jsonpath(obj, column["over"])
+        return f"{found[0] if found else 0}/{whole[0] if whole else 0}"
     if not found:
-        return None
+        return column.get("default")
+    if len(found) > 1 and column.get("type", "string") == "string":
+        return ",".join(str(v) for v in found)  # containers[*].name: "a,b" as kubectl prints
     value = found[0]
     kind = column.get("type", "string")
     if kind == "date":
