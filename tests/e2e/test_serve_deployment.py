@@ -65,8 +65,9 @@ def stage_results(cluster: E2E) -> None:
         )
 
 
-def server_processes(marker: str) -> list[int]:
-    """Pids of this test's judge-server processes (the kubelet's pods), read from /proc."""
+def server_processes(run: str) -> list[int]:
+    """Pids of ``run``'s judge-server processes (the kubelet's pods), read from /proc."""
+    marker = b"serve-model\0--model-uri\0", f"\0--name\0{run}\0".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -75,7 +76,7 @@ def server_processes(marker: str) -> list[int]:
             argv = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"serve-model" in argv and marker.encode() in argv:
+        if all(part in argv for part in marker):
             found.append(int(entry.name))
     return found
 
@@ -179,6 +180,6 @@ def test_serve_rolls_once_per_new_best_answers_and_goes_with_the_run(
 
     wait_for(lambda: not server_pods(), what="the server pods deleted", timeout=30)
     # ... and their processes (before the emulator stops: it reaps what it killed)
-    wait_for(lambda: not server_processes(str(storage)), what="server processes gone", timeout=15)
+    wait_for(lambda: not server_processes(RUN), what="server processes gone", timeout=15)
     time.sleep(0.5)
     assert time.monotonic() - started < 150
