@@ -87,7 +87,11 @@ operator by tests/chart/test_rbac_covers_calls.py (which fails on a missing or a
     when stale or superseded (resumeFrom) or stuck.
   - pods: listed for exit codes, termination messages (the JSON summary) and stuck reasons;
     watched by kopf.
-  - services: a headless Service per multi-node training stage (owner GC removes it).
+  - services: a headless Service per multi-node training stage (owner GC removes it); the
+    judge server's Service (spec.serve): read to compare, patched when spec.serve.port changes,
+    deleted when spec.serve is removed.
+  - deployments: the judge server (spec.serve): created, read (rollout status) and watched,
+    patched once per new best judge, deleted when spec.serve is removed.
   - events: the run's story, and kopf's own warnings; both POST core/v1 Events.
   - kopfpeerings (watched namespaces) or clusterkopfpeerings (whole cluster), only with
     operator.peering.name: kopf watches the peering object and patches its own entry in it
