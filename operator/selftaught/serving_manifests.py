@@ -13,8 +13,8 @@ Choices that matter, and why:
   new best changes the template: exactly one rollout per change of best, none otherwise.
 * The readiness probe is the server's ``/health``, which answers only once the model is loaded
   (vLLM and :mod:`selftaught.serving.app` both bind late), so a loading replica takes no
-  traffic; the liveness probe, on the same route, starts after a long delay (a large model
-  takes minutes to load) and restarts a server that stopped answering.
+  traffic; a startup probe on the same route allows :data:`STARTUP_SECONDS` to load (a large
+  model takes minutes), then the liveness probe restarts a server that stopped answering.
 * :data:`SPEC_HASH_ANNOTATION` carries a hash of what this module built, so the controller
   patches only when the desired object changed, never on every reconcile.
 """
