@@ -118,6 +118,9 @@ def test_serve_rolls_once_per_new_best_answers_and_goes_with_the_run(
     assert serving["modelUri"] == best_uri
     assert serving["endpoint"] == f"http://{SERVER}.{cluster.namespace}.svc:8000/v1"
     assert serving["readyReplicas"] == 1
+    wide = cluster.ns("get", "selftaughtrun", RUN, "-o", "wide").stdout
+    assert "SERVING" in wide
+    assert serving["endpoint"] in wide
 
     # Owned by the run, Ready, on the best judge.
     deployment, service = server_objects(cluster)

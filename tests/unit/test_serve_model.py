@@ -93,3 +93,29 @@ def test_transformers_engine_serves_the_tiny_judge_with_a_verdict(tmp_path: Path
         process.terminate()
         process.wait(10)
         log.close()
+
+
+def test_vllm_engine_execs_vllm_serve_on_the_fetched_judge(tmp_path: Path) -> None:
+    """A stand-in ``vllm`` on the PATH records the command it was exec'd with."""
+    fake = tmp_path / "bin" / "vllm"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path / "argv"}\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "selftaught.cli", "serve-model", "--model-uri", SEED, "--name",
+         "demo", "--port", "8001", "--", "--enforce-eager"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    argv = (tmp_path / "argv").read_text().split("\n")[:-1]
+    assert argv[0] == "serve"
+    assert (Path(argv[1]) / "config.json").is_file()  # the judge, fetched into the cache
+    assert argv[argv.index("--port") + 1] == "8001"
+    assert argv[argv.index("--served-model-name") + 1] == "demo"
+    assert argv[-1] == "--enforce-eager"
+
+
+def test_vllm_missing_from_the_image_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert run(["--model-uri", SEED, "--name", "demo"]) == EXIT_BAD_INPUT
