@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import aiohttp.web
 import yaml
 
-from tests.harness import apply, discovery, gc, logs, openapi, patches, protobuf, tables
+from tests.harness import apply, discovery, gc, logs, openapi, patches, protobuf, scale, tables
 from tests.harness.faults import FaultInjector, RequestLog, RequestRecord
 from tests.harness.proxy import Proxy
 from tests.harness.resources import ResourceType
@@ -314,6 +314,19 @@ class ApiServer:
         if route.subresource == "proxy" and rt.group_plural in (("", "services"), ("", "pods")):
             return await self._proxy.serve(
                 request, store=store, rt=rt, namespace=ns, raw_name=route.name
+            )
+        if route.subresource == "scale" and rt.group_plural in scale.SCALABLE:
+            body = None if verb == "get" else await self._body(request)
+            return _json(
+                scale.serve(
+                    store,
+                    rt,
+                    namespace=ns,
+                    name=route.name,
+                    verb=verb,
+                    body=body,
+                    content_type=request.headers.get("Content-Type", ""),
+                )
             )
         if route.subresource and (route.subresource != "status" or not rt.status_subresource):
             raise ApiError(

@@ -3,7 +3,9 @@
 Only the fields a client of this project reads are filled in: a Namespace is ``Active``, a Pod
 starts ``Pending``, a Job gets its defaulted spec (completions, parallelism, backoffLimit,
 completionMode, suspend) plus the ``controller-uid``/``job-name`` labels and selector that the
-Job controller relies on, a Service gets a cluster IP, a Secret's ``stringData`` becomes ``data``.
+Job controller relies on, a Deployment or ReplicaSet its apps/v1 defaults (``workload_errors``:
+what apps/v1 validation refuses), a Service gets a cluster IP, a Secret's ``stringData`` becomes
+``data``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import itertools
 import uuid
 from typing import Any
 
+from selftaught.validation import FieldError
 from tests.harness.resources import ResourceType
 
 _ips = itertools.count(10)
@@ -44,14 +47,51 @@ def on_create(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def workload_errors(
+    rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None
+) -> list[FieldError]:
+    """What apps/v1 validation refuses in a Deployment or ReplicaSet (a subset, worded as
+    kube-apiserver words it): a missing selector, one that does not match the template's
+    labels, a selector changed on update, negative replicas, no containers."""
+    if (rt.group, rt.plural) not in (("apps", "deployments"), ("apps", "replicasets")):
+        return []
+    spec = obj.get("spec") or {}
+    selector = spec.get("selector")
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    errors = []
+    if not selector:
+        errors.append(FieldError("spec.selector", "Required value", "FieldValueRequired"))
+    elif any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        shown = "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in labels.items()) + "}"
+        errors.append(
+            FieldError(
+                "spec.template.metadata.labels",
+                f"Invalid value: {shown}: `selector` does not match template `labels`",
+            )
+        )
+    if old is not None and selector != (old.get("spec") or {}).get("selector"):
+        errors.append(FieldError("spec.selector", "Invalid value: field is immutable"))
+    replicas = spec.get("replicas", 1)
+    if not isinstance(replicas, int) or replicas < 0:
+        errors.append(
+            FieldError(
+                "spec.replicas",
+                f"Invalid value: {replicas}: must be greater than or equal to 0",
+            )
+        )
+    if not ((spec.get("template") or {}).get("spec") or {}).get("containers"):
+        errors.append(
+            FieldError("spec.template.spec.containers", "Required value", "FieldValueRequired")
+        )
+    return errors
+
+
 def _default_workload(obj: dict[str, Any], *, deployment: bool) -> None:
-    """apps/v1 defaults: 1 replica, RollingUpdate 25%/25%, restartPolicy Always; a missing
-    selector (which a real API server refuses) is taken from the template's labels."""
+    """apps/v1 defaults: 1 replica, RollingUpdate 25%/25%, revisionHistoryLimit 10,
+    progressDeadlineSeconds 600, restartPolicy Always."""
     spec = obj.setdefault("spec", {})
     spec.setdefault("replicas", 1)
     template = spec.setdefault("template", {})
-    labels = template.setdefault("metadata", {}).setdefault("labels", {})
-    spec.setdefault("selector", {"matchLabels": dict(labels)})
     if deployment:
         spec.setdefault("strategy", {})
         spec["strategy"].setdefault("type", "RollingUpdate")
@@ -61,12 +101,22 @@ def _default_workload(obj: dict[str, Any], *, deployment: bool) -> None:
             rolling.setdefault("maxUnavailable", "25%")
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
+    default_pod_template(template)
+
+
+def default_pod_template(template: dict[str, Any]) -> dict[str, Any]:
+    """A workload's pod template with the pod defaults this emulator fills in (in place).
+
+    Also what the Deployment controller hashes, so a template written again without the
+    defaults (a PUT, an apply) is the same template, as on a real API server that defaults
+    every write."""
     pod_spec = template.setdefault("spec", {})
     pod_spec.setdefault("restartPolicy", "Always")
     for container in pod_spec.get("containers") or []:
         container.setdefault("terminationMessagePath", "/dev/termination-log")
         container.setdefault("terminationMessagePolicy", "File")
         container.setdefault("imagePullPolicy", "IfNotPresent")
+    return template
 
 
 def _default_job(job: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ class Cluster:
         env: dict[str, str] | None = None,
         shared_volumes: dict[str, Path] | None = None,
         seed_cache: Path | None = None,
+        restart_backoff: tuple[float, float] = (1.0, 20.0),
     ) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="emulated-cluster-")
         self.dir = Path(self._tmp.name)
@@ -42,6 +43,8 @@ class Cluster:
         if seed_cache is not None:
             self._shared_volumes.setdefault("cache", self._node_cache(seed_cache))
         self.kubelet: Kubelet | None = None
+        #: first and longest wait before a Deployment pod's container restarts, seconds
+        self._restart_backoff = restart_backoff
 
     def _node_cache(self, seed: Path) -> Path:
         """A model cache that every pod of this cluster shares (its ``cache`` volume), holding
@@ -78,6 +81,7 @@ class Cluster:
                 workdir=self.dir / "pods",
                 env=self._env,
                 shared_volumes=self._shared_volumes,
+                restart_backoff=self._restart_backoff,
             ).start()
         return self
 

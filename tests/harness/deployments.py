@@ -60,7 +60,8 @@ class DeploymentController:
         self.backoff = backoff
         self._managed: dict[str, _Managed] = {}
         self._runs: dict[str, asyncio.Task[None]] = {}
-        self._owner_of_pod: dict[tuple[str, str], str] = {}  # (namespace, pod) -> deployment uid
+        #: (namespace, pod) -> (deployment uid, the pod's resourceVersion at creation)
+        self._owner_of_pod: dict[tuple[str, str], tuple[str, int]] = {}
 
     async def run(self) -> None:
         try:
@@ -84,6 +85,7 @@ class DeploymentController:
                     rv = listing["metadata"]["resourceVersion"]
                     for obj in listing["items"]:
                         handle("ADDED", obj)
+                    self._forget_missing(path, listing["items"], int(rv))
                 url = (
                     f"{self.kubelet.api_url}{path}?watch=true&allowWatchBookmarks=true"
                     f"&timeoutSeconds=30&resourceVersion={rv}"
@@ -99,6 +101,21 @@ class DeploymentController:
                             handle(event["type"], event["object"])
             except (aiohttp.ClientError, LookupError, ValueError):
                 await asyncio.sleep(0.2)
+
+    def _forget_missing(self, path: str, items: list[dict[str, Any]], rv: int) -> None:
+        """After a relist: what was deleted while the watch was down is deleted here too."""
+        if path.endswith("/deployments"):
+            listed = {obj["metadata"]["uid"] for obj in items}
+            for uid, managed in list(self._managed.items()):
+                if uid not in listed:
+                    self._on_deployment("DELETED", managed.deployment)
+            return
+        present = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in items}
+        missing = [
+            k for k, (_, made) in self._owner_of_pod.items() if k not in present and made <= rv
+        ]
+        for namespace, name in missing:
+            self._on_pod("DELETED", {"metadata": {"namespace": namespace, "name": name}})
 
     def _on_deployment(self, kind: str, deployment: dict[str, Any]) -> None:
         uid = deployment["metadata"]["uid"]
@@ -116,8 +133,10 @@ class DeploymentController:
 
     def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
         key = (pod["metadata"].get("namespace", ""), pod["metadata"]["name"])
-        uid = self._owner_of_pod.get(key)
-        if kind != "DELETED" or uid is None or uid not in self._managed:
+        if kind != "DELETED" or key not in self._owner_of_pod:
+            return
+        uid, _ = self._owner_of_pod.pop(key)
+        if uid not in self._managed:
             return
         managed = self._managed[uid]
         managed.pods.pop(key[1], None)
@@ -149,6 +168,8 @@ class DeploymentController:
         start, stop = rollout.next_step(spec, current, managed.views())
         for name in stop:
             await self._stop_pod(managed, name)
+        if start and not await self._still_there(deployment):
+            return  # deleted: its DELETED event is on its way (another stream than the pods')
         for _ in range(start):
             await self._start_pod(managed, rs, current)
         views = managed.views()
@@ -164,6 +185,15 @@ class DeploymentController:
         if status != managed.status:
             await self.kubelet.patch_status(_path(deployment, "deployments"), status)
             managed.status = status
+
+    async def _still_there(self, deployment: dict[str, Any]) -> bool:
+        """Whether the Deployment exists now: a cascade deletes its pods, and their DELETED
+        events may come before the Deployment's, which must not look like pods to replace."""
+        try:
+            found = await self.kubelet.request("GET", _path(deployment, "deployments"))
+        except LookupError:
+            return False
+        return bool(found["metadata"]["uid"] == deployment["metadata"]["uid"])
 
     async def _ensure_replica_set(self, managed: _Managed, pod_hash: str) -> dict[str, Any]:
         if pod_hash in managed.replica_sets:
@@ -202,7 +232,8 @@ class DeploymentController:
         namespace = rs["metadata"]["namespace"]
         pod = await self.kubelet.request("POST", f"/api/v1/namespaces/{namespace}/pods", manifest)
         name = pod["metadata"]["name"]
-        self._owner_of_pod[(namespace, name)] = managed.deployment["metadata"]["uid"]
+        made = int(pod["metadata"]["resourceVersion"])
+        self._owner_of_pod[(namespace, name)] = (managed.deployment["metadata"]["uid"], made)
         runner = ServingPod(
             self.kubelet,
             pod,

@@ -32,7 +32,7 @@ from tests.harness import job_status, pod_paths
 from tests.harness import ports as host_ports
 from tests.harness.deployments import DeploymentController
 from tests.harness.pod_faults import PodFault, PodFaultRule, PodFaults
-from tests.harness.pod_process import build_env, resolve_command, run_process
+from tests.harness.pod_process import build_env, fetch_references, resolve_command, run_process
 from tests.harness.store import now
 
 _JOBS = "/apis/batch/v1"
@@ -356,7 +356,7 @@ class Kubelet:
         workdir = self.workdir / f"{namespace}.{name}"
         workdir.mkdir(parents=True, exist_ok=True)
         self._logs[name] = workdir / "container.log"
-        lookup = await self._references(namespace, container)
+        lookup = await fetch_references(namespace, container, self._request)
         mounts = pod_paths.mount_dirs(
             container,
             workdir,
@@ -402,21 +402,3 @@ class Kubelet:
         ):
             message = (workdir / "container.log").read_bytes()[-2048:].decode(errors="replace")
         return job_status.terminated(pod, result.exit_code, reason, message, started, now())
-
-    async def _references(
-        self, namespace: str, container: dict[str, Any]
-    ) -> dict[tuple[str, str], dict[str, Any]]:
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        for var in container.get("env") or []:
-            source = var.get("valueFrom") or {}
-            for ref_kind, kind, plural in (
-                ("secretKeyRef", "Secret", "secrets"),
-                ("configMapKeyRef", "ConfigMap", "configmaps"),
-            ):
-                ref = source.get(ref_kind)
-                if ref and (kind, ref["name"]) not in found:
-                    with contextlib.suppress(LookupError):
-                        found[(kind, ref["name"])] = await self._request(
-                            "GET", f"/api/v1/namespaces/{namespace}/{plural}/{ref['name']}"
-                        )
-        return found

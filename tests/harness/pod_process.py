@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,29 @@ def build_env(
             raw = data[ref["key"]]
             env[name] = base64.b64decode(raw).decode() if kind == "Secret" else str(raw)
     return env
+
+
+async def fetch_references(
+    namespace: str,
+    container: dict[str, Any],
+    request: Callable[[str, str], Awaitable[dict[str, Any]]],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The Secrets and ConfigMaps the container's env refers to, (kind, name) -> object, fetched
+    with ``request("GET", path)`` (LookupError: missing; ``build_env`` decides if that fails)."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for var in container.get("env") or []:
+        source = var.get("valueFrom") or {}
+        for ref_kind, kind, plural in (
+            ("secretKeyRef", "Secret", "secrets"),
+            ("configMapKeyRef", "ConfigMap", "configmaps"),
+        ):
+            ref = source.get(ref_kind)
+            if ref and (kind, ref["name"]) not in found:
+                with contextlib.suppress(LookupError):
+                    found[(kind, ref["name"])] = await request(
+                        "GET", f"/api/v1/namespaces/{namespace}/{plural}/{ref['name']}"
+                    )
+    return found
 
 
 def read_message(path: Path) -> str:

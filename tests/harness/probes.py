@@ -1,4 +1,4 @@
-"""Readiness and liveness probes, as the kubelet's prober runs them against a pod's process.
+"""Startup, readiness and liveness probes, as the kubelet's prober runs them against a pod.
 
 ``httpGet`` (path, port by number or name, scheme HTTP, httpHeaders) and ``tcpSocket`` probes
 are run against 127.0.0.1 on the pod's mapped host port (``ports``); an HTTP status in
@@ -129,4 +129,17 @@ async def run_probe(
         before = counter.result
         if counter.record(await probe.check()) != before:
             await on_change(counter.result)
+        await asyncio.sleep(probe.period)
+
+
+async def wait_started(probe: Probe) -> bool:
+    """A startup probe: True once it passes, False after ``failureThreshold`` failures."""
+    await asyncio.sleep(probe.initial_delay)
+    failures = 0
+    while True:
+        if await probe.check():
+            return True
+        failures += 1
+        if failures >= probe.failure_threshold:
+            return False
         await asyncio.sleep(probe.period)

@@ -154,25 +154,28 @@ class Proxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         body = await request.read()
         try:
-            async with self._session.request(
+            upstream = await self._session.request(
                 request.method,
                 base + tail,
                 headers=headers,
                 data=body or None,
                 allow_redirects=False,
-            ) as upstream:
-                response = aiohttp.web.StreamResponse(
-                    status=upstream.status, reason=upstream.reason
-                )
-                for key, value in upstream.headers.items():
-                    if key.lower() not in _HOP_BY_HOP:
-                        response.headers.add(key, value)
-                await response.prepare(request)
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                await response.write_eof()
-                return response
+            )
         except (aiohttp.ClientConnectionError, OSError) as exc:
             raise ApiError(
                 503, "ServiceUnavailable", f"error trying to reach service: {exc}"
             ) from None
+        response = aiohttp.web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        for key, value in upstream.headers.items():
+            if key.lower() not in _HOP_BY_HOP:
+                response.headers.add(key, value)
+        try:
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():  # streamed: SSE answers pass through
+                await response.write(chunk)
+            await response.write_eof()
+        except (aiohttp.ClientError, ConnectionResetError):
+            pass  # the pod or the client went away mid-answer: the stream just ends
+        finally:
+            upstream.release()
+        return response

@@ -30,6 +30,8 @@ class ResourceType:
     printer_columns: tuple[dict[str, Any], ...] = ()
     schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     custom: bool = False
+    #: further subresources' discovery entries (``name`` is the part after ``plural/``)
+    subresources: tuple[dict[str, Any], ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -64,6 +66,11 @@ class ResourceType:
                     "verbs": ["get", "patch", "update"],
                 }
             )
+        for sub in self.subresources:
+            entries.append(
+                {"singularName": "", "namespaced": self.namespaced, **sub}
+                | {"name": f"{self.plural}/{sub['name']}"}
+            )
         return entries
 
 
@@ -81,6 +88,12 @@ _JOB_COLUMNS = (
 )
 _POD_COLUMNS = (
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
+    {
+        "name": "Restarts",
+        "type": "integer",
+        "jsonPath": ".status.containerStatuses[0].restartCount",
+        "default": 0,
+    },
     {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
 )
 _WIDE_TEMPLATE = (
@@ -96,7 +109,13 @@ _WIDE_TEMPLATE = (
         "jsonPath": ".spec.template.spec.containers[*].image",
         "priority": 1,
     },
-    {"name": "Selector", "type": "string", "jsonPath": ".spec.selector", "priority": 1},
+    {
+        "name": "Selector",
+        "type": "string",
+        "jsonPath": ".spec.selector.matchLabels",
+        "priority": 1,
+        "labels": True,
+    },
 )
 #: kubectl's READY is "ready/desired": ``over`` is a harness-only key (``tables._cell``).
 _DEPLOYMENT_COLUMNS = (
@@ -117,6 +136,15 @@ _REPLICA_SET_COLUMNS = (
     *_WIDE_TEMPLATE,
 )
 
+_SCALE = {
+    "name": "scale",
+    "group": "autoscaling",
+    "version": "v1",
+    "kind": "Scale",
+    "verbs": ["get", "patch", "update"],
+}
+_PROXY_VERBS = ["create", "delete", "get", "patch", "update"]
+
 #: What a kube-apiserver serves that the operator, kopf, kubectl and the kubelet touch.
 BUILTINS: tuple[ResourceType, ...] = (
     _rt(
@@ -136,6 +164,10 @@ BUILTINS: tuple[ResourceType, ...] = (
         categories=("all",),
         status_subresource=True,
         printer_columns=_POD_COLUMNS,
+        subresources=(
+            {"name": "log", "kind": "Pod", "verbs": ["get"]},
+            {"name": "proxy", "kind": "PodProxyOptions", "verbs": _PROXY_VERBS},
+        ),
     ),
     _rt("v1", "events", "Event", short_names=("ev",)),
     _rt(
@@ -145,6 +177,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         short_names=("svc",),
         categories=("all",),
         status_subresource=True,
+        subresources=({"name": "proxy", "kind": "ServiceProxyOptions", "verbs": _PROXY_VERBS},),
     ),
     _rt("v1", "secrets", "Secret"),
     _rt("v1", "configmaps", "ConfigMap", short_names=("cm",)),
@@ -165,6 +198,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         categories=("all",),
         status_subresource=True,
         printer_columns=_DEPLOYMENT_COLUMNS,
+        subresources=(_SCALE,),
     ),
     _rt(
         "apps/v1",
@@ -174,6 +208,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         categories=("all",),
         status_subresource=True,
         printer_columns=_REPLICA_SET_COLUMNS,
+        subresources=(_SCALE,),
     ),
     _rt("events.k8s.io/v1", "events", "Event", short_names=("ev",)),
     _rt("coordination.k8s.io/v1", "leases", "Lease"),

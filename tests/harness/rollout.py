@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from tests.harness.builtin_defaults import default_pod_template
 from tests.harness.job_status import condition
 from tests.harness.ports import HOST_PORTS
 
@@ -20,8 +21,9 @@ _SAFE = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of Kubernetes' rand.SafeEn
 
 
 def template_hash(template: dict[str, Any]) -> str:
-    """A stable short hash of the pod template, in the alphabet the real controller uses."""
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
+    """A stable short hash of the (defaulted) pod template, in the real controller's alphabet."""
+    defaulted = default_pod_template(copy.deepcopy(template))
+    digest = hashlib.sha256(json.dumps(defaulted, sort_keys=True).encode()).digest()
     return "".join(_SAFE[b % len(_SAFE)] for b in digest[:10])
 
 

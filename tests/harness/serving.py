@@ -1,12 +1,13 @@
 """One long-running pod (a ReplicaSet's, ``restartPolicy: Always``) run as a local process.
 
 What the kubelet does for such a pod: start the container (``Kubelet.prepare``: env, volumes,
-container ports mapped to host ports), run its readiness and liveness probes (``probes``), keep
-the pod's ``Ready``/``ContainersReady`` conditions and ``containerStatuses[0].ready`` in line
-with the readiness probe (Ready as soon as it runs when it has none), restart the container when
-it exits or fails its liveness probe (``restartCount`` + 1, ``lastState.terminated``, waiting
-``CrashLoopBackOff`` for ``base * 2**(n-1)`` seconds, at most ``cap``: the real kubelet's
-10 s / 300 s are scaled down so tests stay fast). Cancelling ``run`` kills the process.
+container ports mapped to host ports), run its startup probe, then its readiness and liveness
+probes (``probes``), keep the pod's ``Ready``/``ContainersReady`` conditions and
+``containerStatuses[0].ready`` in line with the readiness probe (Ready as soon as it runs when
+it has none), restart the container when it exits or fails its startup or liveness probe
+(``restartCount`` + 1, ``lastState.terminated``, waiting ``CrashLoopBackOff`` for
+``base * 2**(n-1)`` seconds, at most ``cap``: the real kubelet's 10 s / 300 s are scaled down so
+tests stay fast). Cancelling ``run`` kills the process.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from tests.harness.job_status import condition
 from tests.harness.pod_process import ProcessResult, run_process
-from tests.harness.probes import Probe, run_probe
+from tests.harness.probes import Probe, run_probe, wait_started
 from tests.harness.store import now
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ class ServingPod:
         self._backoff = backoff
         self._first_start = ""
         self._last_state: dict[str, Any] = {}
+        self._started = False  # the container's startup probe passed (or it has none)
+        self._killed_by = ""
 
     async def run(self) -> None:
         while True:
@@ -84,18 +87,59 @@ class ServingPod:
             await asyncio.sleep(delay)
 
     async def _run_once(self, started: str) -> ProcessResult:
-        """Start the container, probe it, and return when it exits or fails liveness."""
+        """Start the container, probe it, and return when it exits or a probe kills it."""
         argv, env, workdir = await self.kubelet.prepare(self.pod, ports=self.ports)
         container = self.pod["spec"]["containers"][0]
-        readiness = Probe.from_spec(container.get("readinessProbe"), pod=self.pod, ports=self.ports)
-        liveness = Probe.from_spec(container.get("livenessProbe"), pod=self.pod, ports=self.ports)
+        startup, readiness, liveness = (
+            Probe.from_spec(container.get(f"{kind}Probe"), pod=self.pod, ports=self.ports)
+            for kind in ("startup", "readiness", "liveness")
+        )
         process = asyncio.create_task(run_process(argv, env=env, workdir=workdir))
+        prober = asyncio.create_task(
+            self._probe(started, startup=startup, readiness=readiness, liveness=liveness)
+        )
+        try:  # from here on, leaving by any way (cancelled included) kills the process
+            await asyncio.wait({process, prober}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            prober.cancel()
+            process.cancel()  # a no-op when it has exited; kills it when a probe failed
+            await asyncio.gather(process, prober, return_exceptions=True)
+        if process.cancelled():
+            return ProcessResult(137, self._killed_by)
+        if isinstance(process.exception(), OSError):  # the container could not start
+            return ProcessResult(128, str(process.exception()))
+        return process.result()
+
+    async def _probe(
+        self,
+        started: str,
+        *,
+        startup: Probe | None,
+        readiness: Probe | None,
+        liveness: Probe | None,
+    ) -> None:
+        """Run the probes as the kubelet does; return when the container must be killed.
+
+        A startup probe runs first and alone (readiness and liveness start once it passed);
+        ``failureThreshold`` failures of it, or of liveness later, kill the container."""
         running = {"running": {"startedAt": started}}
-        await self._set_ready(readiness is None, running, force=True)
+        self._started = startup is None
+        await self._set_ready(self._started and readiness is None, running, force=True)
+        if startup is not None:
+            if not await wait_started(startup):
+                self._killed_by = "Startup probe failed"
+                return
+            self._started = True
+            await self._set_ready(readiness is None, running, force=True)
         dead = asyncio.Event()
-        probes = []
+
+        async def died(ok: bool) -> None:
+            if not ok:
+                dead.set()
+
+        tasks = []
         if readiness is not None:
-            probes.append(
+            tasks.append(
                 asyncio.create_task(
                     run_probe(
                         readiness, initial=False, on_change=lambda ok: self._set_ready(ok, running)
@@ -103,25 +147,14 @@ class ServingPod:
                 )
             )
         if liveness is not None:
-
-            async def died(ok: bool) -> None:
-                if not ok:
-                    dead.set()
-
-            probes.append(asyncio.create_task(run_probe(liveness, initial=True, on_change=died)))
-        killed = asyncio.create_task(dead.wait())
+            tasks.append(asyncio.create_task(run_probe(liveness, initial=True, on_change=died)))
         try:
-            await asyncio.wait({process, killed}, return_when=asyncio.FIRST_COMPLETED)
+            await dead.wait()
         finally:
-            for task in (*probes, killed):
+            for task in tasks:
                 task.cancel()
-            process.cancel()  # a no-op when it has exited; kills it when liveness failed
-            await asyncio.gather(process, *probes, killed, return_exceptions=True)
-        if process.cancelled():
-            return ProcessResult(137, "Liveness probe failed")
-        if isinstance(process.exception(), OSError):  # the container could not start
-            return ProcessResult(128, str(process.exception()))
-        return process.result()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._killed_by = "Liveness probe failed"
 
     async def _set_ready(self, ready: bool, state: dict[str, Any], *, force: bool = False) -> None:
         changed = ready != self.ready
@@ -151,7 +184,7 @@ class ServingPod:
                 {
                     "name": container.get("name", "main"),
                     "ready": self.ready,
-                    "started": "running" in state,
+                    "started": "running" in state and self._started,
                     "restartCount": self.restarts,
                     "image": container.get("image", "emulated"),
                     "imageID": "",

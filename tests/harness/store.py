@@ -220,6 +220,7 @@ class Store:
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         if rt.status_subresource:
             obj.pop("status", None)
+        _refuse(rt, meta, builtin_defaults.workload_errors(rt, obj, None))
         obj = builtin_defaults.on_create(rt, obj)
         obj = self._admit(rt, obj, None, strict=strict)
         meta = obj["metadata"]
@@ -299,6 +300,7 @@ class Store:
             )
         if subresource != "status":
             errors = objectmeta.object_meta_errors(rt.group_plural, new["metadata"], creating=False)
+            errors += builtin_defaults.workload_errors(rt, new, old)
             _refuse(rt, new["metadata"], errors)
         new = self._admit(rt, new, old, strict=strict)
         if new == old or dry_run:

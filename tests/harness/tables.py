@@ -93,6 +93,8 @@ def _cell(column: dict[str, Any], obj: dict[str, Any]) -> Any:
         return f"{found[0] if found else 0}/{whole[0] if whole else 0}"
     if not found:
         return column.get("default")
+    if column.get("labels") and isinstance(found[0], dict):  # a selector, as kubectl prints it
+        return ",".join(f"{k}={v}" for k, v in sorted(found[0].items()))
     if len(found) > 1 and column.get("type", "string") == "string":
         return ",".join(str(v) for v in found)  # containers[*].name: "a,b" as kubectl prints
     value = found[0]

@@ -4,7 +4,6 @@ new template without downtime, follow their probes, restart and go away with the
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import urllib.error
@@ -24,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 port = int(sys.argv[sys.argv.index("--port") + 1])
 started = time.time()
 time.sleep(float(os.environ.get("SLOW_START", "0")))
+print(f"listening on {port} as {os.environ.get('POD')}", flush=True)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -69,7 +69,12 @@ def server(tmp_path: Path) -> Path:
 
 
 def deployment(
-    script: Path, *, replicas: int = 1, liveness: bool = False, **env: str
+    script: Path,
+    *,
+    replicas: int = 1,
+    liveness: bool = False,
+    startup: dict[str, Any] | None = None,
+    **env: str,
 ) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "web",
@@ -86,6 +91,8 @@ def deployment(
             "periodSeconds": 1,
             "failureThreshold": 2,
         }
+    if startup is not None:
+        container["startupProbe"] = startup
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -200,6 +207,9 @@ def test_service_proxy_post_passes_body_and_status(kube: Cluster, server: Path) 
     rollout_status(kube)
     assert call(kube, f"{PROXY}/v1/echo", b'{"a": 1}') == (201, {"echo": '{"a": 1}'})
     assert call(kube, f"{PROXY}/v1/echo", b"no", **{"X-Status": "418"}) == (418, {"echo": "no"})
+    posted = kube.kubectl("create", "--raw", f"{PROXY}/v1/echo", "-f", "-", input='{"b": 2}')
+    assert posted.returncode == 0, posted.stderr
+    assert json.loads(posted.stdout) == {"echo": '{"b": 2}'}
 
 
 def test_service_proxy_with_the_kubernetes_client(
@@ -210,7 +220,7 @@ def test_service_proxy_with_the_kubernetes_client(
     apply(kube, deployment(server, VERSION="v7"), SERVICE)
     rollout_status(kube)
     core = kubernetes.client.CoreV1Api(kube_client)
-    answer = core.connect_get_namespaced_service_proxy_with_path(
+    answer: Any = core.connect_get_namespaced_service_proxy_with_path(
         "web:http", "default", "some/path", _preload_content=False
     )
     assert json.loads(answer.data)["version"] == "v7"
@@ -306,14 +316,13 @@ def test_deleting_the_deployment_deletes_its_pods_and_processes(
 ) -> None:
     apply(kube, deployment(server, replicas=2), SERVICE)
     rollout_status(kube)
-    pids = {call(kube, f"{PROXY}/")[1]["pid"] for _ in range(20)}
+    assert len(processes_of(server)) == 2
     assert kube.kubectl("delete", "deployment", "web").returncode == 0
     wait_for(lambda: not get(kube, "pods")["items"] and not get(kube, "rs")["items"], what="gone")
-
-    def dead() -> bool:
-        return not any(_alive(pid) for pid in pids)
-
-    wait_for(dead, timeout=10, what="processes killed")
+    wait_for(lambda: not processes_of(server), timeout=10, what="processes killed")
+    time.sleep(1)
+    assert not processes_of(server)  # and none started for the pods the cascade deleted
+    assert kube.requests.count(verb="create", resource="pods") == 2
     code, _ = call(kube, f"{PROXY}/")
     assert code == 503
 
@@ -332,9 +341,117 @@ def test_a_deleted_pod_is_replaced(kube: Cluster, server: Path) -> None:
     assert "successfully rolled out" in rollout_status(kube)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def processes_of(script: Path) -> list[int]:
+    """Live processes running ``script`` (this test's own: its path is unique)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(script).encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_deployment_without_a_matching_selector_is_refused(kube: Cluster, server: Path) -> None:
+    bad = deployment(server)
+    bad["spec"]["selector"] = {"matchLabels": {"app": "api"}}
+    done = kube.kubectl("apply", "-f", "-", input=json.dumps(bad))
+    assert done.returncode == 1
+    assert 'The Deployment "web" is invalid: spec.template.metadata.labels' in done.stderr
+    assert "`selector` does not match template `labels`" in done.stderr
+
+
+def test_kubectl_get_all_lists_deployments_and_replica_sets(kube: Cluster, server: Path) -> None:
+    apply(kube, deployment(server))
+    rollout_status(kube)
+    listed = kube.kubectl("get", "all", "-o", "name").stdout.split()
+    assert "deployment.apps/web" in listed
+    assert sum(name.startswith("replicaset.apps/web-") for name in listed) == 1
+    assert sum(name.startswith("pod/web-") for name in listed) == 1
+
+
+def test_kubectl_logs_and_rollout_restart_of_a_deployment(kube: Cluster, server: Path) -> None:
+    apply(kube, deployment(server))
+    rollout_status(kube)
+    (pod,) = get(kube, "pods")["items"]
+    mapped = json.loads(pod["metadata"]["annotations"]["harness.selftaught.dev/host-ports"])
+    logs = kube.kubectl("logs", "deployment/web")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout == f"listening on {mapped['8080']} as {pod['metadata']['name']}\n"
+    restarted = kube.kubectl("rollout", "restart", "deployment/web")
+    assert restarted.returncode == 0, restarted.stderr
+    assert "successfully rolled out" in rollout_status(kube)
+    (new,) = get(kube, "pods")["items"]
+    assert new["metadata"]["name"] != pod["metadata"]["name"]
+    assert len(get(kube, "rs")["items"]) == 2
+
+
+def test_deleting_the_deployments_owner_stops_its_pods(kube: Cluster, server: Path) -> None:
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"}}
+    apply(kube, owner)
+    uid = get(kube, "configmap", "owner")["metadata"]["uid"]
+    owned = deployment(server)
+    owned["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid, "controller": True}
+    ]
+    apply(kube, owned)
+    rollout_status(kube)
+    assert len(processes_of(server)) == 1
+    assert kube.kubectl("delete", "configmap", "owner").returncode == 0
+    wait_for(lambda: not get(kube, "deploy")["items"] and not get(kube, "pods")["items"])
+    wait_for(lambda: not processes_of(server), timeout=10, what="processes killed")
+
+
+def test_kubectl_scale_changes_the_running_replicas(kube: Cluster, server: Path) -> None:
+    apply(kube, deployment(server))
+    rollout_status(kube)
+    scaled = kube.kubectl("scale", "deployment/web", "--replicas=2")
+    assert scaled.returncode == 0, scaled.stderr
+    rollout_status(kube)
+    assert len(get(kube, "pods")["items"]) == 2
+    assert len(processes_of(server)) == 2
+    assert get(kube, "deploy", "web")["metadata"]["generation"] == 2
+    assert len(get(kube, "rs")["items"]) == 1  # scaling is no new template
+    refused = kube.kubectl("scale", "deployment/web", "--replicas=-1")
+    assert refused.returncode != 0
+    status, scale = _raw_get(kube, "/apis/apps/v1/namespaces/default/deployments/web/scale")
+    assert (status, scale["spec"], scale["status"]) == (
+        200,
+        {"replicas": 2},
+        {"replicas": 2, "selector": "app=web"},
+    )
+
+
+def _raw_get(kube: Cluster, path: str) -> tuple[int, Any]:
+    done = kube.kubectl("get", "--raw", path)
+    return (200 if done.returncode == 0 else 1), json.loads(done.stdout or "{}")
+
+
+def test_a_failing_startup_probe_restarts_before_readiness_is_asked(
+    kube: Cluster, server: Path
+) -> None:
+    startup = {"httpGet": {"path": "/live", "port": "http"}, "periodSeconds": 1}
+    apply(kube, deployment(server, startup={**startup, "failureThreshold": 2}, DIE_AFTER="0"))
+
+    def restarted() -> dict[str, Any] | None:
+        pods = get(kube, "pods")["items"]
+        statuses = pods[0]["status"].get("containerStatuses") if pods else None
+        return statuses[0] if statuses and statuses[0]["restartCount"] >= 1 else None
+
+    status = wait_for(restarted, what="a startup-probe restart")
+    assert status["lastState"]["terminated"]["message"] == "Startup probe failed"
+    assert status["started"] is False
+    assert status["ready"] is False
+
+
+def test_a_passing_startup_probe_hands_over_to_readiness(kube: Cluster, server: Path) -> None:
+    startup = {"httpGet": {"path": "/live", "port": "http"}, "periodSeconds": 1}
+    apply(kube, deployment(server, startup=startup), SERVICE)
+    rollout_status(kube)
+    (pod,) = get(kube, "pods")["items"]
+    status = pod["status"]["containerStatuses"][0]
+    assert (status["started"], status["ready"], status["restartCount"]) == (True, True, 0)
