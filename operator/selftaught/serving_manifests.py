@@ -261,8 +261,8 @@ def _container(
         # restarts a server that stopped answering for a minute.
         "startupProbe": {
             **probe,
-            "periodSeconds": 5,
-            "failureThreshold": STARTUP_SECONDS // 5,
+            "periodSeconds": 2,
+            "failureThreshold": STARTUP_SECONDS // 2,
         },
         "readinessProbe": {**probe, "periodSeconds": 2, "failureThreshold": 3},
         "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 6},
