@@ -21,6 +21,7 @@ Choices that matter, and why:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from typing import Any
@@ -176,7 +177,58 @@ def spec_hash(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+#: Pod-spec fields this module sets only when the spec asks for them: a JSON merge patch keeps
+#: what it does not mention, so :func:`update_patch` nulls those the new object lacks.
+OPTIONAL_POD_FIELDS = (
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "priorityClassName",
+    "serviceAccountName",
+    "imagePullSecrets",
+)
+#: Labels set only when the spec asks for them (the Kueue queue).
+OPTIONAL_LABELS = (jobs.KUEUE_QUEUE_LABEL,)
+
+
+def update_patch(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch that turns ``current`` (as the API server has it) into ``desired``
+    (as built here): labels, annotations and spec as built, and null for every optional field
+    or label the object has but ``desired`` no longer sets (``serve.tolerations`` removed, the
+    queue unset). Lists are replaced whole, so containers and their commands need nothing more.
+    Server defaults the object gained (``dnsPolicy``, ``clusterIP``) are left alone."""
+    meta = desired["metadata"]
+    patch: dict[str, Any] = {
+        "metadata": {
+            "labels": _with_nulls(meta.get("labels"), current.get("metadata"), OPTIONAL_LABELS),
+            "annotations": dict(meta.get("annotations") or {}),
+        },
+        "spec": copy.deepcopy(desired["spec"]),
+    }
+    template = patch["spec"].get("template")
+    if template is not None:
+        was = (current.get("spec") or {}).get("template") or {}
+        template["metadata"]["labels"] = _with_nulls(
+            template["metadata"].get("labels"), was.get("metadata"), OPTIONAL_LABELS
+        )
+        pod, old_pod = template["spec"], was.get("spec") or {}
+        for name in OPTIONAL_POD_FIELDS:
+            if name in old_pod and name not in pod:
+                pod[name] = None
+    return patch
+
+
 # ------------------------------------------------------------------------------- internals
+
+
+def _with_nulls(
+    labels: dict[str, str] | None, old_meta: dict[str, Any] | None, optional: tuple[str, ...]
+) -> dict[str, Any]:
+    merged: dict[str, Any] = dict(labels or {})
+    for key in optional:
+        if key in ((old_meta or {}).get("labels") or {}) and key not in merged:
+            merged[key] = None
+    return merged
 
 
 def _serve(run: SelfTaughtRun) -> ServeSpec:

@@ -247,3 +247,26 @@ def test_serving_name_is_a_dns1035_label(run: str, expected: str | None) -> None
 def test_building_without_serve_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"no spec\.serve"):
         serving_manifests.build_service(make_run())
+
+
+def test_update_patch_nulls_optional_fields_the_spec_no_longer_sets() -> None:
+    """Removing serve.tolerations, nodeSelector or the queue must reach the Deployment: a merge
+    patch keeps what it does not mention, so the patch names them with null."""
+    placed = {
+        "nodeSelector": {"pool": "gpu"},
+        "tolerations": [{"key": "gpu", "operator": "Exists"}],
+        "queueName": "serving",
+    }
+    current = deployment_for(serve=placed)
+    current["spec"]["template"]["spec"]["dnsPolicy"] = "ClusterFirst"  # a server default
+    desired = deployment_for(serve={})
+    patch = serving_manifests.update_patch(current, desired)
+    pod_patch = patch["spec"]["template"]["spec"]
+    assert pod_patch["nodeSelector"] is None
+    assert pod_patch["tolerations"] is None
+    assert "dnsPolicy" not in pod_patch  # left as the server defaulted it
+    assert patch["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] is None
+    assert patch["spec"]["template"]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] is None
+    unchanged = serving_manifests.update_patch(desired, desired)
+    assert "nodeSelector" not in unchanged["spec"]["template"]["spec"]
+    assert unchanged["spec"] == desired["spec"]

@@ -4,10 +4,12 @@ Deployment back into the run's status.
 Idempotent and cheap on the steady path: one GET of each object, and a write only when the
 desired object changed. Each object carries a hash of what the operator built
 (:data:`selftaught.serving_manifests.SPEC_HASH_ANNOTATION`); a missing object is created, one
-whose hash differs is replaced by a JSON merge patch of its metadata and spec (the pod template
-changes only when the best judge does: one patch, one rollout per change of best), one with the
-current hash is left alone. ``spec.serve`` removed: both are deleted. A deleted run takes them
-with it through their owner reference (the API server's garbage collector).
+whose hash differs gets one JSON merge patch to what is built now
+(:func:`~selftaught.serving_manifests.update_patch`: optional fields dropped from the spec are
+nulled; the pod template changes only when the best judge does: one patch, one rollout per
+change of best), one with the current hash is left alone. ``spec.serve`` removed: both are
+deleted. A deleted run takes them with it through their owner reference (the API server's
+garbage collector).
 
 Runs without ``spec.serve`` that never served cost nothing here: no request at all.
 """
@@ -101,10 +103,7 @@ def ensure(api: KubeApi, manifest: Object) -> Object:
     annotations = (current.get("metadata") or {}).get("annotations") or {}
     if annotations.get(serving_manifests.SPEC_HASH_ANNOTATION) == wanted:
         return current
-    patch = {
-        "metadata": {"labels": meta["labels"], "annotations": meta["annotations"]},
-        "spec": manifest["spec"],
-    }
+    patch = serving_manifests.update_patch(current, manifest)
     patched = api.request("PATCH", path, body=patch, content_type="application/merge-patch+json")
     log.info("patched %s %s/%s (spec hash %s)", kind, meta["namespace"], meta["name"], wanted)
     return patched
