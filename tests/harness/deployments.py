@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from tests.harness.kubelet import Kubelet
 
 _APPS = "/apis/apps/v1"
+_log = logging.getLogger(__name__)
+#: How long a pod the rollout retires keeps running after it left the API (in-flight requests).
+DRAIN_SECONDS = 0.5
 _MERGE = "application/merge-patch+json"
 
 
@@ -150,8 +154,12 @@ class DeploymentController:
         try:
             while True:
                 managed.wake.clear()
-                with contextlib.suppress(LookupError, aiohttp.ClientError):
+                try:
                     await self._reconcile(managed)
+                except (LookupError, aiohttp.ClientError):
+                    pass  # a conflict, a deleted object, a fault: the next round retries
+                except Exception:  # a bug here must show, and not stop the Deployment for good
+                    _log.exception("reconciling %s", managed.deployment["metadata"]["name"])
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(managed.wake.wait(), 1.0)
         finally:
@@ -246,10 +254,20 @@ class DeploymentController:
         managed.tasks[name] = asyncio.get_running_loop().create_task(runner.run())
 
     async def _stop_pod(self, managed: _Managed, name: str) -> None:
-        """Delete the pod from the API first (clients stop picking it), then kill it."""
+        """Delete the pod from the API first (clients stop picking it), then kill it once the
+        requests already sent to it had ``DRAIN_SECONDS`` to finish: a real server drains on
+        SIGTERM (uvicorn, vLLM), the stand-ins tests run (``http.server``) die mid-answer."""
         runner = managed.pods.pop(name)
+        namespace = managed.deployment["metadata"]["namespace"]
+        self._owner_of_pod.pop((namespace, name), None)  # its DELETED event is no news
         with contextlib.suppress(LookupError):
             await self.kubelet.request("DELETE", runner.path)
+        task = managed.tasks.get(name)
+        if task is not None:
+            asyncio.get_running_loop().call_later(DRAIN_SECONDS, self._kill, managed, name)
+
+    @staticmethod
+    def _kill(managed: _Managed, name: str) -> None:
         task = managed.tasks.pop(name, None)
         if task is not None:
             task.cancel()

@@ -42,6 +42,15 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/live":
             limit = float(os.environ.get("DIE_AFTER", "1e9"))
             return self.send(500 if time.time() - started > limit else 200, {})
+        if self.path == "/stream":  # HTTP/1.0: the body ends when the connection closes
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for i, pause in enumerate((1.0, 0.0, 0.0)):
+                self.wfile.write(f"data: {i}\n\n".encode())
+                self.wfile.flush()
+                time.sleep(pause)
+            return
         if self.path == "/exit":
             self.send(200, {})
             threading.Thread(target=lambda: (time.sleep(0.1), os._exit(3))).start()
@@ -253,6 +262,7 @@ def test_rollout_keeps_a_ready_pod_at_every_moment(kube: Cluster, server: Path) 
     assert versions[-1] == "v2"
     assert kube.requests.count(verb="create", resource="replicasets") == 2
     assert kube.requests.count(verb="create", resource="pods") == 2  # one new pod, once
+    wait_for(lambda: len(processes_of(server)) == 1, timeout=10, what="the old pod killed")
     deploy = get(kube, "deploy", "web")
     assert deploy["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
     assert deploy["status"]["updatedReplicas"] == 1
@@ -455,3 +465,17 @@ def test_a_passing_startup_probe_hands_over_to_readiness(kube: Cluster, server: 
     (pod,) = get(kube, "pods")["items"]
     status = pod["status"]["containerStatuses"][0]
     assert (status["started"], status["ready"], status["restartCount"]) == (True, True, 0)
+
+
+def test_the_proxy_streams_an_answer_as_it_is_written(kube: Cluster, server: Path) -> None:
+    apply(kube, deployment(server), SERVICE)
+    rollout_status(kube)
+    asked = time.monotonic()
+    with urllib.request.urlopen(f"{kube.api.url}{PROXY}/stream", timeout=10) as resp:
+        assert resp.headers["Content-Type"] == "text/event-stream"
+        first = resp.readline()
+        first_at = time.monotonic() - asked
+        rest = resp.read()
+    assert first == b"data: 0\n"
+    assert rest == b"\ndata: 1\n\ndata: 2\n\n"
+    assert first_at < 0.8  # the server paused 1 s after it: not buffered until the end
