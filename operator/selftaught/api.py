@@ -1224,6 +1224,125 @@ class ResumeFrom(Model):
     )
 
 
+class ServeSpec(Model):
+    """Serve the run's best judge behind an OpenAI-compatible HTTP API.
+
+    When set, the operator owns a Deployment and a ClusterIP Service (both named
+    ``<run>-judge``) running the judge server on ``status.bestModel``. A new best iteration
+    rolls the Deployment to it once, a ready new replica first, so the endpoint never goes
+    down. Removing ``serve`` deletes both; deleting the run deletes them by owner reference.
+    """
+
+    replicas: int = Field(
+        default=1, ge=1, le=64, description="Server pods (each one loads the whole model)."
+    )
+    engine: Literal["vllm", "transformers"] = Field(
+        default="vllm",
+        description="Server: vllm (vllm serve, GPU, production) or transformers (the project's "
+        "own OpenAI-compatible server; CPU or one GPU, for small judges and tests).",
+    )
+    gpus: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="GPUs (nvidia.com/gpu) requested per server pod; 0 serves on CPU.",
+    )
+    tensor_parallel: int = Field(
+        default=1, ge=1, le=64, description="GPUs one model replica spans (vLLM)."
+    )
+    cpu: Quantity = Field(
+        default="4", description="CPU request per server pod: a quantity ('500m', '4' or 4)."
+    )
+    memory: Quantity = Field(
+        default="32Gi",
+        description="Memory request and limit per server pod: a quantity ('16Gi').",
+    )
+    threads: int | None = Field(
+        default=None, ge=1, le=512, description="Torch CPU threads; default: the CPU request."
+    )
+    port: int = Field(
+        default=8000,
+        ge=1024,
+        le=65535,
+        description="TCP port the server listens on and the Service exposes (vLLM's default).",
+    )
+    max_model_len: int | None = Field(
+        default=None,
+        ge=16,
+        le=10_000_000,
+        description="Longest prompt plus reply, in tokens (vllm --max-model-len); default: "
+        "the model's own context length.",
+    )
+    extra_args: list[Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Further arguments for vllm serve (e.g. ['--gpu-memory-utilization', "
+        "'0.85']), appended as given; not used by the transformers engine.",
+    )
+    image: Image | None = Field(
+        default=None, description="Server image; default: spec.worker.image."
+    )
+    node_selector: dict[str, LabelValue] = Field(
+        default_factory=dict,
+        description="Node labels the server pods must match (label keys and values).",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"self.all(k, k.matches({cel_string(k8s.QUALIFIED_NAME)}) && "
+                    f"!k.matches({cel_string(k8s.QUALIFIED_NAME_LONG_PREFIX)}))",
+                    f"every key must be a label key: {k8s.QUALIFIED_NAME_MESSAGE}",
+                )
+            ]
+        },
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, description="Taints the server pods tolerate."
+    )
+    affinity: dict[str, Any] | None = Field(
+        default=None,
+        description="core/v1 Affinity, passed through to the server pods unchanged.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    priority_class_name: ObjectName | None = Field(
+        default=None, description="PriorityClass name of the server pods."
+    )
+    queue_name: str | None = Field(
+        default=None,
+        description="Kueue LocalQueue (a DNS-1123 subdomain of at most 63 characters): the "
+        "Deployment and its pods carry kueue.x-k8s.io/queue-name.",
+        min_length=1,
+        max_length=k8s.LABEL_VALUE_MAX,
+        pattern=k8s.DNS1123_SUBDOMAIN,
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.engine != 'vllm' || self.gpus >= 1",
+                    "engine vllm needs gpus >= 1",
+                    field_path=".engine",
+                ),
+                cel(
+                    "self.engine != 'vllm' || self.tensorParallel <= self.gpus",
+                    "tensorParallel must not exceed gpus",
+                    field_path=".tensorParallel",
+                ),
+                cel(
+                    "self.engine == 'vllm' || self.tensorParallel == 1",
+                    "tensorParallel needs engine vllm",
+                    field_path=".tensorParallel",
+                ),
+            ]
+        }
+    )
+
+    def torch_threads(self) -> int:
+        """CPU threads of a transformers server: the stages' rule (:meth:`StageResources.
+        torch_threads`), so a server and a stage with the same request use the same count."""
+        return StageResources(cpu=self.cpu, threads=self.threads, gpus=0).torch_threads()
+
+
 class RunSpec(Model):
     """A self-taught judge run: the loop of arXiv 2408.02666 as a Kubernetes resource."""
 
@@ -1314,6 +1433,11 @@ class RunSpec(Model):
     )
     resume_from: ResumeFrom | None = Field(
         default=None, description="Re-run from this iteration and stage; applied once."
+    )
+    serve: ServeSpec | None = Field(
+        default=None,
+        description="Serve the best judge: a Deployment and a Service the operator keeps on "
+        "status.bestModel, rolled once per new best. Unset: nothing is served.",
     )
 
     model_config = ConfigDict(
@@ -1484,6 +1608,26 @@ class Attempt(Model):
     last_failure: str | None = Field(default=None, description="Why the last attempt failed.")
 
 
+class ServingStatus(Model):
+    """What ``spec.serve`` serves now (the Deployment's view, read at each reconcile)."""
+
+    model_uri: str | None = Field(
+        default=None, description="URI of the judge the Deployment's template serves."
+    )
+    iteration: int | None = Field(default=None, description="Iteration of the served judge.")
+    endpoint: str | None = Field(
+        default=None,
+        description="In-cluster OpenAI-compatible base URL: http://<service>.<namespace>.svc:"
+        "<port>/v1.",
+    )
+    service: str | None = Field(default=None, description="Name of the Service (and Deployment).")
+    replicas: int = Field(default=0, description="Server pods wanted (spec.serve.replicas).")
+    ready_replicas: int = Field(default=0, description="Server pods ready (readiness probe).")
+    updated_replicas: int = Field(
+        default=0, description="Server pods running the current template (the served judge)."
+    )
+
+
 class RunStatus(Model):
     """What the run has done; the operator's only memory. Read it with kubectl get -o yaml."""
 
@@ -1544,6 +1688,11 @@ class RunStatus(Model):
     )
     applied_resume_from: str | None = Field(
         default=None, description="The resumeFrom request already applied ('<iteration>/<stage>')."
+    )
+    serving: ServingStatus | None = Field(
+        default=None,
+        description="The served judge (spec.serve): model URI, iteration, endpoint, ready "
+        "replicas. Absent when nothing is served.",
     )
 
 

@@ -136,6 +136,12 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(args.run_dir, host=args.host, port=args.port)
 
 
+def _serve_model(args: argparse.Namespace) -> int:
+    from selftaught.serving.model import main, options_from
+
+    return main(options_from(args))
+
+
 def _score(args: argparse.Namespace) -> int:
     from selftaught.score_command import main as score
 
@@ -286,6 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="TCP port; 0 picks a free one")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
     serve.set_defaults(func=_serve)
+
+    from selftaught.serving.model import add_arguments as add_server_arguments
+
+    serve_model = commands.add_parser(
+        "serve-model",
+        help="fetch a judge through the storage layer and serve it (the operator's Deployment)",
+    )
+    add_server_arguments(serve_model)
+    serve_model.set_defaults(func=_serve_model)
 
     score = commands.add_parser(
         "score", help="RewardBench's official score of judgments made elsewhere (JSON out)"

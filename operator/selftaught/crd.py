@@ -51,6 +51,13 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Seed-Model", "type": "string", "jsonPath": ".spec.seedModel", "priority": 1},
     {"name": "Summary", "type": "string", "jsonPath": ".status.summary", "priority": 1},
+    {
+        "name": "Serving",
+        "type": "string",
+        "jsonPath": ".status.serving.endpoint",
+        "description": "In-cluster URL of the served best judge (spec.serve).",
+        "priority": 1,
+    },
     {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
 ]
 

@@ -263,7 +263,7 @@ def _pod_spec(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [_container(run, create, resources, settings, multi_node=multi_node)],
-        "volumes": _volumes(run, settings),
+        "volumes": pod_volumes(run, settings),
     }
     if multi_node:
         pod["subdomain"] = _service(create)
@@ -309,7 +309,7 @@ def _container(
         "command": command,
         "env": env,
         "resources": {"requests": requests, "limits": limits},
-        "volumeMounts": _mounts(run),
+        "volumeMounts": pod_mounts(run),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -332,6 +332,13 @@ def _env(run: SelfTaughtRun, task: StageTask, resources: StageResources) -> list
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         {"name": "OMP_NUM_THREADS", "value": str(threads)},
     ]
+    return env + storage_env(run)
+
+
+def storage_env(run: SelfTaughtRun) -> list[dict[str, Any]]:
+    """The S3 client's settings and credentials (as ``secretKeyRef`` only), for any pod that
+    reads the run's artifacts: stage Jobs and the judge server (:mod:`.serving_manifests`)."""
+    env: list[dict[str, Any]] = []
     s3 = run.spec.storage.s3 if run.spec.storage else None
     if s3 is not None:
         env.append({"name": "AWS_REGION", "value": s3.region})
@@ -382,7 +389,7 @@ def _own_cache(run: SelfTaughtRun) -> bool:
     return not any(cache.startswith(p + "/") for p in (TMP_PATH, SHM_PATH))
 
 
-def _volumes(run: SelfTaughtRun, settings: JobSettings) -> list[dict[str, Any]]:
+def pod_volumes(run: SelfTaughtRun, settings: JobSettings) -> list[dict[str, Any]]:
     def empty_dir(size: str | None, **extra: str) -> dict[str, Any]:
         spec: dict[str, Any] = dict(extra)
         if size:
@@ -407,7 +414,7 @@ def _volumes(run: SelfTaughtRun, settings: JobSettings) -> list[dict[str, Any]]:
     return volumes
 
 
-def _mounts(run: SelfTaughtRun) -> list[dict[str, Any]]:
+def pod_mounts(run: SelfTaughtRun) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [
         {"name": "dshm", "mountPath": SHM_PATH},
         {"name": "tmp", "mountPath": TMP_PATH},

@@ -180,6 +180,16 @@ class Metrics:
             self.stage_duration.labels(stage=stage.value)
             for reason in FAILURE_REASONS:
                 self.jobs_failed.labels(stage=stage.value, reason=reason)
+        self.serving_ready_replicas = Gauge(
+            "selftaught_serving_ready_replicas",
+            "Ready pods of the run's judge server (spec.serve); absent when nothing is served.",
+            run, registry=reg,
+        )  # fmt: skip
+        self.serving_iteration = Gauge(
+            "selftaught_serving_iteration",
+            "Iteration of the judge the run's server is rolled to (spec.serve).", run,
+            registry=reg,
+        )  # fmt: skip
         self._series: dict[RunKey, _RunSeries] = {}
         self._lock = threading.Lock()
 
@@ -207,6 +217,17 @@ class Metrics:
         self.last_progress.labels(*key).set(last_progress(status))
         self._observe_scores(key, status, series)
         self._observe_iterations(key, status, series)
+        self._observe_serving(key, status)
+
+    def _observe_serving(self, key: RunKey, status: RunStatus) -> None:
+        """The served judge: ready replicas and its iteration, or no series when none."""
+        serving = status.serving
+        if serving is None or serving.iteration is None:
+            _remove(self.serving_ready_replicas, *key)
+            _remove(self.serving_iteration, *key)
+            return
+        self.serving_ready_replicas.labels(*key).set(serving.ready_replicas)
+        self.serving_iteration.labels(*key).set(serving.iteration)
 
     def _observe_scores(self, key: RunKey, status: RunStatus, series: _RunSeries) -> None:
         latest: dict[str, float] = {}
@@ -291,6 +312,8 @@ class Metrics:
             self.judging_tokens,
             self.tokens_per_kept,
             self.gpu_seconds_per_point,
+            self.serving_ready_replicas,
+            self.serving_iteration,
         ):
             _remove(gauge, *key)
         for eval_set in series.eval_sets:

@@ -89,3 +89,21 @@ def label_value(text: str) -> str:
     if len(text) <= MAX_LABEL:
         return text
     return text[: MAX_LABEL - 7].rstrip("-.") + "-" + _digest(text)
+
+
+#: Label on the served judge's Deployment, Service and pods: the run's name (selector key).
+LABEL_SERVING = f"{LABEL_PREFIX}/serving"
+
+
+def serving_name(run: str) -> str:
+    """``<run>-judge``: the Deployment and the Service that serve the run's best judge.
+
+    A Service name must be a DNS-1035 label (a letter first, <= 63 chars), stricter than a run
+    name: a leading digit gets an ``s-`` prefix, a long name is cut and made unique by a hash.
+    """
+    head = run.lower() if run[:1].isalpha() else f"s-{run.lower()}"
+    suffix = "-judge"
+    if len(head) + len(suffix) > MAX_LABEL:
+        digest = _digest(run)
+        head = head[: MAX_LABEL - len(suffix) - len(digest) - 1].rstrip("-") + "-" + digest
+    return head + suffix

@@ -63,6 +63,8 @@ class ConditionType(StrEnum):
     SUSPENDED = "Suspended"
     SPEC_ACCEPTED = "SpecAccepted"
     STALLED = "Stalled"
+    #: spec.serve: True while a rolled-out Deployment serves the current best judge.
+    SERVING = "Serving"
 
 
 class Reason(StrEnum):
@@ -101,6 +103,15 @@ class Reason(StrEnum):
     JOB_REJECTED = "JobRejected"
     #: The operator's workload policy forbids an image or ServiceAccount the run names.
     POLICY_DENIED = "PolicyDenied"
+    # The Serving condition (spec.serve; see selftaught.plan.serving).
+    #: Every replica runs the current best judge and at least one is ready.
+    SERVING_READY = "Ready"
+    #: The Deployment is rolling to a new judge (old replicas serve until new ones are ready).
+    SERVING_ROLLING = "Rolling"
+    #: No iteration has been evaluated yet: nothing to serve.
+    NO_BEST_YET = "NoBestYet"
+    #: spec.serve is unset: the server is removed.
+    NOT_SERVING = "NotRequested"
 
 
 class FailureClass(StrEnum):

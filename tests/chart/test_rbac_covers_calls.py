@@ -2,7 +2,8 @@
 
 The real operator (real kopf, real kubernetes client) runs a short story against the emulator
 as its own user (a bearer token only it holds): a run that succeeds after one retried Job and a
-multi-node training stage (headless Service), a run created suspended and resumed whose judging
+multi-node training stage (headless Service) and a judge server (``spec.serve``: created,
+changed, removed), a run created suspended and resumed whose judging
 template is a ConfigMap key (the operator reads the ConfigMap before its first Job), a
 ``resumeFrom`` that replaces an old Job, and the deletion of both runs. Every request that user
 made is mapped to what the Kubernetes authorizer checks -- (verb, API group, resource
@@ -39,6 +40,7 @@ from tests.e2e.conftest import (  # noqa: F401 - fixtures
     stop_operator,
 )
 from tests.e2e.test_operator import jobs_of, wait_until
+from tests.e2e.test_serve_deployment import server_processes
 from tests.harness.faults import RequestRecord
 from tests.harness.fixtures import kube  # noqa: F401 - the emulator fixture
 from tests.harness.kubeconfig import write_kubeconfig
@@ -187,6 +189,7 @@ def run_story(e2e: E2E, log: Path, *, cluster_wide: bool) -> list[RequestRecord]
     try:
         story = run_manifest("story")
         story["spec"]["stages"]["train"].update(gpus=1, nodes=2, maxRetries=2)
+        story["spec"]["serve"] = {"engine": "transformers", "gpus": 0, "cpu": "1", "memory": "1Gi"}
         e2e.apply(story)
         # A judging template from a ConfigMap key: the operator reads it before the first Job.
         e2e.apply(
@@ -207,6 +210,18 @@ def run_story(e2e: E2E, log: Path, *, cluster_wide: bool) -> list[RequestRecord]
         run = e2e.wait_phase("story", "Succeeded", timeout=60)
         assert run["status"]["history"][1]["trainingLoss"] == 0.42
         assert "story-i1-train-a1" in {job["metadata"]["name"] for job in e2e.get("jobs")["items"]}
+        # spec.serve: the judge server is created with the run's best, replaced when the
+        # serve block changes (port: Deployment and Service), deleted when serve is removed.
+        e2e.ns("wait", "--for=jsonpath={.spec.ports[0].port}=8000", "service/story-judge",
+               "--timeout=30s")  # fmt: skip
+        e2e.ns("patch", "selftaughtrun", "story", "--type=merge", "-p",
+               '{"spec":{"serve":{"port":8001}}}')  # fmt: skip
+        e2e.ns("wait", "--for=jsonpath={.spec.ports[0].port}=8001", "service/story-judge",
+               "--timeout=30s")  # fmt: skip
+        e2e.ns("patch", "selftaughtrun", "story", "--type=merge", "-p", '{"spec":{"serve":null}}')
+        e2e.ns("wait", "--for=delete", "deployment/story-judge", "service/story-judge",
+               "--timeout=30s")  # fmt: skip
+        wait_until(lambda: not server_processes("story"), what="the judge server stopped")
         patch = '{"spec":{"resumeFrom":{"iteration":1,"stage":"train"}}}'
         e2e.ns("patch", "selftaughtrun", "story", "--type=merge", "-p", patch)
         e2e.ns(
@@ -278,6 +293,12 @@ def test_chart_rbac_allows_every_real_call_and_grants_nothing_unused(
         ("create", "batch", "jobs"),
         ("delete", "batch", "jobs"),
         ("create", "", "services"),
+        ("patch", "", "services"),
+        ("delete", "", "services"),
+        ("create", "apps", "deployments"),
+        ("patch", "apps", "deployments"),
+        ("delete", "apps", "deployments"),
+        ("watch", "apps", "deployments"),
         ("create", "", "events"),
         ("get", "", "configmaps"),
         *([("watch", "", "namespaces")] if watched else []),

@@ -20,7 +20,8 @@ CONTROLLER_NEEDS: dict[tuple[str, str], set[str]] = {
     ("selftaught.dev", "selftaughtruns/status"): {"patch"},
     ("batch", "jobs"): {"create", "list", "watch", "delete"},
     ("", "pods"): {"list", "watch"},
-    ("", "services"): {"create"},
+    ("", "services"): {"create", "get", "patch", "delete"},
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "events"): {"create"},
     ("", "configmaps"): {"get"},  # a run's configmap:// templates, checked before its first Job
 }

@@ -267,7 +267,7 @@ def test_judge_asks_the_served_judge_and_prints_its_verdict(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        pytest.param([], "has no serving endpoint", id="no-url"),
+        pytest.param([], "serves no judge: set spec.serve", id="no-url-and-no-serve"),
         pytest.param(["--url", "http://127.0.0.1:9"], "cannot reach the judge", id="no-server"),
         pytest.param(["--samples", "0", "--url", "SERVED"], "--samples 0", id="no-samples"),
         pytest.param(["--url", "SERVED", "--b", "missing.txt"], "No such file", id="no-file"),

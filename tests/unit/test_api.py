@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from selftaught import api
 from selftaught.api import StageResources
 from selftaught.phases import Stage
 
@@ -24,3 +25,15 @@ PODS: list[Any] = [
 @pytest.mark.parametrize(("stage", "resources", "pods"), PODS)
 def test_pods_per_stage(stage: Stage | str, resources: dict[str, Any], pods: int) -> None:
     assert StageResources.model_validate(resources).pods(stage) == pods
+
+
+def test_serve_is_optional_and_defaults_to_one_vllm_replica_on_port_8000() -> None:
+    """spec.serve unset serves nothing; an empty serve block gets the documented defaults."""
+    without = api.RunSpec.model_validate(
+        {"seedModel": "builtin://tiny-judge", "instructions": {"source": "builtin://arithmetic"}}
+    )
+    assert without.serve is None
+    served = api.ServeSpec.model_validate({"engine": "transformers", "gpus": 0, "cpu": "2500m"})
+    assert (served.replicas, served.port, served.tensor_parallel) == (1, 8000, 1)
+    assert served.torch_threads() == 3
+    assert api.ServeSpec().engine == "vllm"

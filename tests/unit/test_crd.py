@@ -248,6 +248,21 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         with_spec(stages={"judge": {"tolerations": [{"operator": "Maybe"}]}}),
         "spec.stages.judge.tolerations[0].operator",
     ),
+    ("serve-replicas-zero", with_spec(serve={"replicas": 0}), "spec.serve.replicas"),
+    ("serve-port-privileged", with_spec(serve={"port": 80}), "spec.serve.port"),
+    ("serve-vllm-without-gpu", with_spec(serve={"gpus": 0}), "spec.serve.engine"),
+    (
+        "serve-tensor-parallel-above-gpus",
+        with_spec(serve={"gpus": 1, "tensorParallel": 2}),
+        "spec.serve.tensorParallel",
+    ),
+    (
+        "serve-tensor-parallel-on-transformers",
+        with_spec(serve={"engine": "transformers", "gpus": 2, "tensorParallel": 2}),
+        "spec.serve.tensorParallel",
+    ),
+    ("serve-unknown-engine", with_spec(serve={"engine": "tgi"}), "spec.serve.engine"),
+    ("serve-unknown-field", with_spec(serve={"replica": 2}), "spec.serve.replica"),
 ]
 
 

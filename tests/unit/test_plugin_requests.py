@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from selftaught.api import RunStatus, SelfTaughtRun
+from selftaught.api import RunStatus, SelfTaughtRun, ServingStatus
 from selftaught.phases import Stage
 from selftaught.plugin.requests import (
     PluginError,
@@ -14,7 +14,9 @@ from selftaught.plugin.requests import (
     latest_attempt,
     log_target,
     retry_patch,
+    served_service,
 )
+from tests.unit.planning import make_run
 
 
 def run_at(iteration: int, iterations: int = 3) -> SelfTaughtRun:
@@ -116,3 +118,28 @@ def test_compare_reads_the_best_iterations_scores_and_sums_gpu_hours() -> None:
     assert column.scores == {"rb": 0.8, "rb/Chat": 0.9}
     assert column.gpu_hours == pytest.approx(1.5)
     assert column.best_iteration == 1
+
+
+@pytest.mark.parametrize(
+    ("serve", "serving", "expected"),
+    [
+        pytest.param(None, None, "serves no judge: set spec.serve", id="no-serve"),
+        pytest.param({}, None, "has no judge server yet", id="not-created-yet"),
+        pytest.param({}, {"service": "demo-judge"}, "no evaluated judge", id="no-best-yet"),
+        pytest.param(
+            {"port": 9000}, {"service": "demo-judge", "modelUri": "s3://m", "iteration": 1},
+            ("demo-judge", 9000), id="served",
+        ),
+    ],
+)  # fmt: skip
+def test_served_service_names_the_judge_server_or_why_there_is_none(
+    serve: dict[str, Any] | None, serving: dict[str, Any] | None, expected: Any
+) -> None:
+    run = make_run(serve=serve) if serve is not None else make_run()
+    if serving is not None:
+        run.status.serving = ServingStatus.model_validate(serving)
+    if isinstance(expected, tuple):
+        assert served_service(run) == expected
+    else:
+        with pytest.raises(PluginError, match=expected):
+            served_service(run)

@@ -87,7 +87,11 @@ operator by tests/chart/test_rbac_covers_calls.py (which fails on a missing or a
     when stale or superseded (resumeFrom) or stuck.
   - pods: listed for exit codes, termination messages (the JSON summary) and stuck reasons;
     watched by kopf.
-  - services: a headless Service per multi-node training stage (owner GC removes it).
+  - services: a headless Service per multi-node training stage (owner GC removes it); the
+    judge server's Service (spec.serve): read to compare, patched when spec.serve.port changes,
+    deleted when spec.serve is removed.
+  - deployments: the judge server (spec.serve): created, read (rollout status) and watched,
+    patched once per new best judge, deleted when spec.serve is removed.
   - events: the run's story, and kopf's own warnings; both POST core/v1 Events.
   - configmaps (get): a run's configmap://name/key prompt templates, read and checked before
     its first Job (selftaught.controller.templates); never listed, watched or written.
@@ -113,7 +117,10 @@ whole cluster, namespaces (kopf follows them even when they are exact names).
   verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["create"]
+  verbs: ["create", "get", "patch", "delete"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

@@ -14,6 +14,7 @@ run event           create / resume (initial listing) / spec change -> enqueue t
 Job event           a child Job changed what a plan sees -> enqueue its owning run; a child
                     going away -> that reconcile reads the run fresh (is it still there?)
 pod event           a child pod changed (started, stuck, finished) -> enqueue its run
+Deployment event    the judge server's rollout moved (spec.serve) -> enqueue its run
 ==================  =====================================================================
 
 Event handlers have no kopf retries by design: they cannot fail (they only enqueue), and the
@@ -197,6 +198,30 @@ class Controller:
         if key is not None and self.queue is not None:
             self.queue.add(key, fresh=going)
 
+    def on_server(self, event_type: str | None, body: Any) -> None:
+        """The judge server's Deployment (spec.serve) changed its rollout: reconcile its run,
+        which reads it into status.serving. Updates that change nothing a status shows (and
+        our own writes, whose counts are unchanged) are skipped."""
+        meta = body.get("metadata", {})
+        uid = meta.get("uid", "")
+        status = body.get("status") or {}
+        seen = (
+            "server", meta.get("generation"), status.get("observedGeneration"),
+            status.get("replicas"), status.get("updatedReplicas"), status.get("readyReplicas"),
+        )  # fmt: skip
+        if event_type == "DELETED":
+            self._signatures.pop(uid, None)
+        elif self._signatures.get(uid) == seen:
+            return
+        else:
+            self._signatures[uid] = seen
+        run_uid = (meta.get("labels") or {}).get(names.LABEL_RUN_UID, "")
+        if not run_uid or run_uid in self.tombstones:
+            return
+        key = self.runs.key_of(run_uid)
+        if key is not None and self.queue is not None:
+            self.queue.add(key, fresh=event_type == "DELETED")
+
 
 def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     """A kopf registry with our handlers only (no module-level globals)."""
@@ -243,5 +268,9 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     @kopf.on.event("v1", "pods", labels=names.CHILD_SELECTOR, registry=registry)
     async def pod_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         controller.on_child(type, body)
+
+    @kopf.on.event("apps", "v1", "deployments", labels=names.CHILD_SELECTOR, registry=registry)
+    async def deployment_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        controller.on_server(type, body)
 
     return registry

@@ -14,11 +14,20 @@ list        batch        jobs                  the run's children when kopf's co
 create      batch        jobs                  start a stage attempt
 delete      batch        jobs                  stale or stuck attempts (background)
 list        ""           pods                  the same, for exit codes and summaries
-create      ""           services              multi-node training rendezvous (headless)
+create      ""           services              multi-node training rendezvous (headless),
+                                                 and the judge server's (spec.serve)
+get         ""           services              the judge server's Service: is it as built?
+patch       ""           services              ... replaced when spec.serve.port changed
+delete      ""           services              ... removed with spec.serve
+get         apps         deployments           the judge server: as built? rolled out?
+create      apps         deployments           serve the best judge (spec.serve)
+patch       apps         deployments           roll it to a new best judge (once per change)
+delete      apps         deployments           spec.serve removed
 create      ""           events                the run's story for ``kubectl describe``
 ==========  ===========  ====================  =========================================
 
-(kopf itself lists and watches selftaughtruns, jobs and pods, and lists namespaces and CRDs.)
+(kopf itself lists and watches selftaughtruns, jobs, pods and deployments, and lists namespaces
+and CRDs. The judge server's requests are in :mod:`.serving`, through :meth:`KubeApi.request`.)
 """
 
 from __future__ import annotations

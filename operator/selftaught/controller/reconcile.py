@@ -29,6 +29,7 @@ from selftaught.controller.apply import Applied, apply_plan
 from selftaught.controller.cache import Children
 from selftaught.controller.kube import ApiError, Conflict, KubeApi
 from selftaught.controller.observe import observe_jobs, summaries_missing
+from selftaught.controller.serving import sync_serving
 from selftaught.controller.templates import template_problem
 from selftaught.jobs import JobSettings
 from selftaught.metrics import Metrics
@@ -173,6 +174,15 @@ class Reconciler:
     def _apply(
         self, run: SelfTaughtRun, body: dict[str, Any], result: Plan, now: datetime
     ) -> Applied:
+        # The judge server first (spec.serve): what it records joins the one status write.
+        sync_serving(
+            self.api,
+            run,
+            result,
+            job_settings=self.job_settings,
+            now=now,
+            may_create=lambda: not self.buried(run.uid),
+        )
         return apply_plan(
             self.api,
             run,

@@ -65,6 +65,8 @@ METRICS: tuple[Metric, ...] = (
         (*_RUN, "iteration", "stage"),
         "GPU-seconds per iteration and stage.",
     ),
+    Metric("selftaught_serving_ready_replicas", "gauge", _RUN, "Ready judge-server pods."),
+    Metric("selftaught_serving_iteration", "gauge", _RUN, "Iteration the judge server serves."),
     Metric("selftaught_stage_duration_seconds", "histogram", ("stage",), "Finished stages."),
     Metric("selftaught_jobs_created_total", "counter", ("stage",), "Jobs created."),
     Metric("selftaught_jobs_failed_total", "counter", ("stage", "reason"), "Failed attempts."),

@@ -4,7 +4,9 @@ The judge speaks the OpenAI chat API (``selftaught serve`` locally, ``vllm serve
 cluster). The question is phrased with the project's own judging prompt in the style the model
 was trained on (the server's ``prompt_style`` extension; ``standard`` when it names none, as
 vLLM does), and the verdict is read with the same parser the evaluate stage uses. Plain
-``urllib``: one request, no new dependency for the plugin.
+``urllib`` to ``--url``; without it, the operator's judge server (``spec.serve``) through the
+API server's Service proxy (:meth:`selftaught.plugin.kube.Cluster.proxy`), so it works from a
+laptop with nothing but a kubeconfig.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,15 +50,30 @@ def _call(url: str, body: dict[str, Any] | None = None) -> Any:
         raise PluginError(f"cannot reach the judge at {url}: {error}") from None
 
 
+#: How a request reaches the judge: (path under the base, JSON body or None for a GET) -> JSON.
+Transport = Callable[[str, dict[str, Any] | None], Any]
+
+
+def direct(base: str) -> Transport:
+    """Plain HTTP to ``base`` (``--url``: a laptop's ``selftaught serve``, a port-forward)."""
+    base = base.rstrip("/")
+    return lambda path, body: _call(f"{base}{path}", body)
+
+
 def ask(
     base: str, *, model: str, question: str, answer_a: str, answer_b: str, samples: int,
-    max_tokens: int | None = None,
+    max_tokens: int | None = None, transport: Transport | None = None,
 ) -> Ruling:  # fmt: skip
-    """``samples`` judgments (greedy for one, temperature 0.7 for several) and their majority."""
+    """``samples`` judgments (greedy for one, temperature 0.7 for several) and their majority.
+
+    ``transport``: how requests travel (default: plain HTTP to ``base``; the plugin passes the
+    API server's Service proxy for an in-cluster judge); ``base`` then only names it.
+    """
     if not 1 <= samples <= 16:
         raise PluginError(f"--samples {samples} is out of range (1..16)")
     base = base.rstrip("/")
-    cards = _call(f"{base}/v1/models").get("data", [])
+    call = transport or direct(base)
+    cards = call("/v1/models", None).get("data", [])
     card = next((c for c in cards if c.get("id") == model), None)
     if card is None:
         served = ", ".join(str(c.get("id")) for c in cards) or "none"
@@ -69,7 +87,7 @@ def ask(
     }
     if max_tokens is not None:  # else the server's own default (what the context leaves)
         body["max_tokens"] = max_tokens
-    answer = _call(f"{base}/v1/chat/completions", body)
+    answer = call("/v1/chat/completions", body)
     texts = [str(choice["message"]["content"]) for choice in answer["choices"]]
     votes = Counter(v for v in map(parse_verdict, texts) if v is not None)
     top = votes.most_common()

@@ -14,6 +14,9 @@ from typing import Any
 from selftaught.api import GROUP, PLURAL, VERSION, SelfTaughtRun
 from selftaught.plugin.requests import PluginError
 
+#: Seconds one request through the Service proxy may take (a judgment by a large judge).
+TIMEOUT = 300.0
+
 
 class Cluster:
     """Reads and patches SelfTaughtRuns, lists pods, reads their logs in one namespace."""
@@ -92,6 +95,50 @@ class Cluster:
                 yield chunk.decode("utf-8", errors="replace")
         finally:
             response.release_conn()
+
+    def proxy(self, service: str, port: int) -> Any:
+        """A :data:`~selftaught.plugin.judging.Transport` to ``service:port`` through the API
+        server's Service proxy, with the kubeconfig's credentials (what ``kubectl proxy`` and
+        ``kubectl get --raw`` use): no port-forward, no in-cluster network needed."""
+        import json
+        from urllib.parse import quote
+
+        from urllib3.exceptions import HTTPError
+
+        base = f"/api/v1/namespaces/{quote(self.namespace)}/services/{quote(service)}:{port}/proxy"
+
+        def call(path: str, body: dict[str, Any] | None) -> Any:
+            method = "GET" if body is None else "POST"
+            headers = {"Accept": "application/json", "Content-Type": "application/json"}
+            verb, url, headers, payload, _ = self.client.param_serialize(
+                method, base + path, header_params=headers, body=body,
+                auth_settings=["BearerToken"],
+            )  # fmt: skip
+            try:
+                response = self.client.call_api(
+                    verb, url, header_params=headers, body=payload, _request_timeout=TIMEOUT
+                )
+                data = response.read()
+            except HTTPError as error:
+                raise PluginError(f"cannot reach the API server: {error}") from None
+            if response.status == 503:
+                raise PluginError(
+                    f"the judge server {service} has no ready replica yet (503 from the "
+                    "Service proxy): see the run's Serving condition"
+                )
+            if response.status >= 400:
+                raise PluginError(
+                    f"the judge server {service} answered {response.status} through the "
+                    f"Service proxy: {data.decode(errors='replace')[:300]}"
+                )
+            try:
+                return json.loads(data)
+            except ValueError:
+                raise PluginError(
+                    f"the judge server {service} sent no JSON: {data[:200]!r}"
+                ) from None
+
+        return call
 
 
 def _message(error: Any) -> str:

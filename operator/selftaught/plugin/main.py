@@ -23,6 +23,7 @@ from selftaught.plugin.requests import (
     latest_attempt,
     log_target,
     retry_patch,
+    served_service,
     stage_of,
     suspend_patch,
 )
@@ -110,13 +111,12 @@ def judge(cluster: Cluster, args: argparse.Namespace, console: Console) -> int:
 
     from selftaught.plugin.judging import ask
 
-    cluster.run(args.run)  # the run must exist; its name is the served model's id
-    if args.url is None:
-        raise PluginError(
-            f"run {args.run} has no serving endpoint in its status (spec.serve is not supported "
-            "by this operator yet): serve its best model (selftaught serve, vllm serve) and pass "
-            "--url"
-        )
+    run = cluster.run(args.run)  # the run must exist; its name is the served model's id
+    base, transport = args.url, None
+    if base is None:  # the operator's judge server (spec.serve), through the Service proxy
+        service, port = served_service(run)
+        base = run.status.serving.endpoint if run.status.serving else None
+        transport = cluster.proxy(service, port)
     answers = []
     for flag, name in (("--a", args.a), ("--b", args.b)):
         try:
@@ -124,8 +124,9 @@ def judge(cluster: Cluster, args: argparse.Namespace, console: Console) -> int:
         except OSError as error:
             raise PluginError(f"{flag} {name}: {error.strerror}") from None
     ruling = ask(
-        args.url, model=args.run, question=args.question, answer_a=answers[0],
+        base or "", model=args.run, question=args.question, answer_a=answers[0],
         answer_b=answers[1], samples=args.samples, max_tokens=args.max_tokens,
+        transport=transport,
     )  # fmt: skip
     for number, text in enumerate(ruling.judgments, start=1):
         print(f"--- judgment {number}\n{text}")
@@ -189,7 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--a", required=True, metavar="FILE", help="answer A")
     sub.add_argument("--b", required=True, metavar="FILE", help="answer B")
     sub.add_argument("--question", required=True, help="the user request both answers answer")
-    sub.add_argument("--url", help="the judge's OpenAI-compatible base URL")
+    sub.add_argument(
+        "--url",
+        help="the judge's OpenAI-compatible base URL (default: the run's judge server, "
+        "spec.serve, through the API server's Service proxy)",
+    )
     sub.add_argument("--samples", type=int, default=1, help="judgments; the majority wins")
     sub.add_argument("--max-tokens", type=int, help="per judgment (default: the server's)")
     sub.set_defaults(func=judge)

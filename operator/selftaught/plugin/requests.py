@@ -156,3 +156,20 @@ def comparison(name: str, status: RunStatus) -> Comparison:
         scores=scores,
         gpu_hours=sum(r.gpu_seconds for r in status.history) / 3600,
     )
+
+
+def served_service(run: SelfTaughtRun) -> tuple[str, int]:
+    """(Service, port) of the run's judge server, or why there is none to ask."""
+    serving = run.status.serving
+    if run.spec.serve is None:
+        raise PluginError(
+            f"run {run.name} serves no judge: set spec.serve (see docs/operator.md, "
+            "'Serve the best judge'), or pass --url"
+        )
+    if serving is None or serving.service is None:
+        raise PluginError(f"run {run.name} has no judge server yet (the operator creates it)")
+    if serving.model_uri is None:
+        raise PluginError(
+            f"run {run.name} has no evaluated judge to serve yet (phase {run.status.phase.value})"
+        )
+    return serving.service, run.spec.serve.port
