@@ -88,6 +88,13 @@ def _run(args: argparse.Namespace) -> int:
         console.print(f"[yellow]{escape(str(error))}[/yellow]")
         return 130
     console.print(f"status: {runner.directory.status_path}")
+    if status.phase == "Succeeded" and status.best_model is not None:
+        # spec.serve is the operator's (a Deployment); on one machine the judge is served here.
+        console.print(
+            f"serve the best judge: selftaught serve {runner.directory.root}",
+            soft_wrap=True,
+            markup=False,
+        )
     return 0 if status.phase == "Succeeded" else 1
 
 

@@ -66,6 +66,9 @@ class DeploymentController:
         self._runs: dict[str, asyncio.Task[None]] = {}
         #: (namespace, pod) -> (deployment uid, the pod's resourceVersion at creation)
         self._owner_of_pod: dict[tuple[str, str], tuple[str, int]] = {}
+        #: Tasks cancelled but maybe not finished yet: awaited at shutdown, so no coroutine is
+        #: left for the garbage collector to close after the loop is gone.
+        self._stopping: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         try:
@@ -76,7 +79,12 @@ class DeploymentController:
         finally:
             for task in self._runs.values():
                 task.cancel()
-            await asyncio.gather(*self._runs.values(), return_exceptions=True)
+            await asyncio.gather(*self._runs.values(), *self._stopping, return_exceptions=True)
+
+    def _cancel(self, task: asyncio.Task[None]) -> None:
+        task.cancel()
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     async def _watch(self, path: str, handle: Callable[[str, dict[str, Any]], None]) -> None:
         """List, then watch from there; relist on 410 or a broken stream."""
@@ -126,7 +134,7 @@ class DeploymentController:
         if kind == "DELETED":
             task = self._runs.pop(uid, None)
             if task is not None:
-                task.cancel()
+                self._cancel(task)
             return
         managed = self._managed.get(uid)
         if managed is None:
@@ -146,7 +154,7 @@ class DeploymentController:
         managed.pods.pop(key[1], None)
         task = managed.tasks.pop(key[1], None)
         if task is not None:
-            task.cancel()
+            self._cancel(task)
         managed.wake.set()
 
     async def _manage(self, uid: str) -> None:
@@ -266,11 +274,10 @@ class DeploymentController:
         if task is not None:
             asyncio.get_running_loop().call_later(DRAIN_SECONDS, self._kill, managed, name)
 
-    @staticmethod
-    def _kill(managed: _Managed, name: str) -> None:
+    def _kill(self, managed: _Managed, name: str) -> None:
         task = managed.tasks.pop(name, None)
         if task is not None:
-            task.cancel()
+            self._cancel(task)
 
     async def _sync_replica_set(
         self, managed: _Managed, rs: dict[str, Any], pods: list[rollout.PodView], replicas: int

@@ -135,6 +135,7 @@ def test_a_local_run_completes_with_status_artifacts_table_and_plot(
     assert (run_dir / "accuracy.png").stat().st_size > 1000
     assert "kept/sampled" in finished.stdout
     assert "heldout" in finished.stdout
+    assert f"serve the best judge: selftaught serve {run_dir}" in finished.stdout
     shown = subprocess.run(
         [sys.executable, "-m", "selftaught.cli", "status", str(run_dir)],
         env=environment(cache),

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from prometheus_client import generate_latest
 
-from selftaught.api import IterationRecord, RunStatus, SelfTaughtRun
+from selftaught.api import IterationRecord, RunStatus, SelfTaughtRun, ServingStatus
 from selftaught.metrics import (
     Metrics,
     finished_stages,
@@ -290,6 +290,7 @@ def test_the_catalog_lists_every_exported_family_with_its_labels() -> None:
     """The dashboard and alerts are checked against the catalog; the catalog against this."""
     metrics = Metrics()
     run = finished_run(stages={"train": {"gpus": 1}})
+    run.status.serving = ServingStatus(iteration=2, ready_replicas=1)  # a served judge too
     metrics.observe_run(run)
     metrics.observe_transition(run.model_copy(update={"status": RunStatus()}), run.status)
     metrics.job_failed(Stage.TRAIN, "OOMKilled")
