@@ -36,7 +36,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 test: setup system lint
-	$(BIN)/pytest tests
+	$(BIN)/pytest --durations=30 tests
 
 fast: setup
 	$(BIN)/pytest -m "not slow and not e2e" tests

@@ -554,14 +554,17 @@ class ApiServer:
                         await response.write(
                             json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n"
                         )
-                try:
-                    wait = max(0.01, min(0.25, deadline - now))
-                    backlog = [await asyncio.wait_for(queue.get(), wait)]
+                wait = max(0.01, min(0.25, deadline - now))
+                try:  # asyncio.timeout: wait_for can turn a cancellation into TimeoutError
+                    async with asyncio.timeout(wait):
+                        first = await queue.get()
+                except TimeoutError:
+                    backlog = []
+                else:
+                    backlog = [first]
                     received = time.monotonic()
                     while not queue.empty():
                         backlog.append(queue.get_nowait())
-                except TimeoutError:
-                    backlog = []
             return response
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             return aiohttp.web.Response(status=499)

@@ -168,8 +168,12 @@ class DeploymentController:
                     pass  # a conflict, a deleted object, a fault: the next round retries
                 except Exception:  # a bug here must show, and not stop the Deployment for good
                     _log.exception("reconciling %s", managed.deployment["metadata"]["name"])
+                # asyncio.timeout, not wait_for: on Python 3.11 a cancellation that meets
+                # wait_for's own timeout can come out as TimeoutError, which the suppress would
+                # swallow, leaving a "cancelled" task looping on forever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(managed.wake.wait(), 1.0)
+                    async with asyncio.timeout(1.0):
+                        await managed.wake.wait()
         finally:
             for task in managed.tasks.values():
                 task.cancel()
