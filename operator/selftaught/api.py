@@ -915,7 +915,39 @@ class Toleration(Model):
     )
 
 
-class StageResources(Model):
+class Placement(Model):
+    """Where pods may run: the scheduling fields a stage's Jobs and the judge server share."""
+
+    node_selector: dict[str, LabelValue] = Field(
+        default_factory=dict,
+        description="Node labels the pods must match: keys are label keys (an optional "
+        "DNS-subdomain prefix and '/', then at most 63 characters), values label values.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"self.all(k, k.matches({cel_string(k8s.QUALIFIED_NAME)}) && "
+                    f"!k.matches({cel_string(k8s.QUALIFIED_NAME_LONG_PREFIX)}))",
+                    f"every key must be a label key: {k8s.QUALIFIED_NAME_MESSAGE}",
+                )
+            ]
+        },
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, description="Taints the pods tolerate (GPU nodes usually have one)."
+    )
+    affinity: dict[str, Any] | None = Field(
+        default=None,
+        description="core/v1 Affinity, passed through to the pods unchanged.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    priority_class_name: ObjectName | None = Field(
+        default=None,
+        description="PriorityClass name of the pods (scheduling order and preemption; a "
+        "DNS-1123 subdomain).",
+    )
+
+
+class StageResources(Placement):
     """Where and how one stage's pods run."""
 
     gpus: int = Field(
@@ -951,33 +983,6 @@ class StageResources(Model):
     )
     image: Image | None = Field(
         default=None, description="Worker image for this stage; default: spec.worker.image."
-    )
-    node_selector: dict[str, LabelValue] = Field(
-        default_factory=dict,
-        description="Node labels the pods must match: keys are label keys (an optional "
-        "DNS-subdomain prefix and '/', then at most 63 characters), values label values.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    f"self.all(k, k.matches({cel_string(k8s.QUALIFIED_NAME)}) && "
-                    f"!k.matches({cel_string(k8s.QUALIFIED_NAME_LONG_PREFIX)}))",
-                    f"every key must be a label key: {k8s.QUALIFIED_NAME_MESSAGE}",
-                )
-            ]
-        },
-    )
-    tolerations: list[Toleration] = Field(
-        default_factory=list, description="Taints the pods tolerate (GPU nodes usually have one)."
-    )
-    affinity: dict[str, Any] | None = Field(
-        default=None,
-        description="core/v1 Affinity, passed through to the pods unchanged.",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
-    )
-    priority_class_name: ObjectName | None = Field(
-        default=None,
-        description="PriorityClass name of the stage's pods (scheduling order and preemption; a "
-        "DNS-1123 subdomain).",
     )
     queue_name: str | None = Field(
         default=None,
@@ -1226,7 +1231,7 @@ class ResumeFrom(Model):
     )
 
 
-class ServeSpec(Model):
+class ServeSpec(Placement):
     """Serve the run's best judge behind an OpenAI-compatible HTTP API.
 
     When set, the operator owns a Deployment and a ClusterIP Service (both named
@@ -1283,30 +1288,6 @@ class ServeSpec(Model):
     )
     image: Image | None = Field(
         default=None, description="Server image; default: spec.worker.image."
-    )
-    node_selector: dict[str, LabelValue] = Field(
-        default_factory=dict,
-        description="Node labels the server pods must match (label keys and values).",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    f"self.all(k, k.matches({cel_string(k8s.QUALIFIED_NAME)}) && "
-                    f"!k.matches({cel_string(k8s.QUALIFIED_NAME_LONG_PREFIX)}))",
-                    f"every key must be a label key: {k8s.QUALIFIED_NAME_MESSAGE}",
-                )
-            ]
-        },
-    )
-    tolerations: list[Toleration] = Field(
-        default_factory=list, description="Taints the server pods tolerate."
-    )
-    affinity: dict[str, Any] | None = Field(
-        default=None,
-        description="core/v1 Affinity, passed through to the server pods unchanged.",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
-    )
-    priority_class_name: ObjectName | None = Field(
-        default=None, description="PriorityClass name of the server pods."
     )
     queue_name: str | None = Field(
         default=None,

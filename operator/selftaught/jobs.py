@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from selftaught import names
-from selftaught.api import API_VERSION, KIND, SelfTaughtRun, StageResources
+from selftaught.api import API_VERSION, KIND, Placement, SelfTaughtRun, StageResources
 from selftaught.phases import EXIT_BAD_INPUT, Stage
 from selftaught.plan import CreateJob
 from selftaught.pod import CACHE_ENV, PUSHGATEWAY_ENV, TASK_ENV
@@ -249,10 +249,25 @@ def _pod_spec(
     *,
     multi_node: bool,
 ) -> dict[str, Any]:
+    container = _container(run, create, resources, settings, multi_node=multi_node)
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        **restricted_pod(run, resources, settings, container),
+    }
+    if multi_node:
+        pod["subdomain"] = _service(create)
+    return pod
+
+
+def restricted_pod(
+    run: SelfTaughtRun, placement: Placement, settings: JobSettings, container: dict[str, Any]
+) -> dict[str, Any]:
+    """The pod spec every pod of a run shares (stage Jobs and the judge server alike): the
+    restricted Pod Security profile, no API token, the worker's service account and pull
+    secrets, the run's volumes, and where the pods may be scheduled."""
     worker = run.spec.worker
     uid = settings.run_as_user
     pod: dict[str, Any] = {
-        "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": {
@@ -262,23 +277,21 @@ def _pod_spec(
             "fsGroup": uid,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [_container(run, create, resources, settings, multi_node=multi_node)],
+        "containers": [container],
         "volumes": pod_volumes(run, settings),
     }
-    if multi_node:
-        pod["subdomain"] = _service(create)
     if worker.service_account_name:
         pod["serviceAccountName"] = worker.service_account_name
     if worker.image_pull_secrets:
         pod["imagePullSecrets"] = [ref.dump() for ref in worker.image_pull_secrets]
-    if resources.node_selector:
-        pod["nodeSelector"] = dict(resources.node_selector)
-    if resources.tolerations:
-        pod["tolerations"] = [t.dump() for t in resources.tolerations]
-    if resources.affinity:
-        pod["affinity"] = resources.affinity
-    if resources.priority_class_name:
-        pod["priorityClassName"] = resources.priority_class_name
+    if placement.node_selector:
+        pod["nodeSelector"] = dict(placement.node_selector)
+    if placement.tolerations:
+        pod["tolerations"] = [t.dump() for t in placement.tolerations]
+    if placement.affinity:
+        pod["affinity"] = placement.affinity
+    if placement.priority_class_name:
+        pod["priorityClassName"] = placement.priority_class_name
     return pod
 
 

@@ -250,34 +250,8 @@ def _pod_spec(
     model_uri: str,
     iteration: int,
 ) -> dict[str, Any]:
-    worker = run.spec.worker
-    uid = settings.run_as_user
-    pod: dict[str, Any] = {
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": uid,
-            "runAsGroup": uid,
-            "fsGroup": uid,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [_container(run, serve, settings, model_uri=model_uri, iteration=iteration)],
-        "volumes": jobs.pod_volumes(run, settings),
-    }
-    if worker.service_account_name:
-        pod["serviceAccountName"] = worker.service_account_name
-    if worker.image_pull_secrets:
-        pod["imagePullSecrets"] = [ref.dump() for ref in worker.image_pull_secrets]
-    if serve.node_selector:
-        pod["nodeSelector"] = dict(serve.node_selector)
-    if serve.tolerations:
-        pod["tolerations"] = [t.dump() for t in serve.tolerations]
-    if serve.affinity:
-        pod["affinity"] = serve.affinity
-    if serve.priority_class_name:
-        pod["priorityClassName"] = serve.priority_class_name
-    return pod
+    container = _container(run, serve, settings, model_uri=model_uri, iteration=iteration)
+    return jobs.restricted_pod(run, serve, settings, container)
 
 
 def _container(
