@@ -947,28 +947,78 @@ class Placement(Model):
     )
 
 
-class StageResources(Placement):
-    """Where and how one stage's pods run."""
+class Compute(Placement):
+    """What each pod gets (a stage's or the judge server's): GPUs, CPU, memory, engine."""
 
     gpus: int = Field(
         default=1,
         ge=0,
         le=64,
-        description="GPUs (nvidia.com/gpu) requested per pod; 0 runs the stage on CPU.",
+        description="GPUs (nvidia.com/gpu) requested per pod; 0 runs on CPU.",
     )
+
     cpu: Quantity = Field(
         default="4", description="CPU request per pod: a quantity ('500m', '4' or 4)."
     )
+
     memory: Quantity = Field(
         default="32Gi", description="Memory request and limit per pod: a quantity ('16Gi')."
     )
+
     engine: Literal["vllm", "transformers"] = Field(
         default="vllm",
         description="Generation engine: vllm (GPU, production) or transformers (CPU or one GPU).",
     )
+
     tensor_parallel: int = Field(
         default=1, ge=1, le=64, description="GPUs one model replica spans (vLLM)."
     )
+
+    threads: int | None = Field(
+        default=None, ge=1, le=512, description="Torch CPU threads; default: the CPU request."
+    )
+
+    image: Image | None = Field(
+        default=None, description="Image of these pods; default: spec.worker.image."
+    )
+
+    def torch_threads(self) -> int:
+        """CPU threads for torch and OpenMP: ``threads`` if set, else the CPU request rounded
+        half-up, at least 1 ("4" -> 4, "2500m" -> 3, "500m" -> 1).
+
+        One rule for both sides of the pod: the Job's ``OMP_NUM_THREADS`` and the worker's
+        ``torch.set_num_threads``. Half-up, not down: the request is not a limit (Jobs set no
+        CPU limit, so no CFS quota throttles the extra thread), and a 2.5-core request with 2
+        threads would leave half a core idle. A quantity this cannot read gives 1.
+        """
+        if self.threads:
+            return int(self.threads)
+        text = self.cpu.strip()
+        try:
+            cores = float(text[:-1]) / 1000.0 if text.endswith("m") else float(text)
+        except ValueError:
+            return 1
+        return max(1, int(cores + 0.5))
+
+
+#: The rules every :class:`Compute` holds (each subclass adds its own to its schema's list).
+COMPUTE_RULES = [
+    cel(
+        "self.engine != 'vllm' || self.gpus >= 1",
+        "engine vllm needs gpus >= 1",
+        field_path=".engine",
+    ),
+    cel(
+        "self.engine != 'vllm' || self.tensorParallel <= self.gpus",
+        "tensorParallel must not exceed gpus",
+        field_path=".tensorParallel",
+    ),
+]
+
+
+class StageResources(Compute):
+    """Where and how one stage's pods run."""
+
     shards: int = Field(
         default=1,
         ge=1,
@@ -977,12 +1027,6 @@ class StageResources(Placement):
     )
     nodes: int = Field(
         default=1, ge=1, le=256, description="Nodes for training (torchrun over an Indexed Job)."
-    )
-    threads: int | None = Field(
-        default=None, ge=1, le=512, description="Torch CPU threads; default: the CPU request."
-    )
-    image: Image | None = Field(
-        default=None, description="Worker image for this stage; default: spec.worker.image."
     )
     queue_name: str | None = Field(
         default=None,
@@ -1020,16 +1064,7 @@ class StageResources(Placement):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel(
-                    "self.engine != 'vllm' || self.gpus >= 1",
-                    "engine vllm needs gpus >= 1",
-                    field_path=".engine",
-                ),
-                cel(
-                    "self.engine != 'vllm' || self.tensorParallel <= self.gpus",
-                    "tensorParallel must not exceed gpus",
-                    field_path=".tensorParallel",
-                ),
+                *COMPUTE_RULES,
                 cel(
                     "self.nodes == 1 || self.gpus >= 1",
                     "multi-node training needs gpus >= 1",
@@ -1038,24 +1073,6 @@ class StageResources(Placement):
             ]
         }
     )
-
-    def torch_threads(self) -> int:
-        """CPU threads for torch and OpenMP: ``threads`` if set, else the CPU request rounded
-        half-up, at least 1 ("4" -> 4, "2500m" -> 3, "500m" -> 1).
-
-        One rule for both sides of the pod: the Job's ``OMP_NUM_THREADS`` and the worker's
-        ``torch.set_num_threads``. Half-up, not down: the request is not a limit (Jobs set no
-        CPU limit, so no CFS quota throttles the extra thread), and a 2.5-core request with 2
-        threads would leave half a core idle. A quantity this cannot read gives 1.
-        """
-        if self.threads:
-            return int(self.threads)
-        text = self.cpu.strip()
-        try:
-            cores = float(text[:-1]) / 1000.0 if text.endswith("m") else float(text)
-        except ValueError:
-            return 1
-        return max(1, int(cores + 0.5))
 
     def pods(self, stage: Stage | str) -> int:
         """Pods one attempt of ``stage`` runs: ``shards`` for the stages that shard (pairs,
@@ -1231,41 +1248,19 @@ class ResumeFrom(Model):
     )
 
 
-class ServeSpec(Placement):
+class ServeSpec(Compute):
     """Serve the run's best judge behind an OpenAI-compatible HTTP API.
 
-    When set, the operator owns a Deployment and a ClusterIP Service (both named
-    ``<run>-judge``) running the judge server on ``status.bestModel``. A new best iteration
-    rolls the Deployment to it once, a ready new replica first, so the endpoint never goes
-    down. Removing ``serve`` deletes both; deleting the run deletes them by owner reference.
+    ``engine: vllm`` runs ``vllm serve``; ``transformers`` the project's own OpenAI-compatible
+    server (CPU or one GPU: small judges and tests). When set, the operator owns a Deployment
+    and a ClusterIP Service (both named ``<run>-judge``) running the judge server on
+    ``status.bestModel``. A new best iteration rolls the Deployment to it once, a ready new
+    replica first, so the endpoint never goes down. Removing ``serve`` deletes both; deleting
+    the run deletes them by owner reference.
     """
 
     replicas: int = Field(
         default=1, ge=1, le=64, description="Server pods (each one loads the whole model)."
-    )
-    engine: Literal["vllm", "transformers"] = Field(
-        default="vllm",
-        description="Server: vllm (vllm serve, GPU, production) or transformers (the project's "
-        "own OpenAI-compatible server; CPU or one GPU, for small judges and tests).",
-    )
-    gpus: int = Field(
-        default=1,
-        ge=0,
-        le=64,
-        description="GPUs (nvidia.com/gpu) requested per server pod; 0 serves on CPU.",
-    )
-    tensor_parallel: int = Field(
-        default=1, ge=1, le=64, description="GPUs one model replica spans (vLLM)."
-    )
-    cpu: Quantity = Field(
-        default="4", description="CPU request per server pod: a quantity ('500m', '4' or 4)."
-    )
-    memory: Quantity = Field(
-        default="32Gi",
-        description="Memory request and limit per server pod: a quantity ('16Gi').",
-    )
-    threads: int | None = Field(
-        default=None, ge=1, le=512, description="Torch CPU threads; default: the CPU request."
     )
     port: int = Field(
         default=8000,
@@ -1286,9 +1281,6 @@ class ServeSpec(Placement):
         description="Further arguments for vllm serve (e.g. ['--gpu-memory-utilization', "
         "'0.85']), appended as given; not used by the transformers engine.",
     )
-    image: Image | None = Field(
-        default=None, description="Server image; default: spec.worker.image."
-    )
     queue_name: str | None = Field(
         default=None,
         description="Kueue LocalQueue (a DNS-1123 subdomain of at most 63 characters): the "
@@ -1301,16 +1293,7 @@ class ServeSpec(Placement):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel(
-                    "self.engine != 'vllm' || self.gpus >= 1",
-                    "engine vllm needs gpus >= 1",
-                    field_path=".engine",
-                ),
-                cel(
-                    "self.engine != 'vllm' || self.tensorParallel <= self.gpus",
-                    "tensorParallel must not exceed gpus",
-                    field_path=".tensorParallel",
-                ),
+                *COMPUTE_RULES,
                 cel(
                     "self.engine == 'vllm' || self.tensorParallel == 1",
                     "tensorParallel needs engine vllm",
@@ -1319,11 +1302,6 @@ class ServeSpec(Placement):
             ]
         }
     )
-
-    def torch_threads(self) -> int:
-        """CPU threads of a transformers server: the stages' rule (:meth:`StageResources.
-        torch_threads`), so a server and a stage with the same request use the same count."""
-        return StageResources(cpu=self.cpu, threads=self.threads, gpus=0).torch_threads()
 
 
 class RunSpec(Model):

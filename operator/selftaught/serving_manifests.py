@@ -117,7 +117,12 @@ def build_deployment(
             "labels": pod_labels,
             "annotations": {MODEL_ANNOTATION: model_uri, ITERATION_ANNOTATION: str(iteration)},
         },
-        "spec": _pod_spec(run, serve, settings, model_uri=model_uri, iteration=iteration),
+        "spec": jobs.restricted_pod(
+            run,
+            serve,
+            settings,
+            _container(run, serve, settings, model_uri=model_uri, iteration=iteration),
+        ),
     }
     manifest: dict[str, Any] = {
         "apiVersion": "apps/v1",
@@ -240,18 +245,6 @@ def _serve(run: SelfTaughtRun) -> ServeSpec:
 def _hashed(manifest: dict[str, Any]) -> dict[str, Any]:
     manifest["metadata"]["annotations"] = {SPEC_HASH_ANNOTATION: spec_hash(manifest)}
     return manifest
-
-
-def _pod_spec(
-    run: SelfTaughtRun,
-    serve: ServeSpec,
-    settings: jobs.JobSettings,
-    *,
-    model_uri: str,
-    iteration: int,
-) -> dict[str, Any]:
-    container = _container(run, serve, settings, model_uri=model_uri, iteration=iteration)
-    return jobs.restricted_pod(run, serve, settings, container)
 
 
 def _container(
