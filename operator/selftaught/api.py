@@ -996,9 +996,9 @@ class Compute(Placement):
         text = self.cpu.strip()
         try:
             cores = float(text[:-1]) / 1000.0 if text.endswith("m") else float(text)
-        except ValueError:
+            return max(1, int(cores + 0.5))
+        except (ValueError, OverflowError):  # OverflowError: '1E400' reads as infinity
             return 1
-        return max(1, int(cores + 0.5))
 
 
 #: The rules every :class:`Compute` holds (each subclass adds its own to its schema's list).

@@ -434,6 +434,7 @@ def test_settings_are_applied() -> None:
         pytest.param({"cpu": "2500m"}, 3, id="rounds-half-up"),
         pytest.param({"cpu": "1.4"}, 1, id="rounds-down"),
         pytest.param({"cpu": "8", "threads": 2}, 2, id="explicit-threads-win"),
+        pytest.param({"cpu": "1E400"}, 1, id="unreadably-large-request"),
     ],
 )
 def test_the_pod_and_its_worker_use_the_same_thread_count(
